@@ -1,0 +1,859 @@
+"""The config file and the rule files: load, validate, and freeze.
+
+Every problem in every file is collected before anything is reported, and
+each names its file, line and key (``ConfigError.problems``), so an operator
+fixes a broken config in one pass. Unknown keys are errors. ``${VAR}`` and
+``${VAR:-default}`` are expanded in string values; a webhook URL may come from
+a file (``url_file``). Relative paths are read from the config file's folder.
+
+Each component receives its own frozen part of the result: a source its
+``FileSourceConfig``, the Discord sink its ``DestinationConfig`` and so on.
+"""
+
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import re
+import socket
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+from tailhook import _yaml
+from tailhook._units import parse_duration, parse_size
+from tailhook.events import Mentions, Severity, Style
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "Config",
+    "ConfigError",
+    "DestinationConfig",
+    "FileSourceConfig",
+    "HttpConfig",
+    "JournaldSourceConfig",
+    "ProbeConfig",
+    "Problem",
+    "RouteConfig",
+    "RuleConfig",
+    "SourceConfig",
+    "SpoolConfig",
+    "StormConfig",
+    "WebhookUrl",
+    "load_config",
+    "load_rules",
+    "template_fields",
+]
+
+DEFAULT_CONFIG_PATH = "/etc/tailhook/tailhook.yaml"
+T = TypeVar("T")
+_NONE: tuple[str, ...] = ()
+_DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
+
+
+# ── problems ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in one file, at one line, under one key."""
+
+    file: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config or a rule file is invalid; ``problems`` lists every fault found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        problems = list(problems)
+        files = {p.file: i for i, p in reversed(list(enumerate(problems)))}
+        self.problems = tuple(sorted(problems, key=lambda p: (files[p.file], p.line)))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# ── the frozen result ───────────────────────────────────────────────────────
+
+
+class WebhookUrl:
+    """A Discord webhook URL. Its token is a secret: ``str`` and ``repr`` hide it.
+
+    Only ``reveal()`` gives the real URL, for the HTTP request itself.
+    """
+
+    __slots__ = ("_url", "id", "redacted")
+
+    _PATH = re.compile(r"^(?P<base>.*/webhooks/(?P<id>\d{1,25}))/(?P<token>[A-Za-z0-9_.\-]{1,200})/?$")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url.strip())
+        found = self._PATH.match(parts.path)
+        if parts.scheme not in ("http", "https") or not parts.hostname or found is None:
+            raise ValueError("not a Discord webhook URL; expected https://discord.com/api/webhooks/ID/TOKEN")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("a webhook URL must use https (plain http is allowed only on loopback, for tests)")
+        if parts.query or parts.fragment:
+            raise ValueError("a webhook URL takes no query or fragment; use thread_id for threads")
+        self._url = f"{parts.scheme}://{parts.netloc}{found.group('base')}/{found.group('token')}"
+        self.id = found.group("id")
+        self.redacted = f"{parts.scheme}://{parts.netloc}{found.group('base')}/***"
+
+    def reveal(self) -> str:
+        """The URL with its token, for the request line and nothing else."""
+        return self._url
+
+    @property
+    def token(self) -> str:
+        return self._url.rsplit("/", 1)[1]
+
+    def __repr__(self) -> str:
+        return f"WebhookUrl({self.redacted!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WebhookUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class FileSourceConfig:
+    name: str
+    paths: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    start_at: Literal["end", "beginning"] = "end"
+    max_line_bytes: int = 64 * 1024
+    rescan_interval: float = 10.0
+    """Seconds between safety rescans of the globs, besides filesystem events."""
+    type: Literal["file"] = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class JournaldSourceConfig:
+    name: str
+    units: tuple[str, ...] = ()
+    priority: int = 7
+    """Entries of this syslog priority (0 emerg … 7 debug) and more urgent."""
+    directory: str | None = None
+    """Read journal files from this folder instead of the system journal."""
+    start_at: Literal["end", "beginning"] = "end"
+    type: Literal["journald"] = "journald"
+
+
+SourceConfig = FileSourceConfig | JournaldSourceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StormConfig:
+    window: float = 60.0
+    """Seconds of one storm window per rule key."""
+    max_per_window: int = 3
+    digest: bool = True
+    """At the end of a window, send one digest of what was held back."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    name: str
+    file: str
+    line: int
+    match: str
+    severity: Severity = Severity.WARNING
+    exclude: str | None = None
+    key: str | None = None
+    title: str | None = None
+    description: str = ""
+    sources: tuple[str, ...] | None = None
+    storm: StormConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationConfig:
+    name: str
+    url: WebhookUrl
+    username: str | None = None
+    avatar_url: str | None = None
+    thread_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    to: tuple[str, ...]
+    severities: frozenset[Severity] | None = None
+    rules: frozenset[str] | None = None
+    sources: frozenset[str] | None = None
+    style: Style = Style.FULL
+    mentions: Mentions = field(default_factory=Mentions)
+    continue_: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    mode: Literal["get", "message", "off"] = "get"
+    on_failure: Literal["exit", "warn"] = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    max_bytes: int = _DEFAULT_SPOOL_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: str | None = None
+    """``host:port`` for /healthz /readyz /metrics; ``None`` serves nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    state_dir: Path
+    host: str
+    sources: tuple[SourceConfig, ...]
+    rule_paths: tuple[str, ...]
+    rules: tuple[RuleConfig, ...]
+    destinations: Mapping[str, DestinationConfig]
+    routes: tuple[RouteConfig, ...]
+    storm: StormConfig = StormConfig()
+    probe: ProbeConfig = ProbeConfig()
+    spool: SpoolConfig = SpoolConfig()
+    http: HttpConfig = HttpConfig()
+
+
+# ── reading one file ────────────────────────────────────────────────────────
+
+_MISSING: Any = object()
+_ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class _File:
+    """Collects the problems of one file while its values are read."""
+
+    def __init__(self, name: str, problems: list[Problem]) -> None:
+        self.name = name
+        self.problems = problems
+
+    def problem(self, line: int, key: str, message: str) -> None:
+        self.problems.append(Problem(self.name, line, key, message))
+
+    def section(self, value: Any, key: str, line: int) -> _Section | None:
+        if value is None:
+            value = _yaml.LocatedDict()
+            value.line, value.lines, value.duplicates = line, {}, []
+        if not isinstance(value, _yaml.LocatedDict):
+            self.problem(line, key, f"must be a mapping of keys to values, not {_kind(value)}")
+            return None
+        return _Section(self, value, key)
+
+
+class _Section:
+    """One mapping of a file: values are taken by key, leftovers are errors."""
+
+    def __init__(self, file: _File, mapping: _yaml.LocatedDict, path: str) -> None:
+        self.file = file
+        self.mapping = mapping
+        self.path = path
+        self.taken: set[str] = set()
+        for key, line in mapping.duplicates:
+            file.problem(line, self.key(str(key)), "given twice; the second would silently win")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def line(self, name: str) -> int:
+        return self.mapping.lines.get(name, self.mapping.line)
+
+    def has(self, name: str) -> bool:
+        return name in self.mapping
+
+    def get(self, name: str, convert: Callable[[Any], T], default: T = _MISSING) -> T:
+        """The value of *name* converted, or *default*; a problem if it is invalid."""
+        self.taken.add(name)
+        if name not in self.mapping or self.mapping[name] is None:
+            if default is _MISSING:
+                self.file.problem(self.mapping.line, self.key(name), "is required")
+            return default
+        try:
+            return convert(_expand(self.mapping[name]))
+        except ValueError as exc:
+            self.file.problem(self.line(name), self.key(name), str(exc))
+            return default
+
+    def raw(self, name: str) -> Any:
+        self.taken.add(name)
+        return self.mapping.get(name)
+
+    def sub(self, name: str) -> _Section | None:
+        self.taken.add(name)
+        return self.file.section(self.mapping.get(name), self.key(name), self.line(name))
+
+    def items(self, name: str) -> list[tuple[Any, str, int]]:
+        """The items of the list under *name*, each with its key path and line."""
+        self.taken.add(name)
+        value = self.mapping.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, _yaml.LocatedList):
+            self.file.problem(self.line(name), self.key(name), f"must be a list, not {_kind(value)}")
+            return []
+        return [(item, f"{self.key(name)}[{i}]", value.lines[i]) for i, item in enumerate(value)]
+
+    def done(self) -> None:
+        for key in self.mapping:
+            if key not in self.taken:
+                self.file.problem(self.line(key), self.key(str(key)), "unknown key")
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _expand(value: Any) -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in strings, recursively in lists."""
+    if isinstance(value, str):
+        return _ENV.sub(_env_value, value)
+    if isinstance(value, _yaml.LocatedList):
+        expanded = _yaml.LocatedList(_expand(item) for item in value)
+        expanded.line, expanded.lines = value.line, value.lines
+        return expanded
+    return value
+
+
+def _env_value(found: re.Match[str]) -> str:
+    name, default = found.group("name"), found.group("default")
+    value = os.environ.get(name)
+    if value is None or (value == "" and default is not None):
+        if default is None:
+            raise ValueError(f"environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+        return default
+    return value
+
+
+# ── converters: value → typed value, or ValueError with a message ──────────
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"must be a string, not {_kind(value)}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (_str(value),)
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of strings, not {_kind(value)}")
+    return tuple(_str(item) for item in value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_kind(value)}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of at least 1, not {_kind(value)}")
+    return value
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _choice(*choices: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return cast(str, value)
+
+    return convert
+
+
+def _name(value: Any) -> str:
+    text = _str(value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", text):
+        raise ValueError(f"{text!r} is not a name: use letters, digits, '-', '_' and '.', at most 64")
+    return text
+
+
+def _severity(value: Any) -> Severity:
+    return Severity.parse(_str(value))
+
+
+def _severities(value: Any) -> frozenset[Severity]:
+    return frozenset(_severity(item) for item in _str_list(value))
+
+
+def _snowflakes(value: Any) -> tuple[str, ...]:
+    items = tuple(str(item) for item in (value if isinstance(value, list) else [value]))
+    for item in items:
+        if not re.fullmatch(r"\d{15,25}", item):
+            raise ValueError(f"{item!r} is not a Discord ID (a number of 17 to 20 digits)")
+    return items
+
+
+def _regex(value: Any) -> str:
+    pattern = _str(value)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"regex does not compile: {exc}") from None
+    return pattern
+
+
+_JOURNAL_PRIORITIES = {
+    "emerg": 0,
+    "alert": 1,
+    "crit": 2,
+    "err": 3,
+    "error": 3,
+    "warning": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
+
+
+def _journal_priority(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
+        return value
+    found = _JOURNAL_PRIORITIES.get(str(value).lower())
+    if found is None:
+        raise ValueError(f"must be a syslog priority 0..7 or one of {', '.join(_JOURNAL_PRIORITIES)}")
+    return found
+
+
+def _listen(value: Any) -> str | None:
+    text = _str(value)
+    if text in ("off", "none"):
+        return None
+    _, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port, such as 127.0.0.1:9420")
+    return text
+
+
+# ── the main file ───────────────────────────────────────────────────────────
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and validate *path* and every rule file it names.
+
+    Raises ``ConfigError`` listing every problem found in all of them.
+    """
+    problems: list[Problem] = []
+    config_path = Path(path)
+    file = _File(str(config_path), problems)
+    document = _read_yaml(config_path, file)
+    top = file.section(document, "", 1) if document is not _MISSING else None
+    if top is None:
+        raise ConfigError(problems)
+    base = config_path.parent
+
+    sources = _sources(top, base)
+    destinations = _destinations(top, base)
+    routes = _routes(top, destinations)
+    rules_section = top.sub("rules")
+    rule_paths: tuple[str, ...] = ()
+    if rules_section is not None:
+        rule_paths = tuple(str(base / p) for p in rules_section.get("paths", _str_list, _NONE))
+        rules_section.done()
+    storm = _storm(top.sub("storm"), StormConfig())
+    probe = _probe(top.sub("probe"))
+    spool = _spool(top.sub("spool"))
+    http = _http(top.sub("http"))
+    state_dir = base / top.get("state_dir", _str, "/var/lib/tailhook")
+    host = top.get("host", _str, socket.gethostname())
+    top.done()
+
+    source_names = {s.name for s in sources}
+    rules = _load_rule_files(rule_paths, source_names, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        path=str(config_path),
+        state_dir=state_dir,
+        host=host,
+        sources=sources,
+        rule_paths=rule_paths,
+        rules=rules,
+        destinations=MappingProxyType(destinations),
+        routes=routes,
+        storm=storm,
+        probe=probe,
+        spool=spool,
+        http=http,
+    )
+
+
+def _read_yaml(path: Path, file: _File) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        file.problem(0, "", f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
+        return _MISSING
+    try:
+        return _yaml.load(text)
+    except _yaml.YamlError as exc:
+        file.problem(exc.line, "", str(exc))
+        return _MISSING
+
+
+def _sources(top: _Section, base: Path) -> tuple[SourceConfig, ...]:
+    sources: list[SourceConfig] = []
+    seen: set[str] = set()
+    for item, key, line in top.items("sources"):
+        section = top.file.section(item, key, line)
+        if section is None:
+            continue
+        name = section.get("name", _name, "")
+        if name and name in seen:
+            top.file.problem(section.line("name"), f"{key}.name", f"another source is also named {name!r}")
+        seen.add(name)
+        kind = section.get("type", _choice("file", "journald"), "file")
+        source = _file_source(section, name, base) if kind == "file" else _journald_source(section, name, base)
+        section.done()
+        if source is not None:
+            sources.append(source)
+    if not top.has("sources"):
+        top.file.problem(1, "sources", "is required: at least one file or journald source")
+    return tuple(sources)
+
+
+def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig | None:
+    paths = section.get("paths", _str_list, _NONE)
+    exclude = section.get("exclude", _str_list, _NONE)
+    start_at = section.get("start_at", _choice("end", "beginning"), "end")
+    section.get("format", _choice("plain"), "plain")
+    max_line_bytes = section.get("max_line_bytes", parse_size, 64 * 1024)
+    rescan = section.get("rescan_interval", _positive_duration, 10.0)
+    if max_line_bytes < 256:
+        section.file.problem(section.line("max_line_bytes"), section.key("max_line_bytes"), "must be at least 256B")
+    if not paths:
+        return None
+    return FileSourceConfig(
+        name=name,
+        paths=tuple(str(base / p) for p in paths),
+        exclude=exclude,
+        start_at=cast(Literal["end", "beginning"], start_at),
+        max_line_bytes=max_line_bytes,
+        rescan_interval=rescan,
+    )
+
+
+def _journald_source(section: _Section, name: str, base: Path) -> JournaldSourceConfig:
+    directory = section.get("directory", _str, None)
+    return JournaldSourceConfig(
+        name=name,
+        units=section.get("units", _str_list, _NONE),
+        priority=section.get("priority", _journal_priority, 7),
+        directory=str(base / directory) if directory else None,
+        start_at=section.get("start_at", _choice("end", "beginning"), "end"),
+    )
+
+
+def _destinations(top: _Section, base: Path) -> dict[str, DestinationConfig]:
+    section = top.sub("destinations")
+    if section is None:
+        return {}
+    destinations: dict[str, DestinationConfig] = {}
+    for name in list(section.mapping):
+        key = section.key(str(name))
+        try:
+            _name(name)
+        except ValueError as exc:
+            section.file.problem(section.line(name), key, str(exc))
+            continue
+        item = section.sub(name)
+        if item is None:
+            continue
+        url = _webhook_url(item, base)
+        destination = DestinationConfig(
+            name=name,
+            url=url,  # type: ignore[arg-type]  # None only when a problem was recorded
+            username=item.get("username", _username, None),
+            avatar_url=item.get("avatar_url", _str, None),
+            thread_id=item.get("thread_id", lambda v: _snowflakes(v)[0], None),
+        )
+        item.done()
+        if url is not None:
+            destinations[name] = destination
+    return destinations
+
+
+def _username(value: Any) -> str:
+    text = _str(value)
+    if len(text) > 80:
+        raise ValueError("must be at most 80 characters (Discord's limit)")
+    if "discord" in text.lower() or text.lower() == "clyde":
+        raise ValueError("Discord refuses usernames containing 'discord' or equal to 'clyde'")
+    return text
+
+
+def _webhook_url(item: _Section, base: Path) -> WebhookUrl | None:
+    has_url, has_file = item.has("url"), item.has("url_file")
+    if has_url == has_file:
+        item.file.problem(item.mapping.line, item.path, "needs exactly one of url or url_file")
+        item.raw("url"), item.raw("url_file")
+        return None
+    if has_url:
+        return item.get("url", WebhookUrl, None)
+
+    def from_file(value: Any) -> WebhookUrl:
+        path = base / _str(value)
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            return WebhookUrl(text)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    return item.get("url_file", from_file, None)
+
+
+def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tuple[RouteConfig, ...]:
+    if not top.has("routes"):
+        top.raw("routes")
+        return (RouteConfig(to=tuple(destinations)),) if destinations else ()
+    routes: list[RouteConfig] = []
+    for item, key, line in top.items("routes"):
+        section = top.file.section(item, key, line)
+        if section is None:
+            continue
+        to = section.get("to", _str_list, _NONE)
+        for name in to:
+            if name not in destinations and top.has("destinations"):
+                section.file.problem(section.line("to"), section.key("to"), f"no destination is named {name!r}")
+        severities = section.get("severities", _severities, None)
+        mentions = _mentions(section.sub("mention"))
+        if mentions.everyone and severities != frozenset({Severity.CRITICAL}):
+            section.file.problem(
+                section.line("mention"),
+                section.key("mention.everyone"),
+                "only a route for critical alone may ping @everyone",
+            )
+        rules = section.get("rules", _str_list, None)
+        sources = section.get("sources", _str_list, None)
+        routes.append(
+            RouteConfig(
+                to=to,
+                severities=severities,
+                rules=frozenset(rules) if rules is not None else None,
+                sources=frozenset(sources) if sources is not None else None,
+                style=Style(section.get("style", _choice("full", "compact"), "full")),
+                mentions=mentions,
+                continue_=section.get("continue", _bool, False),
+            )
+        )
+        section.done()
+    return tuple(routes)
+
+
+def _mentions(section: _Section | None) -> Mentions:
+    if section is None:
+        return Mentions()
+    mentions = Mentions(
+        roles=section.get("roles", _snowflakes, ()),
+        users=section.get("users", _snowflakes, ()),
+        everyone=section.get("everyone", _bool, False),
+    )
+    section.done()
+    return mentions
+
+
+def _storm(section: _Section | None, default: StormConfig) -> StormConfig:
+    if section is None:
+        return default
+    storm = StormConfig(
+        window=section.get("window", _positive_duration, default.window),
+        max_per_window=section.get("max_per_window", _positive_int, default.max_per_window),
+        digest=section.get("digest", _bool, default.digest),
+    )
+    section.done()
+    return storm
+
+
+def _probe(section: _Section | None) -> ProbeConfig:
+    if section is None:
+        return ProbeConfig()
+    probe = ProbeConfig(
+        mode=section.get("mode", _choice("get", "message", "off"), "get"),
+        on_failure=section.get("on_failure", _choice("exit", "warn"), "exit"),
+    )
+    section.done()
+    return probe
+
+
+def _spool(section: _Section | None) -> SpoolConfig:
+    if section is None:
+        return SpoolConfig()
+    spool = SpoolConfig(max_bytes=section.get("max_bytes", parse_size, _DEFAULT_SPOOL_BYTES))
+    section.done()
+    return spool
+
+
+def _http(section: _Section | None) -> HttpConfig:
+    if section is None:
+        return HttpConfig()
+    http = HttpConfig(listen=section.get("listen", _listen, None))
+    section.done()
+    return http
+
+
+# ── rule files ──────────────────────────────────────────────────────────────
+
+TEMPLATE_FIELDS = frozenset(
+    {"line", "source", "path", "host", "rule", "severity", "unit", "identifier", "pid", "stream"}
+)
+"""Names every template may use besides the rule's named captures."""
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names a ``{name}`` template uses; ``ValueError`` if it is malformed."""
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"template {template!r} is malformed: {exc}") from None
+    for _, name, _, _ in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise ValueError(f"template field {{{name}}} is not a name; use {{line}} or a named capture")
+        names.append(name)
+    return names
+
+
+def load_rules(paths: Iterable[str], source_names: Iterable[str]) -> tuple[RuleConfig, ...]:
+    """Load every rule file matched by the globs in *paths*; ``ConfigError`` lists all problems."""
+    problems: list[Problem] = []
+    rules = _load_rule_files(tuple(paths), set(source_names), problems)
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def _load_rule_files(
+    patterns: tuple[str, ...], source_names: set[str], problems: list[Problem]
+) -> tuple[RuleConfig, ...]:
+    rules: list[RuleConfig] = []
+    seen: dict[str, str] = {}
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern, recursive=True))
+        if not matched and not glob.has_magic(pattern):
+            problems.append(Problem(pattern, 0, "", "rule file does not exist"))
+        for path in matched:
+            for rule in _rule_file(path, source_names, problems):
+                if rule.name in seen:
+                    problems.append(
+                        Problem(path, rule.line, "name", f"rule {rule.name!r} is also defined in {seen[rule.name]}")
+                    )
+                seen[rule.name] = f"{path}:{rule.line}"
+                rules.append(rule)
+    return tuple(rules)
+
+
+def _rule_file(path: str, source_names: set[str], problems: list[Problem]) -> list[RuleConfig]:
+    file = _File(path, problems)
+    document = _read_yaml(Path(path), file)
+    top = file.section(document, "", 1) if document is not _MISSING else None
+    if top is None:
+        return []
+    rules = []
+    for item, key, line in top.items("rules"):
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            key = f"{key} ({item['name']})"
+        section = file.section(item, key, line)
+        if section is not None:
+            rule = _rule(section, path, line, source_names)
+            section.done()
+            if rule is not None:
+                rules.append(rule)
+    top.done()
+    return rules
+
+
+def _rule(section: _Section, path: str, line: int, source_names: set[str]) -> RuleConfig | None:
+    name = section.get("name", _name, "")
+    match = section.get("match", _regex, "")
+    exclude = section.get("exclude", _regex, None)
+    severity = section.get("severity", _severity, Severity.WARNING)
+    sources = section.get("sources", _str_list, None)
+    for source in sources or ():
+        if source not in source_names:
+            section.file.problem(section.line("sources"), section.key("sources"), f"no source is named {source!r}")
+    captures = set(re.compile(match).groupindex) if match else set()
+    templates = {}
+    for key in ("key", "title", "description"):
+        templates[key] = section.get(key, _str, None)
+        _check_template(section, key, templates[key], captures)
+    storm = _storm(section.sub("storm"), StormConfig()) if section.has("storm") else None
+    if not name or not match:
+        return None
+    return RuleConfig(
+        name=name,
+        file=path,
+        line=line,
+        match=match,
+        severity=severity,
+        exclude=exclude,
+        key=templates["key"],
+        title=templates["title"],
+        description=templates["description"] or "",
+        sources=sources,
+        storm=storm,
+    )
+
+
+def _check_template(section: _Section, key: str, template: str | None, captures: set[str]) -> None:
+    if template is None:
+        return
+    try:
+        names = template_fields(template)
+    except ValueError as exc:
+        section.file.problem(section.line(key), section.key(key), str(exc))
+        return
+    for name in names:
+        if name not in captures and name not in TEMPLATE_FIELDS:
+            known = ", ".join(sorted(captures | TEMPLATE_FIELDS))
+            section.file.problem(
+                section.line(key),
+                section.key(key),
+                f"{{{name}}} is neither a named capture of match nor one of: {known}",
+            )

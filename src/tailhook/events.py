@@ -1,0 +1,183 @@
+"""The values that flow through the pipeline: lines, events, notifications.
+
+This module is a leaf: it imports nothing else of tailhook's, so every stage
+can depend on it without creating a cycle.
+
+    Line ──rules──▶ Event ──storm control──▶ Notification ──routes──▶ Delivery
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = [
+    "Delivery",
+    "Event",
+    "Kind",
+    "Line",
+    "Mentions",
+    "Notification",
+    "Severity",
+    "Style",
+]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class Severity(enum.IntEnum):
+    """How urgent an alert is; a larger value is more urgent."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Read a severity name or alias (``P0``..``P3``, ``DEV``), any case.
+
+        Raises ``ValueError`` with the accepted names when *text* is none of them.
+        """
+        found = _SEVERITY_NAMES.get(text.strip().lower())
+        if found is None:
+            raise ValueError(f"unknown severity {text!r}; expected one of {SEVERITY_CHOICES}")
+        return found
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def colour(self) -> int:
+        """The embed colour Discord shows for this severity."""
+        return _COLOURS[self]
+
+
+_SEVERITY_NAMES: dict[str, Severity] = {s.name.lower(): s for s in Severity} | {
+    "p0": Severity.CRITICAL,
+    "p1": Severity.ERROR,
+    "p2": Severity.WARNING,
+    "p3": Severity.INFO,
+    "dev": Severity.DEBUG,
+}
+SEVERITY_CHOICES = "critical, error, warning, info, debug (or P0, P1, P2, P3, DEV)"
+
+_COLOURS = {
+    Severity.CRITICAL: 0xFF0000,
+    Severity.ERROR: 0xFF8800,
+    Severity.WARNING: 0xFFCC00,
+    Severity.INFO: 0x3399FF,
+    Severity.DEBUG: 0x808080,
+}
+RECOVERY_COLOUR = 0x00CC66
+AUDIT_COLOUR = 0xFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One log line (or one multiline event) as a source read it.
+
+    ``fields`` holds what a source knows beyond the text, for templates:
+    journald's ``unit``, ``identifier`` and ``pid``, a container's ``stream``.
+    ``time`` is seconds since the epoch when the line was read or logged.
+    """
+
+    text: str
+    source: str
+    time: float
+    path: str = ""
+    fields: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A line that a rule matched, with everything rendered from its templates."""
+
+    rule: str
+    severity: Severity
+    key: str
+    title: str
+    description: str
+    captures: Mapping[str, str]
+    line: Line
+
+
+class Kind(enum.StrEnum):
+    """What a notification says: one alert, a digest of held ones, or a recovery."""
+
+    ALERT = "alert"
+    DIGEST = "digest"
+    RECOVERY = "recovery"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What storm control lets through, ready for any sink to render.
+
+    ``count`` is how many events the notification stands for: 1 for an alert,
+    the number held back for a digest.
+    """
+
+    kind: Kind
+    rule: str
+    severity: Severity
+    key: str
+    title: str
+    description: str
+    line: str
+    source: str
+    host: str
+    time: float
+    path: str = ""
+    captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    count: int = 1
+
+    @classmethod
+    def alert(cls, event: Event, *, host: str) -> Notification:
+        return cls(
+            kind=Kind.ALERT,
+            rule=event.rule,
+            severity=event.severity,
+            key=event.key,
+            title=event.title,
+            description=event.description,
+            line=event.line.text,
+            source=event.line.source,
+            host=host,
+            time=event.line.time,
+            path=event.line.path,
+            captures=event.captures,
+        )
+
+
+class Style(enum.StrEnum):
+    """How a destination shows a notification: a full embed or one compact line."""
+
+    FULL = "full"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Who a delivery may ping. Empty by default: log text never pings anyone."""
+
+    roles: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    everyone: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.roles or self.users or self.everyone)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A notification addressed to one destination, as a route decided."""
+
+    destination: str
+    notification: Notification
+    style: Style = Style.FULL
+    mentions: Mentions = field(default_factory=Mentions)

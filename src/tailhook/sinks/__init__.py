@@ -1,0 +1,50 @@
+"""Sinks: where deliveries end up. Each sink is one module; ``app`` picks them.
+
+A sink never raises for a delivery that failed: it answers with a ``Result``
+that tells the dispatcher what to do next.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tailhook.events import Delivery
+
+__all__ = ["Outcome", "Result", "Sink"]
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    """Stored by the receiver: the deliveries may be forgotten."""
+    RETRY = "retry"
+    """A passing failure (5xx, network, rate limit): try again later."""
+    REJECTED = "rejected"
+    """The receiver refuses these deliveries for good (Discord's 400): never retry them."""
+    DEAD = "dead"
+    """The destination itself is gone or refuses us (401/403/404): stop sending to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    detail: str = ""
+    """What went wrong, safe to log: never a URL or a token."""
+    retry_after: float | None = None
+    """Seconds the receiver asked us to wait, when it said."""
+
+
+class Sink(Protocol):
+    """Sends deliveries for one destination."""
+
+    name: str
+
+    async def send(self, deliveries: Sequence[Delivery]) -> Result:
+        """Send *deliveries* (all for this sink's destination) as one request."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; called once at shutdown."""
+        ...

@@ -1,0 +1,50 @@
+"""The console sink: each notification printed as it would be sent.
+
+Used when no destination is configured, and for every destination in
+``--dry-run``, so a test run never posts to a real channel.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from tailhook.events import Delivery, Kind, Notification
+from tailhook.sinks import Outcome, Result
+
+__all__ = ["ConsoleSink", "format_notification"]
+
+_MAX_LINE_CHARS = 1000
+
+
+class ConsoleSink:
+    def __init__(self, name: str = "console", *, stream: TextIO | None = None) -> None:
+        self.name = name
+        self._stream = stream
+
+    async def send(self, deliveries: Sequence[Delivery]) -> Result:
+        stream = self._stream or sys.stdout
+        for delivery in deliveries:
+            stream.write(format_notification(delivery.notification, destination=delivery.destination))
+        stream.flush()
+        return Result(Outcome.SENT)
+
+    async def close(self) -> None:
+        return None
+
+
+def format_notification(n: Notification, *, destination: str) -> str:
+    """A readable block: a header line, the title, captures, and the log line."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.time))
+    tag = {Kind.ALERT: "", Kind.DIGEST: " digest", Kind.RECOVERY: " recovery"}[n.kind]
+    lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{n.rule}] → {destination}", f"   {n.title}"]
+    if n.description:
+        lines.append(f"   {n.description}")
+    if n.captures:
+        lines.append("   " + "  ".join(f"{k}={v}" for k, v in n.captures.items()))
+    where = f"{n.source}:{n.path}" if n.path else n.source
+    text = n.line if len(n.line) <= _MAX_LINE_CHARS else n.line[:_MAX_LINE_CHARS] + f"… [{len(n.line)} chars]"
+    lines.append(f"   {where} | {text}")
+    return "\n".join(lines) + "\n"

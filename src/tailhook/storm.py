@@ -1,0 +1,116 @@
+"""Storm control: per rule key, the first alerts at once, the rest summarised.
+
+Each ``(rule, key)`` pair has its own window, which opens at the first event
+for that key. Within a window the first ``max_per_window`` events go out as
+alerts at once; later ones are held back and counted. When the window closes,
+one digest says how many were held (if ``digest`` is on), and the key starts
+afresh with its next event.
+
+Pure: time comes from the ``clock`` given (seconds, monotonic), so tests
+advance a fake clock instead of sleeping. Memory is bounded: a closed window
+is forgotten, and at most ``max_keys`` windows are tracked (the oldest is
+closed early when a new key arrives at the cap).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from tailhook.config import StormConfig
+from tailhook.events import Event, Kind, Notification
+
+__all__ = ["StormControl", "StormKey"]
+
+StormKey = tuple[str, str]
+"""``(rule name, rendered key)``: what one storm window counts."""
+
+
+@dataclass(slots=True)
+class _Window:
+    config: StormConfig
+    opened: float
+    sent: int = 0
+    held: int = 0
+    last_held: Event | None = None
+
+    def closes(self) -> float:
+        return self.opened + self.config.window
+
+
+class StormControl:
+    """Decides, per storm key, which events become notifications now or later."""
+
+    def __init__(
+        self,
+        default: StormConfig,
+        *,
+        host: str,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.default = default
+        self.host = host
+        self.clock = clock
+        self.max_keys = max_keys
+        self._windows: dict[StormKey, _Window] = {}
+        self.held_total = 0
+
+    def admit(self, event: Event, storm: StormConfig | None = None) -> list[Notification]:
+        """The notifications *event* causes now (none while it is held back).
+
+        May include digests of windows that had to close first.
+        """
+        now = self.clock()
+        out = self.due(now)
+        key: StormKey = (event.rule, event.key)
+        window = self._windows.get(key)
+        if window is None:
+            if len(self._windows) >= self.max_keys:
+                out.extend(self._close(next(iter(self._windows))))
+            window = self._windows[key] = _Window(storm or self.default, opened=now)
+        if window.sent < window.config.max_per_window:
+            window.sent += 1
+            out.append(Notification.alert(event, host=self.host))
+        else:
+            window.held += 1
+            window.last_held = event
+            self.held_total += 1
+        return out
+
+    def due(self, now: float | None = None) -> list[Notification]:
+        """Digests of every window that has closed by *now*."""
+        now = self.clock() if now is None else now
+        closed = [key for key, window in self._windows.items() if window.closes() <= now]
+        return [n for key in closed for n in self._close(key)]
+
+    def next_deadline(self) -> float | None:
+        """When the earliest open window closes, on this object's clock."""
+        return min((w.closes() for w in self._windows.values()), default=None)
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _close(self, key: StormKey) -> list[Notification]:
+        window = self._windows.pop(key)
+        if not window.held or not window.config.digest or window.last_held is None:
+            return []
+        last = Notification.alert(window.last_held, host=self.host)
+        return [
+            replace(
+                last,
+                kind=Kind.DIGEST,
+                count=window.held,
+                title=f"{last.title} (+{window.held} more)",
+                description=_digest_text(window),
+            )
+        ]
+
+
+def _digest_text(window: _Window) -> str:
+    held = window.held
+    events = "event was" if held == 1 else "events were"
+    seconds = window.config.window
+    span = f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+    return f"{held} more {events} held back in this {span} window; the last one is below."
