@@ -1,0 +1,49 @@
+# The entry points for people and CI. The two that matter:
+#   make demo   set up and watch tailhook turn sample log lines into alerts
+#   make test   set up everything (system packages too, as root) and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install install-dev system-deps demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# tailhook itself; with the journald extra when libsystemd's headers are there.
+install: $(BIN)/python
+	@if pkg-config --exists libsystemd 2>/dev/null; then \
+		$(BIN)/pip install --quiet -e '.[journald]'; \
+	else \
+		echo "note: libsystemd-dev is not installed, so the journald extra is left out (apt-get install libsystemd-dev pkg-config)"; \
+		$(BIN)/pip install --quiet -e .; \
+	fi
+
+install-dev: system-deps $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[journald,dev]'
+
+# Debian packages the tests use for real: logrotate, systemd-journal-remote, libsystemd headers.
+system-deps:
+	scripts/system-deps.sh
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
+
+format: $(BIN)/python
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+
+bench: install-dev
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

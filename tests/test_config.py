@@ -1,0 +1,228 @@
+"""Config and rule files: valid ones load, broken ones report every problem with file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tailhook._units import parse_duration, parse_size
+from tailhook.config import ConfigError, FileSourceConfig, WebhookUrl, load_config
+from tailhook.events import Severity, Style
+from tests.conftest import WriteFile
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "fakeToken_" + "x" * 58
+URL = f"https://discord.com/api/webhooks/112233445566778899/{TOKEN}"
+
+MINIMAL = """
+    state_dir: state
+    sources:
+      - name: app
+        paths: ["logs/*.log"]
+    rules:
+      paths: ["rules/*.yaml"]
+"""
+RULE = """
+    rules:
+      - name: ssh
+        match: 'Failed password for (?P<user>\\S+) from (?P<ip>\\S+)'
+        severity: P1
+        key: '{ip}'
+        title: 'SSH failure for {user} on {host}'
+"""
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("60s", 60), ("10m", 600), ("1h", 3600), ("1.5s", 1.5), ("2d", 172800)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("text", "size"), [("256MiB", 256 << 20), ("64KiB", 65536), ("1GB", 10**9), ("10B", 10)])
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", [60, "60", "ten seconds", "5 fortnights", True])
+def test_bad_durations_say_how_to_write_one(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_minimal_config_loads_with_defaults(write: WriteFile, tmp_path: Path) -> None:
+    config_path = write("tailhook.yaml", MINIMAL)
+    write("rules/ssh.yaml", RULE)
+    config = load_config(config_path)
+
+    assert config.state_dir == tmp_path / "state"
+    (source,) = config.sources
+    assert isinstance(source, FileSourceConfig)
+    assert source.paths == (str(tmp_path / "logs/*.log"),)
+    assert source.start_at == "end"
+    (rule,) = config.rules
+    assert (rule.name, rule.severity, rule.key, rule.line) == ("ssh", Severity.ERROR, "{ip}", 2)
+    assert config.destinations == {}
+    assert config.routes == ()
+    assert (config.storm.window, config.storm.max_per_window, config.storm.digest) == (60.0, 3, True)
+
+
+def test_environment_variables_and_url_file(write: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_ROOT", "/srv/logs")
+    monkeypatch.setenv("HOOK", URL)
+    write("secret.url", URL + "\n")
+    config_path = write(
+        "tailhook.yaml",
+        """
+        sources:
+          - {name: app, paths: ["${LOG_ROOT}/*.log", "${MISSING_DIR:-/var/log}/app.log"]}
+        destinations:
+          alerts: {url: "${HOOK}", username: ops-bot}
+          audit: {url_file: secret.url}
+        routes:
+          - {severities: [critical, error], to: alerts, continue: true}
+          - {to: audit, style: compact, mention: {roles: ["123456789012345678"]}}
+        """,
+    )
+    config = load_config(config_path)
+
+    assert config.sources[0].paths == ("/srv/logs/*.log", "/var/log/app.log")  # type: ignore[union-attr]
+    assert config.destinations["alerts"].url.reveal() == URL
+    assert config.destinations["audit"].url.reveal() == URL
+    first, second = config.routes
+    assert first.severities == {Severity.CRITICAL, Severity.ERROR} and first.continue_
+    assert second.style is Style.COMPACT and second.mentions.roles == ("123456789012345678",)
+
+
+def test_three_mistakes_are_all_reported_with_file_line_and_key(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        """
+        sources:
+          - name: app
+            paths: ["logs/*.log"]
+            strat_at: end
+        storm: {window: 60, max_per_window: 3}
+        rules:
+          paths: ["rules/*.yaml"]
+        """,
+    )
+    rule_path = write(
+        "rules/broken.yaml",
+        """
+        rules:
+          - name: ssh
+            match: 'Failed password for (?P<user>\\S+'
+        """,
+    )
+    problems = problems_of(config_path)
+
+    assert problems == [
+        f"{config_path}:4: sources[0].strat_at: unknown key",
+        f"{config_path}:5: storm.window: a duration must be a string with a unit, "
+        "such as '500ms', '60s', '10m' or '1h'; got 60",
+        f"{rule_path}:3: rules[0] (ssh).match: regex does not compile: "
+        "missing ), unterminated subpattern at position 20",
+    ]
+
+
+def test_rule_problems(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", MINIMAL)
+    rules = write(
+        "rules/r.yaml",
+        """
+        rules:
+          - name: one
+            match: 'user (?P<user>\\w+)'
+            title: 'hello {usr}'
+            severity: urgent
+            sources: [nowhere]
+          - name: one
+            match: 'x'
+            key: '{0}'
+          - match: 'no name'
+        """,
+    )
+    problems = problems_of(config_path)
+
+    assert f"{rules}:4: rules[0] (one).title: {{usr}} is neither a named capture of match nor one of: " in problems[0]
+    assert any(f"{rules}:5: rules[0] (one).severity: unknown severity 'urgent'" in p for p in problems)
+    assert f"{rules}:6: rules[0] (one).sources: no source is named 'nowhere'" in problems
+    assert any(f"{rules}:9: rules[1] (one).key: template field {{0}} is not a name" in p for p in problems)
+    assert f"{rules}:10: rules[2].name: is required" in problems
+    assert any("rule 'one' is also defined in" in p for p in problems)
+
+
+def test_yaml_syntax_error_names_the_line(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", "sources:\n  - name: app\n    paths: [unclosed\n")
+    (problem,) = problems_of(config_path)
+    assert problem.startswith(f"{config_path}:") and "not valid YAML" in problem
+
+
+def test_duplicate_keys_and_unset_variables(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        """
+        sources:
+          - {name: app, paths: ["${TAILHOOK_TEST_UNSET_VAR}/a.log"]}
+        storm: {window: 10s}
+        storm: {window: 20s}
+        """,
+    )
+    problems = problems_of(config_path)
+    assert (
+        f"{config_path}:2: sources[0].paths: environment variable TAILHOOK_TEST_UNSET_VAR is not set" in (problems[0])
+    )
+    assert f"{config_path}:4: storm: given twice; the second would silently win" in problems
+
+
+def test_destination_and_route_problems_never_show_the_token(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        destinations:
+          plain: {{url: "http://discord.com/api/webhooks/1234567/{TOKEN}"}}
+          broken: {{url: "https://example.com/hooks/{TOKEN}"}}
+          both: {{url: "{URL}", url_file: x}}
+          named: {{url: "{URL}", username: "My Discord Bot"}}
+          nofile: {{url_file: missing.url}}
+        routes:
+          - {{to: nowhere}}
+          - {{to: named, mention: {{everyone: true}}}}
+        """,
+    )
+    problems = problems_of(config_path)
+    text = "\n".join(problems)
+
+    assert TOKEN not in text
+    assert "destinations.plain.url: a webhook URL must use https" in text
+    assert "destinations.broken.url: not a Discord webhook URL" in text
+    assert "destinations.both: needs exactly one of url or url_file" in text
+    assert "destinations.named.username: Discord refuses usernames containing 'discord'" in text
+    assert "destinations.nofile.url_file: cannot read" in text
+    assert "routes[0].to: no destination is named 'nowhere'" in text
+    assert "routes[1].mention.everyone: only a route for critical alone may ping @everyone" in text
+
+
+def test_webhook_url_hides_its_token() -> None:
+    url = WebhookUrl(URL)
+    assert url.id == "112233445566778899"
+    for shown in (str(url), repr(url), f"{url}", repr([url]), url.redacted):
+        assert TOKEN not in shown
+    assert url.reveal() == URL
+
+
+def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAILHOOK_LOG_DIR", raising=False)
+    config = load_config(ROOT / "config.example.yaml")
+    assert {s.name for s in config.sources} == {"auth", "system", "nginx", "journal"}
+    assert len(config.rules) >= 9

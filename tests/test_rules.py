@@ -1,0 +1,70 @@
+"""Rules: matching, exclusion, per-source rules and template rendering."""
+
+from __future__ import annotations
+
+from tailhook.config import RuleConfig
+from tailhook.events import Line, Severity
+from tailhook.rules import RuleSet
+
+
+def rule(name: str, match: str, **kwargs: object) -> RuleConfig:
+    return RuleConfig(name=name, file="rules.yaml", line=1, match=match, **kwargs)  # type: ignore[arg-type]
+
+
+def line(text: str, source: str = "auth", **fields: str) -> Line:
+    return Line(text=text, source=source, time=1.0, path="/var/log/auth.log", fields=fields)
+
+
+SSH = rule(
+    "ssh",
+    r"Failed password for (invalid user )?(?P<user>\S+) from (?P<ip>\S+)",
+    severity=Severity.WARNING,
+    exclude=r"from 10\.",
+    key="{ip}",
+    title="SSH failures for {user} on {host}",
+    description="{source}:{path} said: {line}",
+)
+
+
+def test_a_match_renders_every_template() -> None:
+    (event,) = RuleSet([SSH], host="web-1").match(line("sshd[1]: Failed password for root from 203.0.113.9 port 22"))
+
+    assert event.rule == "ssh"
+    assert event.severity is Severity.WARNING
+    assert event.key == "203.0.113.9"
+    assert event.title == "SSH failures for root on web-1"
+    assert event.description == (
+        "auth:/var/log/auth.log said: sshd[1]: Failed password for root from 203.0.113.9 port 22"
+    )
+    assert event.captures == {"user": "root", "ip": "203.0.113.9"}
+
+
+def test_exclude_and_no_match_produce_nothing() -> None:
+    rules = RuleSet([SSH], host="h")
+    assert rules.match(line("Failed password for root from 10.0.0.5 port 22")) == []
+    assert rules.match(line("Accepted password for root from 203.0.113.9 port 22")) == []
+
+
+def test_rules_apply_only_to_their_sources_and_all_matching_rules_fire() -> None:
+    everywhere = rule("any-failure", r"Failed (?P<what>\w+)")
+    only_journal = rule("journal-only", r"Failed", sources=("journal",))
+    rules = RuleSet([SSH, everywhere, only_journal], host="h")
+
+    assert [e.rule for e in rules.match(line("Failed password for bob from 1.2.3.4"))] == ["ssh", "any-failure"]
+    assert [e.rule for e in rules.match(line("Failed units", source="journal"))] == ["any-failure", "journal-only"]
+
+
+def test_defaults_unmatched_groups_and_source_fields() -> None:
+    config = rule("unit", r"(?P<unit_name>\S+\.service) failed(?: with (?P<why>.+))?", title="{unit_name}: {why}")
+    (event,) = RuleSet([config], host="h").match(line("nginx.service failed", source="journal", unit="nginx.service"))
+    assert event.key == "unit"  # the rule name when no key template is given
+    assert event.title == "nginx.service: "  # an optional group that did not take part renders empty
+    bare = rule("bare", r"panic", description="{unit} pid {pid}")
+    (event,) = RuleSet([bare], host="h").match(line("kernel panic", unit="kernel.service", pid="1"))
+    assert (event.title, event.description) == ("bare", "kernel.service pid 1")
+
+
+def test_template_braces_in_log_text_are_not_interpreted() -> None:
+    config = rule("json", r"error (?P<body>.*)", title="got {body}")
+    (event,) = RuleSet([config], host="h").match(line('error {"a": "{line}"}'))
+    assert event.title == 'got {"a": "{line}"}'
