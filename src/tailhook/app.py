@@ -43,10 +43,10 @@ CONSOLE = "console"
 
 
 class App:
-    def __init__(self, config: Config, *, dry_run: bool = False, drain_timeout_s: float = 10.0) -> None:
+    def __init__(self, config: Config, *, dry_run: bool = False) -> None:
         self.config = config
         self.dry_run = dry_run
-        self.drain_timeout_s = drain_timeout_s
+        self.drain_timeout_s = config.shutdown_timeout
         self.rules = RuleSet(config.rules, host=config.host)
         self._storm_of = {rule.name: rule.storm for rule in self.rules.rules}
         self.storm = StormControl(config.storm, host=config.host)

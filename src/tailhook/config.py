@@ -240,6 +240,8 @@ class Config:
     probe: ProbeConfig = ProbeConfig()
     spool: SpoolConfig = SpoolConfig()
     http: HttpConfig = HttpConfig()
+    shutdown_timeout: float = 10.0
+    """Seconds to keep delivering after SIGTERM before exiting."""
 
 
 # ── reading one file ────────────────────────────────────────────────────────
@@ -288,11 +290,11 @@ class _Section:
     def has(self, name: str) -> bool:
         return name in self.mapping
 
-    def get(self, name: str, convert: Callable[[Any], T], default: T = _MISSING) -> T:
-        """The value of *name* converted, or *default*; a problem if it is invalid."""
+    def get(self, name: str, convert: Callable[[Any], T], default: T = _MISSING, *, required: bool = False) -> T:
+        """The value of *name* converted, or *default*; a problem if it is invalid or required and missing."""
         self.taken.add(name)
         if name not in self.mapping or self.mapping[name] is None:
-            if default is _MISSING:
+            if default is _MISSING or required:
                 self.file.problem(self.mapping.line, self.key(name), "is required")
             return default
         try:
@@ -396,7 +398,9 @@ def _positive_duration(value: Any) -> float:
 
 def _choice(*choices: str) -> Callable[[Any], Any]:
     def convert(value: Any) -> str:
-        if value not in choices:
+        if value is False and "off" in choices:  # YAML 1.1 reads a bare `off` as false
+            return "off"
+        if isinstance(value, bool) or value not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
         return cast(str, value)
 
@@ -498,6 +502,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     http = _http(top.sub("http"))
     state_dir = base / top.get("state_dir", _str, "/var/lib/tailhook")
     host = top.get("host", _str, socket.gethostname())
+    shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
     top.done()
 
     source_names = {s.name for s in sources}
@@ -517,6 +522,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         probe=probe,
         spool=spool,
         http=http,
+        shutdown_timeout=shutdown_timeout,
     )
 
 
@@ -540,7 +546,7 @@ def _sources(top: _Section, base: Path) -> tuple[SourceConfig, ...]:
         section = top.file.section(item, key, line)
         if section is None:
             continue
-        name = section.get("name", _name, "")
+        name = section.get("name", _name, "", required=True)
         if name and name in seen:
             top.file.problem(section.line("name"), f"{key}.name", f"another source is also named {name!r}")
         seen.add(name)
@@ -555,7 +561,7 @@ def _sources(top: _Section, base: Path) -> tuple[SourceConfig, ...]:
 
 
 def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig | None:
-    paths = section.get("paths", _str_list, _NONE)
+    paths = section.get("paths", _str_list, _NONE, required=True)
     exclude = section.get("exclude", _str_list, _NONE)
     start_at = section.get("start_at", _choice("end", "beginning"), "end")
     section.get("format", _choice("plain"), "plain")
@@ -656,7 +662,7 @@ def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tup
         section = top.file.section(item, key, line)
         if section is None:
             continue
-        to = section.get("to", _str_list, _NONE)
+        to = section.get("to", _str_list, _NONE, required=True)
         for name in to:
             if name not in destinations and top.has("destinations"):
                 section.file.problem(section.line("to"), section.key("to"), f"no destination is named {name!r}")
@@ -796,10 +802,9 @@ def _rule_file(path: str, source_names: set[str], problems: list[Problem]) -> li
     if top is None:
         return []
     rules = []
-    for item, key, line in top.items("rules"):
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            key = f"{key} ({item['name']})"
-        section = file.section(item, key, line)
+    for item, index_key, line in top.items("rules"):
+        named = isinstance(item, dict) and isinstance(item.get("name"), str)
+        section = file.section(item, f"{index_key} ({item['name']})" if named else index_key, line)
         if section is not None:
             rule = _rule(section, path, line, source_names)
             section.done()
@@ -810,8 +815,8 @@ def _rule_file(path: str, source_names: set[str], problems: list[Problem]) -> li
 
 
 def _rule(section: _Section, path: str, line: int, source_names: set[str]) -> RuleConfig | None:
-    name = section.get("name", _name, "")
-    match = section.get("match", _regex, "")
+    name = section.get("name", _name, "", required=True)
+    match = section.get("match", _regex, "", required=True)
     exclude = section.get("exclude", _regex, None)
     severity = section.get("severity", _severity, Severity.WARNING)
     sources = section.get("sources", _str_list, None)

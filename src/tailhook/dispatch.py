@@ -113,11 +113,11 @@ class Dispatcher:
         while any(s.queue and s.dead is None for s in self.states.values()):
             if self._clock() >= deadline:
                 return False
-            async with self._room:
-                try:
-                    await asyncio.wait_for(self._room.wait(), max(0.0, deadline - self._clock()))
-                except TimeoutError:
-                    return False
+            try:
+                async with asyncio.timeout(max(0.0, deadline - self._clock())), self._room:
+                    await self._room.wait()
+            except TimeoutError:
+                return False
         return True
 
     async def _deliver(self, name: str) -> None:
@@ -155,6 +155,8 @@ class Dispatcher:
                 return result
             if result.outcome is Outcome.DEAD:
                 state.dead = result.detail
+                async with self._room:
+                    self._room.notify_all()  # a drain no longer waits for this queue
                 log.error(
                     "destination %s is dead: %s. No more requests go to it; %d alerts wait for it. "
                     "Fix its URL and restart tailhook.",

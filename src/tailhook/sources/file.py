@@ -104,8 +104,10 @@ class FileSource:
                     await emit(batch)
                 if any(f.offset < self._size(f) for f in self._files.values()):
                     continue  # more to read: another turn before waiting
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.rescan_interval)
+                    async with asyncio.timeout(self.config.rescan_interval):
+                        await self._wake.wait()
                 self._wake.clear()
                 await asyncio.to_thread(self._discover, first=False)
         finally:

@@ -1,0 +1,126 @@
+"""Run ``tailhook`` as users do: a subprocess with a config on disk, output captured to files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RULES = """
+rules:
+  - name: ssh-failure
+    match: 'Failed password for (?:invalid user )?(?P<user>\\S+) from (?P<ip>[0-9a-fA-F.:]+)'
+    severity: error
+    key: '{ip}'
+    title: 'SSH password failure for {user} from {ip}'
+  - name: anything-loud
+    match: 'LOUD (?P<what>.*)'
+    severity: critical
+    title: 'loud: {what}'
+"""
+
+
+def write_config(directory: Path, *, url: str | None = None, extra: str = "") -> Path:
+    """A config with one file source over ``app.log`` and the rules above."""
+    (directory / "rules.d").mkdir(exist_ok=True)
+    (directory / "rules.d" / "rules.yaml").write_text(RULES.lstrip(), encoding="utf-8")
+    (directory / "app.log").touch()
+    destinations = f"destinations:\n  alerts: {{url: '{url}'}}\n" if url else ""
+    text = textwrap.dedent(
+        """
+        state_dir: state
+        shutdown_timeout: 2s
+        sources:
+          - {name: app, paths: [app.log], start_at: beginning}
+        rules:
+          paths: ["rules.d/*.yaml"]
+        storm: {window: 60s, max_per_window: 100}
+        """
+    )
+    path = directory / "tailhook.yaml"
+    path.write_text(text.lstrip() + destinations + textwrap.dedent(extra), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tailhook", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | (env or {}),
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll *condition* until it is true; fail with *what* after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Daemon:
+    """``tailhook run`` in a subprocess; stdout and stderr go to files in *directory*."""
+
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.directory = config.parent
+        self.log = self.directory / "app.log"
+        self._stdout = (self.directory / "stdout.txt").open("w+", encoding="utf-8")
+        self._stderr = (self.directory / "stderr.txt").open("w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tailhook", "run", "-c", str(config), *args],
+            stdout=self._stdout,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | {"TAILHOOK_LOG_LEVEL": "debug", "PYTHONFAULTHANDLER": "1"} | (env or {}),
+        )
+
+    @property
+    def stdout(self) -> str:
+        return (self.directory / "stdout.txt").read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return (self.directory / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+        wait_until(lambda: text in self.stderr or self.process.poll() is not None, timeout, f"{text!r} in the log")
+        exited = f"tailhook exited ({self.process.returncode}) before logging {text!r}"
+        assert text in self.stderr, f"{exited}:\n{self.stderr}"
+
+    def started(self) -> Daemon:
+        self.wait_for_log("started on")
+        self.wait_for_log("following")
+        return self
+
+    def append(self, *lines: str) -> None:
+        with self.log.open("a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            self.process.wait(5)
+            raise AssertionError(f"tailhook did not stop within {timeout}s:\n{self.stderr[-6000:]}") from None
+        finally:
+            self._stdout.close()
+            self._stderr.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

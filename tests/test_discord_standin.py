@@ -1,0 +1,845 @@
+"""Tests of the Discord stand-in itself, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.discord_standin import (
+    CHANNEL_ID,
+    DROPPED,
+    GUILD_ID,
+    LIMITS,
+    TOKEN,
+    WEBHOOK_ID,
+    DiscordStandIn,
+    standin_in_thread,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+OPENAPI = SHARED / "discord" / "openapi.json"
+OTHER_ID, OTHER_TOKEN = "998877665544332211", "other-" + "T0KEN" * 12
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON, or the text when the answer is not JSON
+
+
+@pytest_asyncio.fixture
+async def standin() -> AsyncIterator[DiscordStandIn]:
+    """A stand-in whose bucket never empties, for tests about other things."""
+    async with DiscordStandIn(bucket_limit=10_000) as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def post(
+    http: aiohttp.ClientSession, url: str, payload: object, *, params: Mapping[str, str] | None = None
+) -> Answer:
+    """POST `payload` as JSON, by default with ?wait=true."""
+    query = {"wait": "true"} if params is None else params
+    async with http.post(url, params=query, json=payload) as response:
+        return await _answer(response)
+
+
+async def _answer(response: aiohttp.ClientResponse) -> Answer:
+    text = await response.text()
+    body = json.loads(text) if response.content_type == "application/json" else text
+    return Answer(response.status, response.headers, body)
+
+
+def form_error(path: tuple[str, ...], code: str, message: str) -> dict[str, Any]:
+    """Discord's 400 body for one problem at `path`."""
+    node: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        node = {key: node}
+    return {"code": 50035, "errors": node, "message": "Invalid Form Body"}
+
+
+def too_long(path: tuple[str, ...], limit: int) -> dict[str, Any]:
+    return form_error(path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+# ---------------------------------------------------------------------------
+# Accepted messages
+
+
+@pytest.mark.asyncio
+async def test_valid_message_with_wait_is_answered_200_with_the_message_and_recorded(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    payload = {
+        "content": "disk full on web-1",
+        "username": "tailhook",
+        "embeds": [{"title": "Disk full", "color": 0xFF0000, "fields": [{"name": "host", "value": "web-1"}]}],
+        "allowed_mentions": {"parse": []},
+    }
+    before = time.monotonic()
+    answer = await post(http, standin.url(), payload)
+
+    assert answer.status == 200
+    assert re.fullmatch(r"[1-9][0-9]{15,19}", answer.body["id"])
+    assert answer.body["channel_id"] == CHANNEL_ID
+    assert answer.body["webhook_id"] == WEBHOOK_ID
+    assert answer.body["content"] == "disk full on web-1"
+    assert answer.body["author"]["username"] == "tailhook"
+    assert answer.body["embeds"] == [{"type": "rich", **payload["embeds"][0]}]  # type: ignore[index]
+    [received] = standin.received
+    assert received.webhook_id == WEBHOOK_ID
+    assert received.payload == payload
+    assert received.query == {"wait": "true"}
+    assert received.headers["Content-Type"].startswith("application/json")
+    assert before <= received.time <= time.monotonic()
+    assert standin.requests == [("POST", WEBHOOK_ID, 200)]
+
+
+@pytest.mark.asyncio
+async def test_message_ids_are_distinct_snowflakes(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    first = await post(http, standin.url(), {"content": "one"})
+    second = await post(http, standin.url(), {"content": "two"})
+
+    assert first.body["id"] != second.body["id"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("params", [{}, {"wait": "false"}])
+async def test_without_wait_the_answer_is_204_with_no_body(
+    standin: DiscordStandIn, http: aiohttp.ClientSession, params: dict[str, str]
+) -> None:
+    answer = await post(http, standin.url(), {"content": "hi"}, params=params)
+
+    assert answer.status == 204
+    assert answer.body == ""
+    assert "X-RateLimit-Remaining" in answer.headers
+    assert [r.payload for r in standin.received] == [{"content": "hi"}]
+
+
+@pytest.mark.asyncio
+async def test_the_v10_route_and_thread_id_are_served(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    url = standin.url().replace("/api/webhooks/", "/api/v10/webhooks/")
+    thread = "445566778899001122"
+
+    answer = await post(http, url, {"content": "hi"}, params={"wait": "true", "thread_id": thread})
+
+    assert answer.status == 200
+    assert answer.body["channel_id"] == thread
+    assert standin.received[0].query == {"wait": "true", "thread_id": thread}
+
+
+@pytest.mark.asyncio
+async def test_a_thread_id_that_is_not_a_snowflake_is_refused(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    answer = await post(http, standin.url(), {"content": "hi"}, params={"thread_id": "general"})
+
+    assert answer.status == 400
+    assert answer.body == form_error(("thread_id",), "NUMBER_TYPE_COERCE", 'Value "general" is not snowflake.')
+
+
+# ---------------------------------------------------------------------------
+# Limits: at the limit accepted, one over refused with Discord's nested errors
+
+LIMIT_CASES = [
+    pytest.param(lambda n: {"content": "c" * n}, ("content",), LIMITS.content, id="content"),
+    pytest.param(lambda n: {"embeds": [{"title": "t"}] * n}, ("embeds",), LIMITS.embeds, id="embeds"),
+    pytest.param(lambda n: {"embeds": [{"title": "t" * n}]}, ("embeds", "0", "title"), LIMITS.title, id="title"),
+    pytest.param(
+        lambda n: {"embeds": [{"description": "d" * n}]},
+        ("embeds", "0", "description"),
+        LIMITS.description,
+        id="description",
+    ),
+    pytest.param(
+        lambda n: {"embeds": [{"fields": [{"name": "n", "value": "v"}] * n}]},
+        ("embeds", "0", "fields"),
+        LIMITS.fields,
+        id="fields",
+    ),
+    pytest.param(
+        lambda n: {"embeds": [{"fields": [{"name": "n" * n, "value": "v"}]}]},
+        ("embeds", "0", "fields", "0", "name"),
+        LIMITS.field_name,
+        id="field-name",
+    ),
+    pytest.param(
+        lambda n: {"embeds": [{"fields": [{"name": "n", "value": "v" * n}]}]},
+        ("embeds", "0", "fields", "0", "value"),
+        LIMITS.field_value,
+        id="field-value",
+    ),
+    pytest.param(
+        lambda n: {"embeds": [{"footer": {"text": "f" * n}}]},
+        ("embeds", "0", "footer", "text"),
+        LIMITS.footer_text,
+        id="footer-text",
+    ),
+    pytest.param(
+        lambda n: {"embeds": [{"author": {"name": "a" * n}}]},
+        ("embeds", "0", "author", "name"),
+        LIMITS.author_name,
+        id="author-name",
+    ),
+    pytest.param(
+        lambda n: {"content": "hi", "allowed_mentions": {"users": [str(10**17 + i) for i in range(n)]}},
+        ("allowed_mentions", "users"),
+        LIMITS.mention_ids,
+        id="mentioned-users",
+    ),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("make", "path", "limit"), LIMIT_CASES)
+async def test_each_limit_is_accepted_at_the_limit_and_refused_one_over(
+    standin: DiscordStandIn,
+    http: aiohttp.ClientSession,
+    make: Callable[[int], dict[str, Any]],
+    path: tuple[str, ...],
+    limit: int,
+) -> None:
+    at_limit = await post(http, standin.url(), make(limit))
+    over = await post(http, standin.url(), make(limit + 1))
+
+    assert at_limit.status == 200, at_limit.body
+    assert over.status == 400
+    assert over.body == too_long(path, limit)
+    assert [r.payload for r in standin.received] == [make(limit)]
+
+
+@pytest.mark.asyncio
+async def test_every_part_of_an_embed_counts_toward_6000(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    def embed(value_length: int) -> dict[str, Any]:
+        # 256 + 4096 + 1000 + 256 + 100 + 292 = 6000, each part within its own limit
+        return {
+            "title": "t" * 256,
+            "description": "d" * 4096,
+            "footer": {"text": "f" * 1000},
+            "author": {"name": "a" * 256},
+            "fields": [{"name": "n" * 100, "value": "v" * value_length}],
+            "url": "https://example.invalid/" + "u" * 500,  # not counted
+        }
+
+    at_limit = await post(http, standin.url(), {"embeds": [embed(292)]})
+    over = await post(http, standin.url(), {"embeds": [embed(293)]})
+
+    assert at_limit.status == 200, at_limit.body
+    assert over.status == 400
+    assert over.body == form_error(("embeds",), "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+
+
+@pytest.mark.asyncio
+async def test_the_6000_total_is_summed_across_embeds(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    at_limit = await post(http, standin.url(), {"embeds": [{"description": "d" * 3000}] * 2})
+    over = await post(http, standin.url(), {"embeds": [{"description": "d" * 3000}, {"description": "d" * 3001}]})
+
+    assert at_limit.status == 200, at_limit.body
+    assert over.status == 400
+    assert over.body["errors"] == {
+        "embeds": {
+            "_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED", "message": "Embed size exceeds maximum size of 6000"}]
+        }
+    }
+
+
+@pytest.mark.asyncio
+async def test_all_problems_are_reported_at_once(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    payload = {"content": "c" * 2001, "username": "discord alerts", "embeds": [{"title": "t" * 257}]}
+
+    answer = await post(http, standin.url(), payload)
+
+    assert answer.status == 400
+    assert answer.body == {
+        "code": 50035,
+        "errors": {
+            "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]},
+            "username": {
+                "_errors": [{"code": "USERNAME_INVALID_CONTAINS", "message": 'Username cannot contain "discord"'}]
+            },
+            "embeds": {
+                "0": {
+                    "title": {
+                        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 256 or fewer in length."}]
+                    }
+                }
+            },
+        },
+        "message": "Invalid Form Body",
+    }
+    assert standin.received == []
+
+
+@pytest.mark.asyncio
+async def test_a_field_needs_a_name_and_a_value(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    payload = {"embeds": [{"fields": [{"name": "", "value": "v"}, {"name": "n"}]}]}
+
+    answer = await post(http, standin.url(), payload)
+
+    required = {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}
+    assert answer.status == 400
+    assert answer.body["errors"] == {"embeds": {"0": {"fields": {"0": {"name": required}, "1": {"value": required}}}}}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("color", "code", "message"),
+    [
+        (LIMITS.color_max + 1, "NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215."),
+        (-1, "NUMBER_TYPE_MIN", "int value should be greater than or equal to 0."),
+        ("#ff0000", "NUMBER_TYPE_COERCE", 'Value "#ff0000" is not int.'),
+    ],
+)
+async def test_color_is_an_integer_from_0_to_ffffff(
+    standin: DiscordStandIn, http: aiohttp.ClientSession, color: object, code: str, message: str
+) -> None:
+    good = await post(http, standin.url(), {"embeds": [{"title": "t", "color": LIMITS.color_max}]})
+    bad = await post(http, standin.url(), {"embeds": [{"title": "t", "color": color}]})
+
+    assert good.status == 200
+    assert bad.status == 400
+    assert bad.body == form_error(("embeds", "0", "color"), code, message)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"content": ""}, {"content": None, "embeds": []}, {"username": "tailhook", "allowed_mentions": {"parse": []}}],
+)
+async def test_a_message_without_content_or_embeds_is_empty(
+    standin: DiscordStandIn, http: aiohttp.ClientSession, payload: dict[str, Any]
+) -> None:
+    answer = await post(http, standin.url(), payload)
+
+    assert answer.status == 400
+    assert answer.body == {"message": "Cannot send an empty message", "code": 50006}
+    assert standin.received == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("username", "code", "message"),
+    [
+        ("", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length."),
+        ("u" * 81, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length."),
+        ("My Discord Alerts", "USERNAME_INVALID_CONTAINS", 'Username cannot contain "discord"'),
+        ("Clyde", "USERNAME_INVALID_CONTAINS", 'Username cannot contain "clyde"'),
+        ("everyone", "USERNAME_INVALID", 'Username cannot be "everyone"'),
+    ],
+)
+async def test_bad_usernames_are_refused(
+    standin: DiscordStandIn, http: aiohttp.ClientSession, username: str, code: str, message: str
+) -> None:
+    good = await post(http, standin.url(), {"content": "hi", "username": "u" * LIMITS.username_max})
+    bad = await post(http, standin.url(), {"content": "hi", "username": username})
+
+    assert good.status == 200
+    assert bad.status == 400
+    assert bad.body == form_error(("username",), code, message)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("mentions", "expected"),
+    [
+        ({"parse": []}, None),
+        ({"parse": ["users"], "users": []}, None),
+        ({"parse": ["roles"], "users": ["123456789012345678"]}, None),
+        (
+            {"parse": ["users"], "users": ["123456789012345678"]},
+            form_error(
+                ("allowed_mentions",),
+                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                'parse:["users"] and users: [ids...] are mutually exclusive.',
+            ),
+        ),
+        (
+            {"parse": ["here"]},
+            form_error(
+                ("allowed_mentions", "parse", "0"),
+                "BASE_TYPE_CHOICES",
+                "Value must be one of {'everyone', 'roles', 'users'}.",
+            ),
+        ),
+        (
+            {"roles": ["@admins"]},
+            form_error(("allowed_mentions", "roles", "0"), "NUMBER_TYPE_COERCE", 'Value "@admins" is not snowflake.'),
+        ),
+    ],
+)
+async def test_allowed_mentions_are_checked(
+    standin: DiscordStandIn, http: aiohttp.ClientSession, mentions: dict[str, Any], expected: dict[str, Any] | None
+) -> None:
+    answer = await post(http, standin.url(), {"content": "<@123456789012345678>", "allowed_mentions": mentions})
+
+    if expected is None:
+        assert answer.status == 200, answer.body
+    else:
+        assert answer.status == 400
+        assert answer.body == expected
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_is_not_json_is_refused(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    headers = {"Content-Type": "application/json"}
+    async with http.post(standin.url(), data=b'{"content": "unterminated', headers=headers) as response:
+        answer = await _answer(response)
+
+    assert answer.status == 400
+    assert answer.body == {"message": "The request body contains invalid JSON.", "code": 50109}
+
+
+@pytest.mark.asyncio
+async def test_a_json_body_sent_as_another_content_type_is_not_read(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    headers = {"Content-Type": "text/plain"}
+    async with http.post(standin.url(), data=b'{"content": "hi"}', headers=headers) as response:
+        answer = await _answer(response)
+
+    assert answer.status == 400
+    assert answer.body == {"message": "Cannot send an empty message", "code": 50006}
+
+
+# ---------------------------------------------------------------------------
+# Rate limits
+
+
+@pytest.mark.asyncio
+async def test_the_bucket_counts_down_then_429_then_refills_after_retry_after(http: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(bucket_limit=3, bucket_reset_after=1.0) as standin:
+        answers, clock = [], []
+        for i in range(3):
+            answers.append(await post(http, standin.url(), {"content": f"m{i}"}))
+            clock.append(time.time())
+        limited = await post(http, standin.url(), {"content": "m3"})
+        assert limited.status == 429
+        await asyncio.sleep(limited.body["retry_after"])
+        after = await post(http, standin.url(), {"content": "m4"})
+
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    for answer, now in zip(answers, clock, strict=True):
+        assert answer.headers["X-RateLimit-Limit"] == "3"
+        assert re.fullmatch(r"\d+\.\d{3}", answer.headers["X-RateLimit-Reset-After"])
+        reset_after = float(answer.headers["X-RateLimit-Reset-After"])
+        assert 0 < reset_after <= 1.0
+        assert float(answer.headers["X-RateLimit-Reset"]) == pytest.approx(now + reset_after, abs=0.5)
+        assert answer.headers["X-RateLimit-Bucket"] == answers[0].headers["X-RateLimit-Bucket"] != ""
+
+    assert limited.body["message"] == "You are being rate limited."
+    assert limited.body["global"] is False
+    retry_after = limited.body["retry_after"]
+    assert isinstance(retry_after, float)
+    assert 0 < retry_after <= 1.0
+    assert limited.headers["Retry-After"] == str(math.ceil(retry_after))
+    assert limited.headers["X-RateLimit-Scope"] == "user"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert "X-RateLimit-Global" not in limited.headers
+
+    assert after.status == 200
+    assert after.headers["X-RateLimit-Remaining"] == "2"
+    assert [r.payload["content"] for r in standin.received] == ["m0", "m1", "m2", "m4"]
+    assert [status for _, _, status in standin.requests] == [200, 200, 200, 429, 200]
+
+
+@pytest.mark.asyncio
+async def test_each_webhook_has_its_own_bucket(http: aiohttp.ClientSession) -> None:
+    webhooks = {WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}
+    async with DiscordStandIn(bucket_limit=1, bucket_reset_after=30.0, webhooks=webhooks) as standin:
+        first = await post(http, standin.url(), {"content": "a"})
+        limited = await post(http, standin.url(), {"content": "a"})
+        other = await post(http, standin.url(OTHER_ID, OTHER_TOKEN), {"content": "b"})
+
+    assert (first.status, limited.status, other.status) == (200, 429, 200)
+    assert limited.body["retry_after"] > 25
+    # As on Discord, the bucket hash names the route, not the webhook.
+    assert other.headers["X-RateLimit-Bucket"] == first.headers["X-RateLimit-Bucket"]
+
+
+@pytest.mark.asyncio
+async def test_global_429(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    standin.global_429(0.25)
+
+    limited = await post(http, standin.url(), {"content": "a"})
+    after = await post(http, standin.url(), {"content": "b"})
+
+    assert limited.status == 429
+    assert limited.body == {"message": "You are being rate limited.", "retry_after": 0.25, "global": True}
+    assert limited.headers["X-RateLimit-Global"] == "true"
+    assert limited.headers["X-RateLimit-Scope"] == "global"
+    assert limited.headers["Retry-After"] == "1"
+    assert after.status == 200
+    assert after.headers["X-RateLimit-Remaining"] == str(10_000 - 1)  # the 429 did not use the bucket
+    assert [r.payload["content"] for r in standin.received] == ["b"]
+
+
+@pytest.mark.asyncio
+async def test_cloudflare_429_is_html_without_rate_limit_headers(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.cloudflare_429()
+
+    limited = await post(http, standin.url(), {"content": "a"})
+    after = await post(http, standin.url(), {"content": "b"})
+
+    assert limited.status == 429
+    assert limited.headers["Content-Type"].startswith("text/html")
+    assert "1015" in limited.body
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(limited.body)
+    assert limited.headers["Retry-After"] == "1"
+    assert not [name for name in limited.headers if name.lower().startswith("x-ratelimit")]
+    assert after.status == 200
+
+
+# ---------------------------------------------------------------------------
+# Injected failures
+
+
+@pytest.mark.asyncio
+async def test_fail_next_answers_discords_5xx_bodies_then_recovers(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.fail_next(500)
+    standin.fail_next(503, count=2)
+
+    answers = [await post(http, standin.url(), {"content": f"m{i}"}) for i in range(4)]
+
+    assert [a.status for a in answers] == [500, 503, 503, 200]
+    assert answers[0].body == {"message": "500: Internal Server Error", "code": 0}
+    assert answers[1].body == {"message": "503: Service Unavailable", "code": 0}
+    assert "X-RateLimit-Limit" in answers[0].headers
+    assert [r.payload["content"] for r in standin.received] == ["m3"]
+    assert standin.requests == [("POST", WEBHOOK_ID, s) for s in (500, 503, 503, 200)]
+
+
+@pytest.mark.asyncio
+async def test_fail_next_takes_a_body_and_headers(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    standin.fail_next(502, body="<html>502 Bad Gateway</html>", headers={"Server": "cloudflare"})
+
+    answer = await post(http, standin.url(), {"content": "a"})
+
+    assert answer.status == 502
+    assert answer.body == "<html>502 Bad Gateway</html>"
+    assert answer.headers["Server"] == "cloudflare"
+
+
+@pytest.mark.asyncio
+async def test_set_status_answers_every_post_until_cleared(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.set_status(503)
+    failing = [await post(http, standin.url(), {"content": "a"}) for _ in range(3)]
+    standin.set_status(None)
+    after = await post(http, standin.url(), {"content": "b"})
+
+    assert [a.status for a in failing] == [503, 503, 503]
+    assert after.status == 200
+    assert [r.payload["content"] for r in standin.received] == ["b"]
+
+
+@pytest.mark.asyncio
+async def test_drop_next_closes_the_connection_without_an_answer(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.drop_next()
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post(http, standin.url(), {"content": "a"})
+    after = await post(http, standin.url(), {"content": "b"})
+
+    assert after.status == 200
+    assert [r.payload["content"] for r in standin.received] == ["b"]
+    assert standin.requests == [("POST", WEBHOOK_ID, DROPPED), ("POST", WEBHOOK_ID, 200)]
+
+
+# ---------------------------------------------------------------------------
+# Dead webhooks, GET, other requests
+
+
+@pytest.mark.asyncio
+async def test_wrong_token_is_401_and_unknown_webhook_is_404(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    wrong_token = await post(http, standin.url(token=OTHER_TOKEN), {"content": "a"})
+    unknown = await post(http, standin.url(OTHER_ID), {"content": "a"})
+
+    assert wrong_token.status == 401
+    assert wrong_token.body == {"message": "Invalid Webhook Token", "code": 50027}
+    assert unknown.status == 404
+    assert unknown.body == {"message": "Unknown Webhook", "code": 10015}
+    assert standin.received == []
+    assert standin.requests == [("POST", WEBHOOK_ID, 401), ("POST", OTHER_ID, 404)]
+
+
+@pytest.mark.asyncio
+async def test_a_deleted_webhook_is_404_for_post_and_get(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    assert (await post(http, standin.url(), {"content": "a"})).status == 200
+    standin.delete_webhook(WEBHOOK_ID)
+
+    posted = await post(http, standin.url(), {"content": "b"})
+    async with http.get(standin.url()) as response:
+        got = await _answer(response)
+
+    assert (posted.status, got.status) == (404, 404)
+    assert posted.body == got.body == {"message": "Unknown Webhook", "code": 10015}
+    assert len(standin.received) == 1
+
+
+@pytest.mark.asyncio
+async def test_get_answers_the_webhook_object(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    async with http.get(standin.url()) as response:
+        got = await _answer(response)
+    async with http.get(standin.url(token=OTHER_TOKEN)) as response:
+        wrong = await _answer(response)
+
+    assert got.status == 200
+    assert got.body["id"] == WEBHOOK_ID
+    assert got.body["type"] == 1
+    assert got.body["token"] == TOKEN
+    assert got.body["channel_id"] == CHANNEL_ID
+    assert got.body["guild_id"] == GUILD_ID
+    assert got.body["application_id"] is None
+    assert isinstance(got.body["name"], str)
+    assert wrong.status == 401
+    assert standin.requests == [("GET", WEBHOOK_ID, 200), ("GET", WEBHOOK_ID, 401)]
+    assert standin.received == []
+
+
+@pytest.mark.asyncio
+async def test_other_methods_and_paths_are_answered_like_discord_and_recorded(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    async with http.patch(standin.url(), json={"content": "a"}) as response:
+        patched = await _answer(response)
+    async with http.post(f"http://127.0.0.1:{standin.port}/api/channels/1/messages", json={}) as response:
+        elsewhere = await _answer(response)
+
+    assert patched.status == 405
+    assert patched.body == {"message": "405: Method Not Allowed", "code": 0}
+    assert elsewhere.status == 404
+    assert elsewhere.body == {"message": "404: Not Found", "code": 0}
+    assert standin.requests == [("PATCH", WEBHOOK_ID, 405), ("POST", "", 404)]
+
+
+# ---------------------------------------------------------------------------
+# Waiting, and secrecy
+
+
+@pytest.mark.asyncio
+async def test_wait_for_returns_once_enough_messages_arrived(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    waiting = asyncio.create_task(standin.wait_for(2, timeout=10))
+
+    await post(http, standin.url(), {"content": "a"})
+    await asyncio.sleep(0)  # let the waiter look at one message
+    assert not waiting.done()
+    await post(http, standin.url(), {"content": "b"})
+
+    received = await waiting
+    assert [r.payload["content"] for r in received] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_wait_for_says_what_arrived_when_it_times_out(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    await post(http, standin.url(), {"content": "only this one"})
+    await post(http, standin.url(), {"content": ""})
+
+    with pytest.raises(AssertionError) as failure:
+        await standin.wait_for(2, timeout=0.2)
+
+    assert "expected 2 message(s)" in str(failure.value)
+    assert "only this one" in str(failure.value)
+    assert "400" in str(failure.value)
+    assert TOKEN not in str(failure.value)
+
+
+@pytest.mark.asyncio
+async def test_the_token_appears_in_no_output(
+    standin: DiscordStandIn,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    standin.drop_next()
+    standin.fail_next(500)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post(http, standin.url(), {"content": "a"})
+    for payload in ({"content": "b"}, {"content": "c"}, {"content": "c" * 2001}):
+        await post(http, standin.url(), payload)
+    async with http.get(standin.url(token="wrong-" + TOKEN)):
+        pass
+
+    captured = capsys.readouterr()
+    assert [status for _, _, status in standin.requests] == [DROPPED, 500, 200, 400, 401]
+    assert TOKEN not in caplog.text + captured.out + captured.err
+
+
+# ---------------------------------------------------------------------------
+# In a thread, from synchronous code (as end-to-end tests use it)
+
+
+def sync_post(url: str, payload: object) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(  # noqa: S310 (the stand-in's http URL)
+        url + "?wait=true", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (the stand-in's http URL)
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_threaded_stand_in_serves_a_synchronous_test() -> None:
+    with standin_in_thread(bucket_limit=100) as standin:
+        assert standin.url() == f"http://127.0.0.1:{standin.port}/api/webhooks/{WEBHOOK_ID}/{TOKEN}"
+        status, _, body = sync_post(standin.url(), {"content": "hello"})
+        [received] = standin.wait_for(1, timeout=5)
+
+        standin.fail_next(500)
+        failed, _, _ = sync_post(standin.url(), {"content": "fails"})
+        standin.set_status(503)
+        unavailable, _, _ = sync_post(standin.url(), {"content": "fails"})
+        standin.set_status(None)
+        standin.global_429(0.5)
+        global_limited, global_headers, _ = sync_post(standin.url(), {"content": "limited"})
+        standin.cloudflare_429()
+        banned, banned_headers, _ = sync_post(standin.url(), {"content": "banned"})
+        standin.drop_next()
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            sync_post(standin.url(), {"content": "dropped"})
+        standin.delete_webhook(WEBHOOK_ID)
+        deleted, _, _ = sync_post(standin.url(), {"content": "gone"})
+
+        requests = standin.requests
+        port = standin.port
+
+    assert status == 200
+    assert json.loads(body)["content"] == "hello"
+    assert received.payload == {"content": "hello"}
+    assert (failed, unavailable, global_limited, banned, deleted) == (500, 503, 429, 429, 404)
+    assert global_headers["X-RateLimit-Global"] == "true"
+    assert banned_headers["Content-Type"].startswith("text/html")
+    assert [status for _, _, status in requests] == [200, 500, 503, 429, 429, DROPPED, 404]
+    with pytest.raises(urllib.error.URLError):  # stopped: nothing listens any more
+        sync_post(f"http://127.0.0.1:{port}/api/webhooks/{WEBHOOK_ID}/{TOKEN}", {"content": "late"})
+
+
+def test_threaded_wait_for_blocks_until_another_thread_posts() -> None:
+    with standin_in_thread() as standin:
+        results: list[int] = []
+        poster = threading.Thread(target=lambda: results.append(sync_post(standin.url(), {"content": "hi"})[0]))
+        poster.start()
+        received = standin.wait_for(1, timeout=10)
+        poster.join(timeout=10)
+
+    assert [r.payload for r in received] == [{"content": "hi"}]
+    assert results == [200]
+
+
+def test_threaded_wait_for_raises_with_what_arrived() -> None:
+    with standin_in_thread() as standin:
+        sync_post(standin.url(), {"content": "just one"})
+        with pytest.raises(AssertionError, match=r"expected 3 message\(s\).*just one"):
+            standin.wait_for(3, timeout=0.2)
+        received = standin.received
+
+    assert len(received) == 1
+
+
+# ---------------------------------------------------------------------------
+# Agreement with Discord's OpenAPI description
+
+
+def _schemas() -> dict[str, Any]:
+    if not OPENAPI.exists():
+        pytest.skip(f"Discord's OpenAPI description is not at {OPENAPI}")
+    schemas: dict[str, Any] = json.loads(OPENAPI.read_text())["components"]["schemas"]
+    return schemas
+
+
+def test_limits_agree_with_openapi() -> None:
+    schemas = _schemas()
+
+    def spec(schema: str, prop: str, keyword: str) -> Any:
+        return schemas[schema]["properties"][prop][keyword]
+
+    request = "IncomingWebhookRequestPartial"
+    expected = {
+        "content": spec(request, "content", "maxLength"),
+        "embeds": spec(request, "embeds", "maxItems"),
+        "username_min": spec(request, "username", "minLength"),
+        "username_max": spec(request, "username", "maxLength"),
+        "url": spec(request, "avatar_url", "maxLength"),
+        "title": spec("RichEmbed", "title", "maxLength"),
+        "description": spec("RichEmbed", "description", "maxLength"),
+        "fields": spec("RichEmbed", "fields", "maxItems"),
+        "color_max": spec("RichEmbed", "color", "maximum"),
+        "field_name": spec("RichEmbedField", "name", "maxLength"),
+        "field_value": spec("RichEmbedField", "value", "maxLength"),
+        "footer_text": spec("RichEmbedFooter", "text", "maxLength"),
+        "author_name": spec("RichEmbedAuthor", "name", "maxLength"),
+        "mention_ids": spec("MessageAllowedMentionsRequest", "users", "maxItems"),
+    }
+
+    assert {name: getattr(LIMITS, name) for name in expected} == expected
+    assert expected["content"] == 2000
+    assert (expected["title"], expected["description"], expected["embeds"]) == (256, 4096, 10)
+    assert (expected["fields"], expected["field_name"], expected["field_value"]) == (25, 256, 1024)
+    assert (expected["footer_text"], expected["author_name"]) == (2048, 256)
+    assert (expected["username_min"], expected["username_max"]) == (1, 80)
+    assert spec("RichEmbed", "url", "maxLength") == LIMITS.url
+    assert spec("RichEmbed", "color", "minimum") == 0
+    assert spec("MessageAllowedMentionsRequest", "roles", "maxItems") == LIMITS.mention_ids
+    assert set(spec(request, "embeds", "type")) == {"array", "null"}
+    mention_types = {choice["const"] for choice in schemas["AllowedMentionTypes"]["oneOf"]}
+    assert mention_types == {"users", "roles", "everyone"}
+    # Not in the spec (see shared/discord/README.md): the 6000 total is DESIGN.md §4's.
+    assert LIMITS.embed_total == 6000
+
+
+@pytest.mark.asyncio
+async def test_answers_carry_the_fields_openapi_requires(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    schemas = _schemas()
+
+    message = await post(http, standin.url(), {"content": "hi", "embeds": [{"title": "t"}]})
+    standin.global_429(1.5)
+    limited = await post(http, standin.url(), {"content": "hi"})
+    async with http.get(standin.url()) as response:
+        webhook = await _answer(response)
+
+    assert set(schemas["MessageResponse"]["required"]) <= set(message.body)
+    assert set(schemas["UserResponse"]["required"]) <= set(message.body["author"])
+    assert set(schemas["MessageEmbedResponse"]["required"]) <= set(message.body["embeds"][0])
+    assert set(schemas["RatelimitedResponse"]["allOf"][1]["required"]) <= set(limited.body)
+    assert set(schemas["GuildIncomingWebhookResponse"]["required"]) <= set(webhook.body)
+    assert webhook.body["type"] in schemas["GuildIncomingWebhookResponse"]["properties"]["type"]["enum"]
