@@ -98,8 +98,7 @@ class Daemon:
         assert text in self.stderr, f"{exited}:\n{self.stderr}"
 
     def started(self) -> Daemon:
-        self.wait_for_log("started on")
-        self.wait_for_log("following")
+        self.wait_for_log("started on")  # logged once every source has opened its files
         return self
 
     def append(self, *lines: str) -> None:

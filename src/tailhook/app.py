@@ -77,6 +77,8 @@ class App:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        for source in sources:
+            await source.start()
         log.info(
             "tailhook %s started on %s: %d sources, %d rules, destinations: %s",
             __version__,

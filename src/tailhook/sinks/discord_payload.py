@@ -100,7 +100,7 @@ _FORBIDDEN_NAMES = ("everyone", "here")  # nor be one of these
 
 # Text Discord's Markdown would act on, outside code. "- ", "+ " and "1. "
 # make a list only at the start of a line ("-# " subtext is broken by "#").
-_MARKDOWN = re.compile(r"([\\*_~|>#\[\]()`])")
+_MARKDOWN = str.maketrans({char: "\\" + char for char in "\\*_~|>#[]()`"})
 _LINE_BULLET = re.compile(r"^([ \t]*)([-+])(?=[ \t])", re.MULTILINE)
 _LINE_NUMBER = re.compile(r"^([ \t]*\d+)\.(?=[ \t])", re.MULTILINE)
 # "<" that opens a mention or other tag: <@1>, <@!1>, <@&1>, <#1>, </cmd:1>,
@@ -245,7 +245,7 @@ def neutralise(text: str) -> str:
 
 def _neutralise_prose(text: str) -> str:
     text = _TAG_OPEN.sub("<" + _ZWSP, text)
-    text = _MARKDOWN.sub(r"\\\1", text)
+    text = text.translate(_MARKDOWN)
     text = _LINE_BULLET.sub(r"\1\\\2", text)
     text = _LINE_NUMBER.sub(r"\1\\.", text)
     return _MASS_MENTION.sub("@" + _ZWSP, text)
@@ -404,6 +404,8 @@ def _draft_size(draft: _Draft) -> int:
 
 def _fit_description(draft: _Draft) -> _Draft:
     """Cut text and log line, longest first, to a description of at most 4096."""
+    if len(_description(draft)) <= LIMITS.description:
+        return draft
     overhead = len(_description(draft)) - len(draft.text) - len(draft.line)
     text, line = _shrink([draft.text, draft.line], LIMITS.description - overhead)
     return replace(draft, text=text, line=line)
@@ -411,6 +413,8 @@ def _fit_description(draft: _Draft) -> _Draft:
 
 def _fit_total(draft: _Draft) -> _Draft:
     """Cut every counted part, longest first, to an embed of at most 6000."""
+    if _draft_size(draft) <= LIMITS.total:
+        return draft
     names = [name for name, _ in draft.fields]
     values = [value for _, value in draft.fields]
     parts = [draft.title, draft.text, draft.line, draft.footer, *names, *values]

@@ -20,6 +20,10 @@ Emit = Callable[[Sequence[Line]], Awaitable[None]]
 class Source(Protocol):
     name: str
 
+    async def start(self) -> None:
+        """Find and open what is there now, before the daemon says it is ready."""
+        ...
+
     async def run(self, emit: Emit) -> None:
         """Read lines until cancelled, passing each batch to *emit*."""
         ...

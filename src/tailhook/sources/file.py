@@ -89,8 +89,11 @@ class FileSource:
 
     # ── the loop ────────────────────────────────────────────────────────────
 
-    async def run(self, emit: Emit) -> None:
+    async def start(self) -> None:
+        """Open the files present now, from ``start_at``."""
         await asyncio.to_thread(self._discover, first=True)
+
+    async def run(self, emit: Emit) -> None:
         stop = asyncio.Event()
         watched: frozenset[str] = frozenset()
         watcher: asyncio.Task[None] | None = None

@@ -44,8 +44,9 @@ class JournaldSource:
         self.name = config.name
         self.config = config
         self.lines = 0
+        self._reader: Any = None
 
-    async def run(self, emit: Emit) -> None:
+    async def start(self) -> None:
         if not journald_available():
             log.error(
                 "source %s: systemd-python is not installed, so the journal cannot be read; "
@@ -53,7 +54,15 @@ class JournaldSource:
                 self.name,
             )
             return
-        reader = await asyncio.to_thread(self._open)
+        try:
+            self._reader = await asyncio.to_thread(self._open)
+        except OSError as exc:
+            log.error("source %s: cannot open the journal: %s", self.name, exc)
+
+    async def run(self, emit: Emit) -> None:
+        reader = self._reader
+        if reader is None:
+            return
         try:
             while True:
                 batch = await asyncio.to_thread(self._read, reader)

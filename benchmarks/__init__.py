@@ -1,0 +1,1 @@
+"""Reproducible performance runs of tailhook beside named peers (``make bench``)."""

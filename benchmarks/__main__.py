@@ -1,0 +1,17 @@
+"""``python -m benchmarks``: run every benchmark and print its figures."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import matching
+
+
+def main() -> int:
+    for bench in (matching,):
+        bench.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

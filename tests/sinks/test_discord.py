@@ -1,0 +1,177 @@
+"""The Discord sink over real HTTP against the stand-in: answers, pacing, 429s, secrecy."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from tests.discord_standin import TOKEN, WEBHOOK_ID, DiscordStandIn
+
+from tailhook.config import DestinationConfig, WebhookUrl
+from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
+from tailhook.sinks import Outcome
+from tailhook.sinks.discord import CLOUDFLARE_BACKOFF_S, DiscordSink, GlobalPause, probe_webhook
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[DiscordStandIn]:
+    async with DiscordStandIn(bucket_limit=5, bucket_reset_after=0.5) as standin:
+        yield standin
+
+
+def destination(url: str, **kwargs: object) -> DestinationConfig:
+    return DestinationConfig(name="alerts", url=WebhookUrl(url), **kwargs)  # type: ignore[arg-type]
+
+
+NOBODY = Mentions()
+
+
+def delivery(title: str = "disk full", mentions: Mentions = NOBODY) -> Delivery:
+    n = Notification(
+        kind=Kind.ALERT, rule="disk", severity=Severity.CRITICAL, key="k", title=title, description="",
+        line=f"kernel: {title}", source="system", host="web-1", time=1_790_000_000.0, captures={"dev": "sdb"},
+    )  # fmt: skip
+    return Delivery("alerts", n, mentions=mentions)
+
+
+async def test_a_message_is_stored_with_wait_true(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    sink = DiscordSink(destination(discord.url(), username="ops", thread_id="123456789012345678"), session=session)
+    result = await sink.send([delivery()])
+
+    assert result.outcome is Outcome.SENT
+    (message,) = discord.received
+    assert message.query == {"wait": "true", "thread_id": "123456789012345678"}
+    assert message.payload["username"] == "ops"
+    assert message.payload["allowed_mentions"] == {"parse": []}
+    assert message.payload["embeds"][0]["color"] == 0xFF0000
+
+
+async def test_configured_mentions_are_the_only_ones_allowed(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    await sink.send([delivery("@everyone look", Mentions(roles=("123456789012345678",)))])
+
+    (message,) = discord.received
+    assert message.payload["allowed_mentions"] == {"parse": [], "roles": ["123456789012345678"], "users": []}
+    assert message.payload["content"] == "<@&123456789012345678>"
+
+
+async def test_pacing_follows_the_bucket_headers(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    for i in range(12):
+        assert (await sink.send([delivery(f"alert {i}")])).outcome is Outcome.SENT
+
+    assert len(discord.received) == 12
+    assert sink.rate_limited == 0  # the sink waited for the bucket instead of running into 429s
+    assert [status for _, _, status in discord.requests] == [200] * 12
+
+
+async def test_a_429_is_waited_out_and_retried(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    discord.fail_next(429, body={"message": "You are being rate limited.", "retry_after": 0.2, "global": False})
+    before = time.monotonic()
+    result = await sink.send([delivery()])
+
+    assert result.outcome is Outcome.SENT
+    assert [status for _, _, status in discord.requests] == [429, 200]
+    assert discord.received[0].time - before >= 0.2  # retried only after retry_after
+    assert sink.rate_limited == 1
+
+
+async def test_a_global_429_pauses_every_webhook(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    pause = GlobalPause()
+    first = DiscordSink(destination(discord.url()), session=session, global_pause=pause)
+    second = DiscordSink(destination(discord.url()), session=session, global_pause=pause)
+    discord.global_429(0.3)
+
+    assert (await first.send([delivery()])).outcome is Outcome.SENT
+    assert pause.until > 0
+    assert (await second.send([delivery()])).outcome is Outcome.SENT
+    assert [status for _, _, status in discord.requests] == [429, 200, 200]
+
+
+async def test_a_cloudflare_429_backs_off_for_minutes(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    discord.cloudflare_429()
+    result = await sink.send([delivery()])
+
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_after == CLOUDFLARE_BACKOFF_S
+    assert len(discord.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(500, Outcome.RETRY), (502, Outcome.RETRY), (503, Outcome.RETRY), (400, Outcome.REJECTED),
+     (401, Outcome.DEAD), (403, Outcome.DEAD), (404, Outcome.DEAD)],
+)  # fmt: skip
+async def test_each_status_gets_its_reaction(
+    discord: DiscordStandIn, session: aiohttp.ClientSession, status: int, outcome: Outcome
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    discord.fail_next(status)
+    result = await sink.send([delivery()])
+
+    assert result.outcome is outcome
+    assert result.detail.startswith(f"Discord answered {status}: ")
+    assert TOKEN not in result.detail
+
+
+async def test_a_400_is_rejected_with_discords_error_body(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    body = {"code": 50035, "errors": {"embeds": {"0": {"title": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}}}},
+            "message": "Invalid Form Body"}  # fmt: skip
+    discord.fail_next(400, body=body)
+    result = await sink.send([delivery()])
+
+    assert result.outcome is Outcome.REJECTED
+    assert '"code":50035' in result.detail and "BASE_TYPE_MAX_LENGTH" in result.detail
+
+
+async def test_network_failures_are_retried_and_never_show_the_token(
+    discord: DiscordStandIn, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = DiscordSink(
+        destination(f"http://127.0.0.1:{port}/api/webhooks/{WEBHOOK_ID}/{TOKEN}"), session=session
+    )
+    dropped = DiscordSink(destination(discord.url()), session=session)
+    discord.drop_next()
+
+    results = [await unreachable.send([delivery()]), await dropped.send([delivery()])]
+
+    assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.RETRY]
+    assert "ClientConnectorError" in results[0].detail
+    for text in [r.detail for r in results] + [caplog.text, repr(unreachable), str(unreachable.config)]:
+        assert TOKEN not in text
+
+
+async def test_the_probe(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    ok = await probe_webhook(destination(discord.url()), session=session)
+    wrong = await probe_webhook(destination(discord.url(token="x" + TOKEN[1:])), session=session)
+    discord.delete_webhook(WEBHOOK_ID)
+    gone = await probe_webhook(destination(discord.url()), session=session)
+
+    assert (ok.ok, ok.dead) == (True, False)
+    assert (wrong.ok, wrong.dead) == (False, True) and "401" in wrong.detail
+    assert (gone.ok, gone.dead) == (False, True) and "404" in gone.detail
+    assert discord.received == []  # a probe posts nothing
+    assert all(TOKEN not in r.detail for r in (ok, wrong, gone))
