@@ -584,6 +584,7 @@ def test_neutralise_breaks_mention_and_tag_syntax(tag: str) -> None:
         ("C:\\temp\\*", "C:\\\\temp\\\\\\*"),
         ("[Click me](https://evil.example/x)", "\\[Click me\\]\\(<https://evil.example/x>\\)"),
         ("see https://ex.com/a_b?q=1*2.", "see <https://ex.com/a_b?q=1*2>."),
+        ("https://x.y/a```b", "<https://x.y/a>\\`\\`\\`b"),
     ],
 )
 def test_neutralise_escapes_markdown(text: str, escaped: str) -> None:
