@@ -1,0 +1,156 @@
+"""The file source on real files: following, globs, rotation, truncation, hostile lines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tailhook.config import FileSourceConfig
+from tailhook.events import Line
+from tailhook.sources.file import CUT_MARKER, FileSource
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@dataclass
+class Following:
+    source: FileSource
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [line.text for line in self.lines]
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.01)
+
+    async def until_count(self, count: int) -> None:
+        await self.until(lambda: len(self.lines) >= count)
+
+
+Follow = Callable[..., Awaitable[Following]]
+
+
+@pytest.fixture
+async def follow(tmp_path: Path) -> AsyncIterator[Follow]:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(*patterns: str, **kwargs: object) -> Following:
+        config = FileSourceConfig(
+            name="app",
+            paths=tuple(str(tmp_path / p) for p in patterns),
+            rescan_interval=0.2,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        following = Following(FileSource(config))
+
+        async def emit(batch: Sequence[Line]) -> None:
+            following.lines.extend(batch)
+
+        await following.source.start()
+        tasks.append(asyncio.create_task(following.source.run(emit)))
+        return following
+
+    yield start
+    for task in tasks:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def append(path: Path, data: str | bytes) -> None:
+    with path.open("ab") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+
+
+async def test_new_lines_are_read_and_existing_ones_skipped_at_end(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("old line\nhalf a li")
+    following = await follow("*.log")
+    append(log, "ne\nnew one\n")
+    append(log, "new two\npartial")
+    await following.until_count(2)
+
+    assert following.texts == ["new one", "new two"]  # the half line present at start is not a line of its own
+    assert following.lines[0].path == str(log) and following.lines[0].source == "app"
+    append(log, " end\n")
+    await following.until_count(3)
+    assert following.texts[2] == "partial end"
+
+
+async def test_start_at_beginning_and_files_that_appear_later(tmp_path: Path, follow: Follow) -> None:
+    (tmp_path / "a.log").write_text("a1\na2\n")
+    following = await follow("*.log", start_at="beginning")
+    await following.until_count(2)
+    (tmp_path / "b.log").write_text("b1\n")  # appears after start: read from its beginning
+    (tmp_path / "c.txt").write_text("not matched by the glob\n")
+    await following.until_count(3)
+    assert following.texts == ["a1", "a2", "b1"]
+
+
+async def test_exclude_and_recursive_globs(tmp_path: Path, follow: Follow) -> None:
+    (tmp_path / "pods" / "web").mkdir(parents=True)
+    following = await follow("pods/**/*.log", exclude=("*.1.log",), start_at="beginning")
+    (tmp_path / "pods" / "web" / "app.1.log").write_text("rotated\n")
+    (tmp_path / "pods" / "web" / "app.log").write_text("live\n")
+    await following.until_count(1)
+    (tmp_path / "pods" / "db").mkdir()
+    (tmp_path / "pods" / "db" / "db.log").write_text("later\n")  # found after the excluded file was seen
+    await following.until_count(2)
+    assert following.texts == ["live", "later"]
+
+
+async def test_rename_rotation_reads_the_old_file_to_its_end(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log")
+    append(log, "before 1\n")
+    await following.until_count(1)
+    with log.open("a") as old:
+        os.rename(log, tmp_path / "app.log.1")
+        old.write("late write to the old file\n")  # a writer that has not reopened yet
+    log.write_text("after 1\n")
+    await following.until_count(3)
+    assert following.texts == ["before 1", "late write to the old file", "after 1"]
+    assert following.source.counters.rotations == 1
+
+
+async def test_copytruncate_starts_over(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log")
+    append(log, "one\ntwo\nthree\n")
+    await following.until_count(3)
+    with log.open("r+") as f:
+        f.truncate(0)
+    append(log, "four\n")
+    await following.until_count(4)
+    assert following.texts == ["one", "two", "three", "four"]
+    assert following.source.counters.truncations == 1
+
+
+async def test_hostile_lines(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log", max_line_bytes=1024)
+    append(log, b"crlf line\r\n" + b"bad \xff\xfe utf-8\n" + b"nul\x00byte\n")
+    append(log, b"x" * 5000 + b"\n")
+    append(log, b"y" * 3_000_000)  # a huge line with no newline yet
+    await following.until_count(5)
+    append(log, b"yyy\nafter\n")
+    await following.until_count(6)
+
+    texts = following.texts
+    assert texts[:3] == ["crlf line", "bad \ufffd\ufffd utf-8", "nul\x00byte"]
+    assert texts[3] == "x" * 1024 + CUT_MARKER
+    assert texts[4] == "y" * 1024 + CUT_MARKER
+    assert texts[5] == "after"
+    assert following.source.counters.cut_lines == 2
+    assert len(texts) == 6
