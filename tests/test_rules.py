@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+
 from tailhook.config import RuleConfig
 from tailhook.events import Line, Severity
-from tailhook.rules import RuleSet
+from tailhook.rules import Rule, RuleSet, required_literal
 
 
 def rule(name: str, match: str, **kwargs: object) -> RuleConfig:
@@ -68,3 +73,38 @@ def test_template_braces_in_log_text_are_not_interpreted() -> None:
     config = rule("json", r"error (?P<body>.*)", title="got {body}")
     (event,) = RuleSet([config], host="h").match(line('error {"a": "{line}"}'))
     assert event.title == 'got {"a": "{line}"}'
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        (r"(?P<process>[\w.-]+)\[(?P<pid>\d+)\]: segfault at", "]: segfault at"),
+        (r"Failed password for (?:invalid user )?(?P<user>\S+) from", "Failed password for "),
+        (r"(?:abc)+x", "abc"),
+        (r"(?:abcd)*x", "x"),
+        (r"(?i)error", ""),
+        (r"x(?i:HELLO)y", "x"),
+        (r"warn|error", ""),
+        (r"\d+ errors?", " error"),
+    ],
+)
+def test_required_literal(pattern: str, literal: str) -> None:
+    assert required_literal(pattern) == literal
+
+
+def test_the_prefilter_never_changes_what_matches() -> None:
+    root = Path(__file__).resolve().parent.parent / "examples" / "sample-logs"
+    texts = [
+        t for f in sorted(root.rglob("*")) if f.is_file() and f.suffix != ".yaml" for t in f.read_text().splitlines()
+    ]
+    patterns = [
+        r"(?P<p>[\w.-]+)\[(?P<pid>\d+)\]: (?:segfault|Failed)",
+        r"for (?:invalid user )?(?P<u>\S+) from",
+        r"error",
+    ]
+    for pattern in patterns:
+        rule = Rule.compile(RuleConfig(name="r", file="f", line=1, match=pattern))
+        assert rule.literal
+        for text in texts:
+            found = rule.match(Line(text=text, source="s", time=0.0), host="h")
+            assert (found is not None) == (re.search(pattern, text) is not None), (pattern, text)

@@ -12,10 +12,10 @@ batch that would not. The limits (DESIGN.md §4, and the schema
   value 1024 (and never empty), footer 2048, author name 256;
 - title + description + field names and values + footer + author name, summed
   over every embed of one message, at most 6000;
-- username 1-80, containing neither "discord" nor "clyde" (any case) and
-  neither "everyone" nor "here";
-  thread_name at most 100; avatar_url at most 2048; at most 100 role and 100
-  user ids in ``allowed_mentions``.
+- username 1-80, without "discord" or "clyde" in it (any case), and neither
+  "everyone" nor "here";
+- thread_name at most 100; avatar_url at most 2048; at most 100 role ids and
+  100 user ids in ``allowed_mentions``.
 
 Discord's API counts characters as Unicode code points, which is what ``len``
 counts. Text that is cut ends with the visible :data:`TRUNCATION_MARKER`, and
@@ -156,9 +156,10 @@ def payload_for(
 
     *username* is cut to 80 characters, and a "discord" or "clyde" in it (any
     case), which Discord refuses, has its second letter replaced by "1"
-    ("Discord" becomes "D1scord"); an empty name, or one Discord refuses
-    outright ("everyone", "here"), is left out: the webhook's own name shows. *thread_name*
-    is cut to 100 characters and made one line; empty, it is left out.
+    ("Discord" becomes "D1scord"). An empty name, or one Discord refuses
+    outright ("everyone", "here"), is left out: the webhook's own name shows.
+    *thread_name* is cut to 100 characters and made one line; empty, it is
+    left out.
 
     Batching is the caller's job (see :func:`fits`): raises ``ValueError`` for
     no embeds, more than 10, more than 6000 counted characters across them, a
@@ -359,8 +360,11 @@ def _draft(n: Notification) -> _Draft:
 def _digest_intro(n: Notification) -> str:
     rule = _code_span(_cut(n.rule, _DIGEST_PART_MAX))
     key = _code_span(_cut(n.key, _DIGEST_PART_MAX))
-    events = "event" if n.count == 1 else "events"
-    return f"**{n.count}** more {rule} {events} for key {key}"
+    return f"**{n.count}** more {rule} {_events(n.count)} for key {key}"
+
+
+def _events(count: int) -> str:
+    return "event" if count == 1 else "events"
 
 
 def _fields(n: Notification) -> tuple[tuple[str, str], ...]:
@@ -445,10 +449,13 @@ def _is_short(value: str) -> bool:
 
 
 def _compact_line(n: Notification) -> str:
-    """```warning` **rule** title (N events) — host/source``, at most 4096."""
+    """The audit mirror's line, at most 4096: severity, rule, title, count, where.
+
+    For example: `warning` **ssh-bruteforce** SSH failures for root — host1/auth
+    """
     head = f"`{n.severity.label}` **{_compact_part(n.rule)}**"
     where = "/".join(_compact_part(part) for part in (n.host, n.source) if part.strip())
-    tail = f" ({n.count} events)" if n.kind is Kind.DIGEST else ""
+    tail = f" ({n.count} {_events(n.count)})" if n.kind is Kind.DIGEST else ""
     tail += f" \u2014 {where}" if where else ""
     title = neutralise(_one_line(n.title).strip())
     room = LIMITS.description - len(head) - len(tail) - 1
