@@ -43,12 +43,9 @@ async def follow(tmp_path: Path) -> AsyncIterator[Follow]:
     tasks: list[asyncio.Task[None]] = []
 
     async def start(*patterns: str, **kwargs: object) -> Following:
-        config = FileSourceConfig(
-            name="app",
-            paths=tuple(str(tmp_path / p) for p in patterns),
-            rescan_interval=0.2,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        kwargs.setdefault("rescan_interval", 0.2)
+        paths = tuple(str(tmp_path / p) for p in patterns)
+        config = FileSourceConfig(name="app", paths=paths, **kwargs)  # type: ignore[arg-type]
         following = Following(FileSource(config))
 
         async def emit(batch: Sequence[Line]) -> None:
@@ -154,3 +151,18 @@ async def test_hostile_lines(tmp_path: Path, follow: Follow) -> None:
     assert texts[5] == "after"
     assert following.source.counters.cut_lines == 2
     assert len(texts) == 6
+
+
+async def test_a_folder_made_after_start_is_noticed_at_once(tmp_path: Path, follow: Follow) -> None:
+    following = await follow("nginx/*.log", rescan_interval=3600)  # only filesystem events can find it in time
+    (tmp_path / "nginx").mkdir()
+    (tmp_path / "nginx" / "error.log").write_text("first\n")
+    await following.until_count(1)
+    assert following.texts == ["first"]
+
+
+async def test_a_file_made_right_after_start_is_noticed_at_once(tmp_path: Path, follow: Follow) -> None:
+    following = await follow("*.log", rescan_interval=3600)
+    (tmp_path / "new.log").write_text("hello\n")
+    await following.until_count(1)
+    assert following.texts == ["hello"]

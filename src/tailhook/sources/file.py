@@ -86,23 +86,20 @@ class FileSource:
         self._files: dict[str, _Followed] = {}
         self._wake = asyncio.Event()
         self._recursive = any("**" in p for p in config.paths)
+        self._watched: frozenset[str] = frozenset()
+        self._watcher: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     # ── the loop ────────────────────────────────────────────────────────────
 
     async def start(self) -> None:
-        """Open the files present now, from ``start_at``."""
+        """Open the files present now (from ``start_at``) and start watching for more."""
         await asyncio.to_thread(self._discover, first=True)
+        await self._watch_folders()
 
     async def run(self, emit: Emit) -> None:
-        stop = asyncio.Event()
-        watched: frozenset[str] = frozenset()
-        watcher: asyncio.Task[None] | None = None
         try:
             while True:
-                dirs = self._watch_dirs()
-                if dirs != watched:
-                    watched = dirs
-                    watcher = await self._restart_watcher(watcher, stop, dirs)
                 for batch in await asyncio.to_thread(self._read_turn):
                     await emit(batch)
                 if any(f.offset < self._size(f) for f in self._files.values()):
@@ -113,27 +110,35 @@ class FileSource:
                         await self._wake.wait()
                 self._wake.clear()
                 await asyncio.to_thread(self._discover, first=False)
+                await self._watch_folders()
         finally:
-            stop.set()
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            await self._stop_watching()
             for followed in self._files.values():
                 followed.close()
 
-    async def _restart_watcher(
-        self, old: asyncio.Task[None] | None, stop: asyncio.Event, dirs: frozenset[str]
-    ) -> asyncio.Task[None] | None:
-        if old is not None:
-            stop.set()
-            old.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await old
-            stop.clear()
-        if not dirs:
-            return None
-        return asyncio.create_task(self._watch(sorted(dirs), stop), name=f"watch-{self.name}")
+    async def _watch_folders(self) -> None:
+        """Watch the folders the globs need now; then look for files made while nothing watched."""
+        folders = self._watch_dirs()
+        if folders == self._watched:
+            return
+        await self._stop_watching()
+        self._watched = folders
+        if folders:
+            self._stop = asyncio.Event()
+            self._watcher = asyncio.create_task(self._watch(sorted(folders), self._stop), name=f"watch-{self.name}")
+            # watchfiles registers its inotify watches in the first step of that task, before
+            # its first await: one turn of the loop, and every later change wakes us.
+            await asyncio.sleep(0)
+        await asyncio.to_thread(self._discover, first=False)
+
+    async def _stop_watching(self) -> None:
+        if self._watcher is None:
+            return
+        self._stop.set()
+        self._watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watcher
+        self._watcher = None
 
     async def _watch(self, dirs: list[str], stop: asyncio.Event) -> None:
         try:
@@ -156,10 +161,17 @@ class FileSource:
             )
 
     def _watch_dirs(self) -> frozenset[str]:
-        """The existing folders that hold the globs' files."""
+        """The folders to watch: each glob's base, or while it is missing, its nearest existing parent.
+
+        Watching the parent is what notices the base folder being made. With a
+        ``**`` glob watches are recursive, so a missing base is left to the rescan
+        rather than watching a whole parent tree.
+        """
         dirs = set()
         for pattern in self.config.paths:
             base = _glob_base(pattern)
+            while not os.path.isdir(base) and not self._recursive and os.path.dirname(base) != base:
+                base = os.path.dirname(base)
             if os.path.isdir(base):
                 dirs.add(base)
         return frozenset(dirs)
