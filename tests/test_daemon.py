@@ -194,3 +194,22 @@ def test_version_and_usage() -> None:
     assert version.returncode == 0 and re.fullmatch(r"tailhook \S+\n", version.stdout)
     assert run_cli("frobnicate").returncode == 2
     assert run_cli("run", "-c", "/nonexistent/tailhook.yaml").returncode == 78
+
+
+def test_probe_message_mode_posts_one_silent_note(tmp_path: Path, discord: ThreadedStandIn) -> None:
+    daemon = start(tmp_path, discord.url(), extra="probe: {mode: message}\n")
+    assert daemon.stop() == 0
+    (note,) = discord.received
+    assert note.payload["flags"] == 4096  # SUPPRESS_NOTIFICATIONS: nobody's phone buzzes
+    assert note.payload["allowed_mentions"] == {"parse": []}
+    assert note.payload["content"].startswith("tailhook ") and "1 sources, 2 rules" in note.payload["content"]
+
+
+def test_probe_warn_mode_runs_on_with_a_dead_webhook(tmp_path: Path, discord: ThreadedStandIn) -> None:
+    discord.delete_webhook(discord.url().split("/")[-2])
+    daemon = start(tmp_path, discord.url(), extra="probe: {mode: get, on_failure: warn}\n")
+    daemon.append("LOUD still running")
+    daemon.wait_for_log("destination alerts is dead")
+    assert daemon.stop() == 0
+    assert "WARNING tailhook.app: destination alerts: Discord answered 404" in daemon.stderr
+    assert_no_token(daemon.stdout, daemon.stderr)

@@ -185,8 +185,14 @@ class App:
 
 
 async def probe_destinations(config: Config, *, session: aiohttp.ClientSession) -> list[ProbeResult]:
-    """Check every destination's webhook with Discord, all at once."""
-    return list(await asyncio.gather(*(probe_webhook(d, session=session) for d in config.destinations.values())))
+    """Check every destination's webhook with Discord, all at once, as ``probe.mode`` says."""
+    message = None
+    if config.probe.mode == "message":
+        message = (
+            f"tailhook {__version__} started on {config.host}: {len(config.sources)} sources, {len(config.rules)} rules"
+        )
+    checks = (probe_webhook(d, session=session, message=message) for d in config.destinations.values())
+    return list(await asyncio.gather(*checks))
 
 
 def _notify_systemd(state: str) -> None:

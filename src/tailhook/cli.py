@@ -19,7 +19,8 @@ import aiohttp
 
 from tailhook import __version__
 from tailhook.app import EX_CONFIG, App, probe_destinations
-from tailhook.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from tailhook.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JournaldSourceConfig, load_config
+from tailhook.sources.journald import journald_available
 
 __all__ = ["main"]
 
@@ -117,6 +118,13 @@ def _check(args: argparse.Namespace) -> int:
         f"{config.path}: OK: {len(config.sources)} sources, {len(config.rules)} rules, "
         f"{len(config.destinations)} destinations"
     )
+    journald = [s.name for s in config.sources if isinstance(s, JournaldSourceConfig)]
+    if journald and not journald_available():
+        print(
+            f"warning: source {', '.join(journald)} cannot read the journal: systemd-python is not installed "
+            "(pip install 'tailhook[journald]')",
+            file=sys.stderr,
+        )
     if not args.probe:
         return 0
     return asyncio.run(_probe(config))

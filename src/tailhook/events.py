@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 __all__ = [
+    "AUDIT_COLOUR",
+    "RECOVERY_COLOUR",
+    "SEVERITY_CHOICES",
     "Delivery",
     "Event",
     "Kind",

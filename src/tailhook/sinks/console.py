@@ -42,8 +42,9 @@ def format_notification(n: Notification, *, destination: str) -> str:
     lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{n.rule}] → {destination}", f"   {n.title}"]
     if n.description:
         lines.append(f"   {n.description}")
-    if n.captures:
-        lines.append("   " + "  ".join(f"{k}={v}" for k, v in n.captures.items()))
+    captures = "  ".join(f"{k}={v}" for k, v in n.captures.items() if v)
+    if captures:
+        lines.append(f"   {captures}")
     where = f"{n.source}:{n.path}" if n.path else n.source
     text = n.line if len(n.line) <= _MAX_LINE_CHARS else n.line[:_MAX_LINE_CHARS] + f"… [{len(n.line)} chars]"
     lines.append(f"   {where} | {text}")

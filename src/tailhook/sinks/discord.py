@@ -39,6 +39,8 @@ DEAD_STATUSES = frozenset({401, 403, 404})
 CLOUDFLARE_BACKOFF_S = 300.0
 """How long to stay away after a 429 that did not come from Discord's API."""
 MAX_429_RETRIES = 5
+SUPPRESS_NOTIFICATIONS = 1 << 12
+"""Message flag: shown in the channel, but no push or desktop notification."""
 REQUEST_TIMEOUT_S = 15.0
 _ERROR_BODY_CHARS = 2000
 
@@ -231,10 +233,27 @@ class ProbeResult:
     detail: str
 
 
-async def probe_webhook(config: DestinationConfig, *, session: aiohttp.ClientSession) -> ProbeResult:
-    """Check a webhook with Discord's GET, which validates the token and posts nothing."""
+async def probe_webhook(
+    config: DestinationConfig, *, session: aiohttp.ClientSession, message: str | None = None
+) -> ProbeResult:
+    """Check a webhook with Discord.
+
+    Without *message*, Discord's GET, which validates the token and posts
+    nothing; with it, a silent post of *message* (notifications suppressed).
+    """
+    url = config.url.reveal()
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     try:
-        async with session.get(config.url.reveal(), timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as response:
+        if message is None:
+            request = session.get(url, timeout=timeout)
+        else:
+            payload: dict[str, object] = {"content": message[:2000], "allowed_mentions": {"parse": []}}
+            payload["flags"] = SUPPRESS_NOTIFICATIONS
+            if config.username:
+                payload["username"] = config.username
+            params = {"wait": "true"} | ({"thread_id": config.thread_id} if config.thread_id else {})
+            request = session.post(url, params=params, json=payload, timeout=timeout)
+        async with request as response:
             body = await response.text(errors="replace")
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
