@@ -88,7 +88,11 @@ DROPPED = 0
 
 @dataclass(frozen=True)
 class Limits:
-    """Discord's limits on an execute-webhook body, in characters or items."""
+    """Discord's limits on an execute-webhook body, in characters or items.
+
+    Written out here, not imported from tailhook: the stand-in plays Discord, and
+    a wrong limit in tailhook must meet the real one here, not a copy of itself.
+    """
 
     content: int = 2000
     embeds: int = 10
