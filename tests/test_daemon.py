@@ -213,3 +213,17 @@ def test_probe_warn_mode_runs_on_with_a_dead_webhook(tmp_path: Path, discord: Th
     assert daemon.stop() == 0
     assert "WARNING tailhook.app: destination alerts: Discord answered 404" in daemon.stderr
     assert_no_token(daemon.stdout, daemon.stderr)
+
+
+def test_tells_systemd_when_ready_and_when_stopping(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(tmp_path / "notify.sock"))
+        listener.settimeout(15)
+        daemon = Daemon(write_config(tmp_path), env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+        try:
+            assert listener.recv(256) == b"READY=1"
+            assert "started on" in daemon.stderr  # ready only once the sources are open
+            daemon.process.terminate()
+            assert listener.recv(256) == b"STOPPING=1"
+        finally:
+            assert daemon.stop() == 0
