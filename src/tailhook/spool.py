@@ -1,0 +1,556 @@
+"""The spool: one SQLite database in ``state_dir`` that nothing is lost from.
+
+Invariants
+----------
+1. A notification is in the spool from the commit that stored it until the
+   commit that deleted it after the destination's 2xx, or moved it to the dead
+   letters after a final refusal. Delivery is at-least-once: a crash between
+   Discord's 2xx and the delete sends it again on the next start.
+2. The ingest commit: the notifications a batch of lines produced and the
+   source's new checkpoint are written in ONE transaction. A crash before it
+   loses nothing (the lines are read again); after it, nothing is read twice.
+3. Per destination, notifications are delivered oldest first (by ``id``).
+4. The spool's notifications never take more than ``max_bytes``: when a
+   commit would pass it, the lowest severities go first, oldest first
+   (debug, info, then warning; error and critical only when nothing else is
+   left), each drop counted per destination and severity in ``drops`` until
+   a delivery to that destination announces them.
+5. One worker thread owns the connection; the event loop never waits on the
+   disk. Commits that arrive while one is being written are written together
+   in the next transaction (group commit).
+
+On disk
+-------
+``state_dir/spool.sqlite3`` (with its ``-wal`` and ``-shm``), WAL mode,
+``synchronous=FULL``. ``PRAGMA user_version`` is the schema version, migrated
+forward at open. A file that is not a healthy database is moved aside as
+``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
+
+Schema version 1::
+
+    notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
+                  severity INTEGER, created REAL, attempts INTEGER,
+                  next_attempt REAL, last_error TEXT, size INTEGER, body TEXT)
+    dead_letters(id INTEGER PRIMARY KEY, destination TEXT, severity INTEGER,
+                 created REAL, failed REAL, attempts INTEGER, error TEXT, body TEXT)
+    checkpoints(source TEXT, key TEXT, value TEXT, PRIMARY KEY (source, key))
+    drops(destination TEXT, severity INTEGER, count INTEGER, PRIMARY KEY (destination, severity))
+
+``body`` is the delivery as JSON (``encode_delivery``); times are seconds
+since the epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Checkpoint",
+    "DeadLetter",
+    "Spool",
+    "SpoolStatus",
+    "Spooled",
+    "decode_delivery",
+    "encode_delivery",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FILE_NAME = "spool.sqlite3"
+T = TypeVar("T")
+
+_SCHEMA_V1 = """
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX notifications_by_destination ON notifications (destination, id);
+CREATE INDEX notifications_by_severity ON notifications (severity, id);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    created REAL NOT NULL,
+    failed REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE checkpoints (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE TABLE drops (
+    destination TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (destination, severity)
+);
+"""
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+"""``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
+
+
+# ── the delivery codec ─────────────────────────────────────────────────────
+
+
+def encode_delivery(delivery: Delivery) -> str:
+    n = delivery.notification
+    return json.dumps(
+        {
+            "destination": delivery.destination,
+            "style": delivery.style.value,
+            "mentions": {
+                "roles": list(delivery.mentions.roles),
+                "users": list(delivery.mentions.users),
+                "everyone": delivery.mentions.everyone,
+            },
+            "kind": n.kind.value,
+            "rule": n.rule,
+            "severity": n.severity.label,
+            "key": n.key,
+            "title": n.title,
+            "description": n.description,
+            "line": n.line,
+            "source": n.source,
+            "host": n.host,
+            "time": n.time,
+            "path": n.path,
+            "captures": dict(n.captures),
+            "count": n.count,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_delivery(body: str) -> Delivery:
+    data = json.loads(body)
+    mentions = data["mentions"]
+    notification = Notification(
+        kind=Kind(data["kind"]),
+        rule=data["rule"],
+        severity=Severity.parse(data["severity"]),
+        key=data["key"],
+        title=data["title"],
+        description=data["description"],
+        line=data["line"],
+        source=data["source"],
+        host=data["host"],
+        time=data["time"],
+        path=data["path"],
+        captures=data["captures"],
+        count=data["count"],
+    )
+    return Delivery(
+        destination=data["destination"],
+        notification=notification,
+        style=Style(data["style"]),
+        mentions=Mentions(tuple(mentions["roles"]), tuple(mentions["users"]), mentions["everyone"]),
+    )
+
+
+# ── what the spool hands out ───────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a source is, as the source understands it: a key (a file path) and a JSON-able value."""
+
+    source: str
+    key: str
+    value: Mapping[str, Any] | None
+    """``None`` forgets the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    id: int
+    delivery: Delivery
+    attempts: int
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    destination: str
+    severity: Severity
+    created: float
+    failed: float
+    attempts: int
+    error: str
+    delivery: Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStatus:
+    pending: Mapping[tuple[str, Severity], int]
+    """Notifications waiting, per destination and severity."""
+    bytes: int
+    oldest: Mapping[str, float]
+    """Per destination, when its oldest waiting notification was stored."""
+    dead_letters: Mapping[str, int]
+    drops: Mapping[tuple[str, Severity], int]
+    """Notifications dropped while the spool was full, not yet announced."""
+    file_bytes: int
+
+
+@dataclass(slots=True)
+class _Commit:
+    deliveries: Sequence[Delivery]
+    checkpoints: Sequence[Checkpoint]
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass(slots=True)
+class _GroupCommit:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: list[_Commit] = field(default_factory=list)
+    scheduled: bool = False
+
+
+class SpoolFull(Exception):
+    """The disk is full: nothing was written; try again when space returns."""
+
+
+# ── the spool ──────────────────────────────────────────────────────────────
+
+
+class Spool:
+    """The SQLite store. Create with ``await Spool.open(state_dir)``; all methods are coroutines."""
+
+    def __init__(self, path: Path, *, max_bytes: int, clock: Callable[[], float]) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._db: sqlite3.Connection | None = None
+        self._bytes = 0
+        self._group = _GroupCommit()
+        self._listeners: list[Callable[[set[str]], None]] = []
+
+    @classmethod
+    async def open(
+        cls, state_dir: Path, *, max_bytes: int = 256 << 20, clock: Callable[[], float] = time.time
+    ) -> Spool:
+        spool = cls(Path(state_dir) / FILE_NAME, max_bytes=max_bytes, clock=clock)
+        await spool._run(spool._open)
+        return spool
+
+    async def close(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    def on_commit(self, listener: Callable[[set[str]], None]) -> None:
+        """Call *listener* in the event loop with the destinations each commit added to."""
+        self._listeners.append(listener)
+
+    # ── writing ─────────────────────────────────────────────────────────────
+
+    async def commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
+        """Store *deliveries* and *checkpoints* in one transaction (shared with concurrent commits).
+
+        Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
+        """
+        loop = asyncio.get_running_loop()
+        request = _Commit(deliveries, checkpoints, loop.create_future(), loop)
+        with self._group.lock:
+            self._group.waiting.append(request)
+            schedule = not self._group.scheduled
+            self._group.scheduled = True
+        if schedule:
+            self._executor.submit(self._write_group)
+        await request.future
+        destinations = {d.destination for d in deliveries}
+        if destinations:
+            for listener in self._listeners:
+                listener(destinations)
+
+    async def delivered(self, ids: Iterable[int]) -> None:
+        await self._run(self._delete, list(ids))
+
+    async def failed(self, ids: Iterable[int], error: str, next_attempt: float) -> None:
+        await self._run(self._record_failure, list(ids), error, next_attempt)
+
+    async def reject(self, ids: Iterable[int], error: str) -> None:
+        """Move to the dead letters: the destination refused them for good."""
+        await self._run(self._to_dead_letters, list(ids), error)
+
+    async def take_drops(self, destination: str) -> dict[Severity, int]:
+        """The drops not yet announced for *destination*; they count as announced from now on."""
+        return await self._run(self._take_drops, destination)
+
+    # ── reading ─────────────────────────────────────────────────────────────
+
+    async def next(self, destination: str, limit: int = 1) -> list[Spooled]:
+        """The oldest *limit* notifications waiting for *destination*."""
+        return await self._run(self._next, destination, limit)
+
+    async def pending(self, destination: str | None = None) -> int:
+        return await self._run(self._pending, destination)
+
+    async def checkpoints(self, source: str) -> dict[str, Any]:
+        return await self._run(self._checkpoints, source)
+
+    async def status(self) -> SpoolStatus:
+        return await self._run(self._status)
+
+    # ── the worker thread ───────────────────────────────────────────────────
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "the spool is not open"
+        return self._db
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._move_aside(exc)
+            self._db = self._connect()
+        self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchone()
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this tailhook knows ({SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            try:
+                db.executescript(f"BEGIN IMMEDIATE;\n{_MIGRATIONS[target]}\nPRAGMA user_version = {target};\nCOMMIT;")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            if version:
+                log.info("spool %s: schema migrated from version %d to %d", self.path, target - 1, target)
+
+    def _move_aside(self, exc: BaseException) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        log.error(
+            "spool %s is damaged (%s); moved aside to %s and started afresh. "
+            "Alerts that were waiting in it are not sent; inspect the old file with sqlite3.",
+            self.path,
+            exc,
+            aside,
+        )
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write_group(self) -> None:
+        with self._group.lock:
+            group, self._group.waiting = self._group.waiting, []
+            self._group.scheduled = False
+        try:
+            with _transaction(self.db):
+                for request in group:
+                    self._insert(request.deliveries)
+                    self._save_checkpoints(request.checkpoints)
+                self._trim()
+        except sqlite3.OperationalError as exc:
+            error: BaseException = SpoolFull(str(exc)) if _is_full(exc) else exc
+            self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
+            for request in group:
+                request.loop.call_soon_threadsafe(_settle, request.future, error)
+            return
+        for request in group:
+            request.loop.call_soon_threadsafe(_settle, request.future, None)
+
+    def _insert(self, deliveries: Sequence[Delivery]) -> None:
+        now = self.clock()
+        rows = []
+        for delivery in deliveries:
+            body = encode_delivery(delivery)
+            size = len(body.encode())
+            self._bytes += size
+            rows.append((delivery.destination, int(delivery.notification.severity), now, size, body))
+        self.db.executemany(
+            "INSERT INTO notifications (destination, severity, created, size, body) VALUES (?, ?, ?, ?, ?)", rows
+        )
+
+    def _save_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        for point in checkpoints:
+            if point.value is None:
+                self.db.execute("DELETE FROM checkpoints WHERE source = ? AND key = ?", (point.source, point.key))
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO checkpoints (source, key, value) VALUES (?, ?, ?)",
+                    (point.source, point.key, json.dumps(point.value, separators=(",", ":"))),
+                )
+
+    def _trim(self) -> None:
+        """Drop the lowest severities, oldest first, until the spool fits in ``max_bytes``."""
+        while self._bytes > self.max_bytes:
+            victims = self.db.execute(
+                "SELECT id, destination, severity, size FROM notifications ORDER BY severity, id LIMIT 256"
+            ).fetchall()
+            if not victims:
+                break
+            dropped = []
+            for row_id, destination, severity, size in victims:
+                if self._bytes <= self.max_bytes:
+                    break
+                dropped.append((row_id,))
+                self._bytes -= size
+                self.db.execute(
+                    "INSERT INTO drops (destination, severity, count) VALUES (?, ?, 1) "
+                    "ON CONFLICT (destination, severity) DO UPDATE SET count = count + 1",
+                    (destination, severity),
+                )
+            self.db.executemany("DELETE FROM notifications WHERE id = ?", dropped)
+
+    def _delete(self, ids: list[int]) -> None:
+        with _transaction(self.db):
+            for row_id in ids:
+                size = self.db.execute("DELETE FROM notifications WHERE id = ? RETURNING size", (row_id,)).fetchone()
+                if size is not None:
+                    self._bytes -= size[0]
+
+    def _record_failure(self, ids: list[int], error: str, next_attempt: float) -> None:
+        with _transaction(self.db):
+            self.db.executemany(
+                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, next_attempt = ? WHERE id = ?",
+                [(error, next_attempt, row_id) for row_id in ids],
+            )
+
+    def _to_dead_letters(self, ids: list[int], error: str) -> None:
+        now = self.clock()
+        with _transaction(self.db):
+            for row_id in ids:
+                row = self.db.execute(
+                    "DELETE FROM notifications WHERE id = ? "
+                    "RETURNING destination, severity, created, attempts, size, body",
+                    (row_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                destination, severity, created, attempts, size, body = row
+                self._bytes -= size
+                self.db.execute(
+                    "INSERT INTO dead_letters (id, destination, severity, created, failed, attempts, error, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row_id, destination, severity, created, now, attempts + 1, error, body),
+                )
+
+    def _take_drops(self, destination: str) -> dict[Severity, int]:
+        with _transaction(self.db):
+            rows = self.db.execute(
+                "DELETE FROM drops WHERE destination = ? RETURNING severity, count", (destination,)
+            ).fetchall()
+        return {Severity(severity): count for severity, count in rows}
+
+    def _next(self, destination: str, limit: int) -> list[Spooled]:
+        rows = self.db.execute(
+            "SELECT id, body, attempts, created FROM notifications WHERE destination = ? ORDER BY id LIMIT ?",
+            (destination, limit),
+        ).fetchall()
+        return [Spooled(row_id, decode_delivery(body), attempts, created) for row_id, body, attempts, created in rows]
+
+    def _pending(self, destination: str | None) -> int:
+        if destination is None:
+            return int(self.db.execute("SELECT count(*) FROM notifications").fetchone()[0])
+        query = "SELECT count(*) FROM notifications WHERE destination = ?"
+        return int(self.db.execute(query, (destination,)).fetchone()[0])
+
+    def _checkpoints(self, source: str) -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value FROM checkpoints WHERE source = ?", (source,)).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def _status(self) -> SpoolStatus:
+        db = self.db
+        pending = {
+            (d, Severity(s)): c
+            for d, s, c in db.execute(
+                "SELECT destination, severity, count(*) FROM notifications GROUP BY destination, severity"
+            )
+        }
+        oldest = dict(db.execute("SELECT destination, min(created) FROM notifications GROUP BY destination"))
+        dead = dict(db.execute("SELECT destination, count(*) FROM dead_letters GROUP BY destination"))
+        drops = {(d, Severity(s)): c for d, s, c in db.execute("SELECT destination, severity, count FROM drops")}
+        file_bytes = sum(
+            os.path.getsize(f"{self.path}{suffix}") for suffix in ("", "-wal") if os.path.exists(f"{self.path}{suffix}")
+        )
+        return SpoolStatus(pending, self._bytes, oldest, dead, drops, file_bytes)
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Any:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any error."""
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    if db.in_transaction:
+        db.execute("COMMIT")
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
