@@ -1,15 +1,17 @@
-"""The dispatcher against a scripted sink: retries, rejects, dead destinations, backpressure."""
+"""The dispatcher between a real spool and a scripted sink: retries, rejects, dead destinations, drops."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import pytest
 
 from tailhook.dispatch import Backoff, Dispatcher
 from tailhook.events import Delivery, Kind, Notification, Severity
 from tailhook.sinks import Outcome, Result
+from tailhook.spool import Spool
 from tests.conftest import FakeClock
 
 
@@ -34,20 +36,27 @@ class ScriptedSink:
         return None
 
 
-def delivery(title: str, destination: str = "alerts") -> Delivery:
+def delivery(title: str, destination: str = "alerts", severity: Severity = Severity.ERROR, size: int = 0) -> Delivery:
     n = Notification(
-        kind=Kind.ALERT, rule="r", severity=Severity.ERROR, key="k", title=title,
-        description="", line="l", source="s", host="h", time=0.0,
+        kind=Kind.ALERT, rule="r", severity=severity, key="k", title=title,
+        description="", line="l" * size, source="s", host="h", time=0.0,
     )  # fmt: skip
     return Delivery(destination, n)
 
 
-async def run_until(dispatcher: Dispatcher, condition: object, timeout: float = 5.0) -> None:
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
+    spool = await Spool.open(tmp_path)
+    yield spool
+    await spool.close()
+
+
+async def run_until(dispatcher: Dispatcher, condition: Callable[[], object], timeout: float = 5.0) -> None:
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(timeout):
-            while not condition():  # type: ignore[operator]
-                await asyncio.sleep(0)
+            while not condition():
+                await asyncio.sleep(0.001)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -61,11 +70,11 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert backoff.delay(10_000, random=lambda: 1.0) == 60
 
 
-async def test_retries_with_backoff_then_delivers_in_order(clock: FakeClock) -> None:
+async def test_retries_with_backoff_then_delivers_in_order(spool: Spool, clock: FakeClock) -> None:
     failure = Result(Outcome.RETRY, "Discord answered 503")
     sink = ScriptedSink("alerts", [failure, failure, Result(Outcome.RETRY, "429", retry_after=2.5)])
-    dispatcher = Dispatcher({"alerts": sink}, sleep=clock.sleep, clock=clock, random=lambda: 1.0)
-    await dispatcher.put([delivery("one"), delivery("two")])
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h", sleep=clock.sleep, clock=clock, random=lambda: 1.0)
+    await spool.commit([delivery("one"), delivery("two")])
 
     await run_until(dispatcher, lambda: len(sink.sent) == 2)
 
@@ -73,37 +82,76 @@ async def test_retries_with_backoff_then_delivers_in_order(clock: FakeClock) -> 
     assert sink.attempts == ["one"] * 4 + ["two"]
     assert clock.slept == [1.0, 2.0, 2.5]  # backoff, backoff, then what the receiver asked for
     assert dispatcher.states["alerts"].retries == 3
+    assert await spool.pending() == 0
 
 
-async def test_a_rejected_delivery_does_not_block_the_queue(clock: FakeClock) -> None:
+async def test_a_failure_is_recorded_in_the_spool(spool: Spool, clock: FakeClock) -> None:
+    blocked = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        blocked.set()
+        await asyncio.Event().wait()  # stay in the backoff until cancelled
+
+    sink = ScriptedSink("alerts", [Result(Outcome.RETRY, "Discord answered 502")])
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h", sleep=sleep, clock=clock)
+    await spool.commit([delivery("one")])
+    await run_until(dispatcher, blocked.is_set)
+
+    (waiting,) = await spool.next("alerts")
+    assert waiting.attempts == 1
+
+
+async def test_a_rejected_delivery_goes_to_the_dead_letters_and_does_not_block(spool: Spool, clock: FakeClock) -> None:
     sink = ScriptedSink("alerts", [Result(Outcome.REJECTED, "Discord answered 400")])
-    dispatcher = Dispatcher({"alerts": sink}, sleep=clock.sleep, clock=clock)
-    await dispatcher.put([delivery("bad"), delivery("good")])
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h", sleep=clock.sleep, clock=clock)
+    await spool.commit([delivery("bad"), delivery("good")])
 
     await run_until(dispatcher, lambda: sink.sent == ["good"])
     assert dispatcher.states["alerts"].rejected == 1
-    assert dispatcher.pending() == 0
+    assert (await spool.status()).dead_letters == {"alerts": 1}
 
 
-async def test_a_dead_destination_stops_but_keeps_its_deliveries_and_others_go_on(clock: FakeClock) -> None:
+async def test_a_dead_destination_stops_but_keeps_its_deliveries_and_others_go_on(
+    spool: Spool, clock: FakeClock
+) -> None:
     dead = ScriptedSink("dead", [Result(Outcome.DEAD, "Discord answered 404")])
     alive = ScriptedSink("alive")
-    dispatcher = Dispatcher({"dead": dead, "alive": alive}, sleep=clock.sleep, clock=clock)
-    await dispatcher.put([delivery(f"d{i}", "dead") for i in range(3)] + [delivery("a", "alive")])
+    dispatcher = Dispatcher({"dead": dead, "alive": alive}, spool, host="h", sleep=clock.sleep, clock=clock)
+    await spool.commit([delivery(f"d{i}", "dead") for i in range(3)] + [delivery("a", "alive")])
 
     await run_until(dispatcher, lambda: dispatcher.states["dead"].dead is not None and alive.sent == ["a"])
     assert dead.attempts == ["d0"]  # nothing more is sent to a dead webhook
-    assert dispatcher.pending("dead") == 3
-    assert await dispatcher.drain(0.1)  # dead queues do not hold up a drain
+    assert await spool.pending("dead") == 3
+    assert await dispatcher.drain(0.5)  # dead destinations do not hold up a drain
 
 
-async def test_put_waits_while_a_queue_is_full() -> None:
+async def test_new_notifications_wake_the_dispatcher(spool: Spool) -> None:
     sink = ScriptedSink("alerts")
-    dispatcher = Dispatcher({"alerts": sink}, max_pending=2)
-    await dispatcher.put([delivery("1"), delivery("2")])
-    blocked = asyncio.create_task(dispatcher.put([delivery("3")]))
-    await asyncio.sleep(0.01)
-    assert not blocked.done() and dispatcher.pending() == 2
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for i in range(5):
+            await spool.commit([delivery(f"n{i}")])
+            async with asyncio.timeout(5):
+                while len(sink.sent) <= i:
+                    await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert sink.sent == [f"n{i}" for i in range(5)]
 
-    await run_until(dispatcher, lambda: blocked.done() and len(sink.sent) == 3)
-    assert sink.sent == ["1", "2", "3"]
+
+async def test_drops_are_announced_once_delivery_works(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path, max_bytes=20_000)
+    try:
+        for i in range(20):
+            severity = Severity.INFO if i % 2 else Severity.CRITICAL
+            await spool.commit([delivery(f"n{i}", severity=severity, size=1500)])
+        sink = ScriptedSink("alerts")
+        dispatcher = Dispatcher({"alerts": sink}, spool, host="web-1")
+        await run_until(dispatcher, lambda: any("dropped" in title for title in sink.sent))
+    finally:
+        await spool.close()
+    (announcement,) = [title for title in sink.sent if "dropped" in title]
+    dropped_info = 10 - sum(1 for t in sink.sent if t in {f"n{i}" for i in range(1, 20, 2)})
+    assert announcement == f"{dropped_info} info notifications dropped while the spool was full"
+    assert all(f"n{i}" in sink.sent for i in range(0, 20, 2))  # every critical delivered

@@ -3,10 +3,10 @@
 ``App.run`` owns the one event loop's tasks in a ``TaskGroup``. Shutdown on
 SIGTERM or SIGINT reads as a sequence:
 
-1. stop the sources (no new lines are read);
-2. send what storm control still holds as digests;
-3. let the dispatcher deliver what is queued, bounded by ``drain_timeout_s``;
-4. cancel the rest and close the sinks.
+1. stop the sources (what they read is committed, or is read again next time);
+2. store what storm control still holds as digests;
+3. let the dispatcher deliver what is due, bounded by ``shutdown_timeout``;
+4. cancel the rest and close the sinks. What is left waits in the spool.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import aiohttp
 
@@ -32,6 +34,7 @@ from tailhook.sinks.console import ConsoleSink
 from tailhook.sinks.discord import DiscordSink, GlobalPause, ProbeResult, probe_webhook
 from tailhook.sources import Source
 from tailhook.sources.file import FileSource
+from tailhook.spool import Checkpoint, Spool, SpoolFull
 from tailhook.storm import StormControl
 
 __all__ = ["EX_CONFIG", "App", "probe_destinations"]
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 EX_CONFIG = 78
 CONSOLE = "console"
+DISK_FULL_RETRY_S = 1.0
 
 
 class App:
@@ -52,40 +56,54 @@ class App:
         self.storm = StormControl(config.storm, host=config.host)
         self.router = Router(config.routes) if config.destinations else Router(())
         self._console_only = not config.destinations
+        self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._disk_full = False
 
     # ── lifecycle ───────────────────────────────────────────────────────────
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; the process exit code."""
-        self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"})
-        try:
-            if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
-                code = await self._probe()
-                if code:
-                    return code
-            sinks = self._sinks()
-            self.dispatcher = Dispatcher(sinks)
-            return await self._serve(self._sources())
-        finally:
-            await self._session.close()
+        with contextlib.ExitStack() as stack:
+            state_dir = self.config.state_dir
+            if self.dry_run:  # never touch the real spool: its alerts belong to the real daemon
+                state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tailhook-dry-run-")))
+            try:
+                self.spool = await Spool.open(state_dir, max_bytes=self.config.spool.max_bytes)
+            except OSError as exc:
+                log.error("cannot use state_dir %s: %s", state_dir, exc.strerror or exc)
+                return 1
+            self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"})
+            try:
+                if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
+                    code = await self._probe()
+                    if code:
+                        return code
+                self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
+                return await self._serve(await self._sources())
+            finally:
+                await self._session.close()
+                await self.spool.close()
+        return 1  # unreachable; the ExitStack above makes mypy think otherwise
 
     async def _serve(self, sources: Sequence[Source]) -> int:
-        assert self.dispatcher is not None
+        assert self.dispatcher is not None and self.spool is not None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         for source in sources:
             await source.start()
+        pending = await self.spool.pending()
         log.info(
-            "tailhook %s started on %s: %d sources, %d rules, destinations: %s",
+            "tailhook %s started on %s: %d sources, %d rules, destinations: %s; %d alerts waiting in the spool",
             __version__,
             self.config.host,
             len(sources),
             len(self.rules),
             ", ".join(self.dispatcher.sinks) + (" (dry run: console only)" if self.dry_run else ""),
+            pending,
         )
         _notify_systemd("READY=1")
         try:
@@ -95,15 +113,16 @@ class App:
                 ticking = group.create_task(self._tick_storm(), name="storm")
                 await self._stopping.wait()
                 _notify_systemd("STOPPING=1")
-                log.info("stopping: no more reading; delivering what is queued (at most %gs)", self.drain_timeout_s)
-                # 1. stop the sources
+                log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
+                # 1. stop the sources; what they read is committed or will be read again
                 for task in [*reading, ticking]:
                     task.cancel()
                 # 2. what storm control holds goes out as digests
-                await self._route(self.storm.due(float("inf")))
-                # 3. deliver what is queued, bounded
+                await self._commit(self._route(self.storm.due(float("inf"))))
+                # 3. deliver what is due, bounded
                 if not await self.dispatcher.drain(self.drain_timeout_s):
-                    log.warning("stopping with %d alerts undelivered", self.dispatcher.pending())
+                    log.warning("stopping with %d alerts in the spool; they are sent at the next start",
+                                await self.spool.pending())  # fmt: skip
                 # 4. cancel the rest
                 delivering.cancel()
         finally:
@@ -113,22 +132,37 @@ class App:
 
     # ── the pipeline ────────────────────────────────────────────────────────
 
-    async def ingest(self, lines: Sequence[Line]) -> None:
-        """Rules and storm control over one batch of lines; the results are queued."""
+    async def ingest(self, lines: Sequence[Line], checkpoints: Sequence[Checkpoint] = ()) -> None:
+        """Rules and storm control over one batch of lines; the results and checkpoints committed together."""
         notifications: list[Notification] = []
         for line in lines:
             for event in self.rules.match(line):
                 notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
-        if notifications:
-            await self._route(notifications)
+        await self._commit(self._route(notifications), checkpoints)
 
-    async def _route(self, notifications: Sequence[Notification]) -> None:
-        assert self.dispatcher is not None
-        for notification in notifications:
-            if self._console_only:
-                await self.dispatcher.put([Delivery(CONSOLE, notification)])
-            else:
-                await self.dispatcher.put(self.router.deliveries(notification))
+    def _route(self, notifications: Sequence[Notification]) -> list[Delivery]:
+        if self._console_only:
+            return [Delivery(CONSOLE, n) for n in notifications]
+        return [d for n in notifications for d in self.router.deliveries(n)]
+
+    async def _commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
+        """Store in the spool; while the disk is full, wait for space (the sources wait with us)."""
+        assert self.spool is not None
+        if not deliveries and not checkpoints:
+            return
+        while True:
+            try:
+                await self.spool.commit(deliveries, checkpoints)
+            except SpoolFull as exc:
+                if not self._disk_full:
+                    log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
+                    self._disk_full = True
+                await asyncio.sleep(DISK_FULL_RETRY_S)
+                continue
+            if self._disk_full:
+                log.warning("the spool has space again; reading goes on")
+                self._disk_full = False
+            return
 
     async def _tick_storm(self) -> None:
         """Send digests as storm windows close."""
@@ -136,21 +170,21 @@ class App:
             deadline = self.storm.next_deadline()
             delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.storm.clock()))
             await asyncio.sleep(delay)
-            due = self.storm.due()
-            if due:
-                await self._route(due)
+            await self._commit(self._route(self.storm.due()))
 
     # ── building the stages ─────────────────────────────────────────────────
 
-    def _sources(self) -> list[Source]:
+    async def _sources(self) -> list[Source]:
+        assert self.spool is not None
         sources: list[Source] = []
         for config in self.config.sources:
+            checkpoints = await self.spool.checkpoints(config.name)
             if isinstance(config, FileSourceConfig):
-                sources.append(FileSource(config))
+                sources.append(FileSource(config, checkpoints=checkpoints))
             else:
                 from tailhook.sources.journald import JournaldSource  # noqa: PLC0415 - optional extra
 
-                sources.append(JournaldSource(config))
+                sources.append(JournaldSource(config, checkpoints=checkpoints))
         return sources
 
     def _sinks(self) -> dict[str, Sink]:

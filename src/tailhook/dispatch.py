@@ -1,23 +1,23 @@
-"""The dispatcher: deliveries waiting per destination → that destination's sink.
+"""The dispatcher: notifications waiting in the spool → each destination's sink.
 
-Each destination has its own queue and its own task, so a slow or dead
-webhook never holds up another. Per destination, deliveries go out oldest
-first, one request at a time; what a sink answers decides what happens next:
+Each destination has its own task, so a slow or dead webhook never holds up
+another. Per destination, notifications go out oldest first, one request at
+a time, and leave the spool only once the sink has settled them. What a sink
+answers decides what happens next:
 
-- ``SENT``: forget the delivery.
-- ``RETRY``: wait (the receiver's ``retry_after``, else capped, jittered
-  exponential backoff) and send the same delivery again; a long outage alone
-  never drops anything.
-- ``REJECTED``: Discord will never take it (400): log it with the error body
-  and go on with the next, so one bad payload never blocks the queue.
+- ``SENT``: delete it from the spool; then, if notifications for this
+  destination were dropped while the spool was full, queue one message that
+  says how many.
+- ``RETRY``: record the failure in the spool and wait (the receiver's
+  ``retry_after``, else capped, jittered exponential backoff) before trying
+  the same notification again, so order holds; a long outage alone never
+  drops anything.
+- ``REJECTED``: Discord will never take it (400): move it to the dead letters
+  with the error and go on with the next, so one bad payload never blocks.
 - ``DEAD``: the webhook is gone or its token wrong: say so loudly, once, and
-  stop sending to it; its deliveries stay queued.
+  stop sending to it; its notifications stay in the spool for the next start.
 
-The queues are bounded: when a destination falls behind, ``put`` waits, and so
-the sources stop reading instead of piling alerts up in memory.
-
-Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected, so
-backoff is tested without waiting.
+Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected.
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ import asyncio
 import logging
 import random as _random
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from tailhook.events import Delivery
+from tailhook.events import Delivery, Kind, Notification, Severity
 from tailhook.sinks import Outcome, Result, Sink
+from tailhook.spool import Spool, Spooled, SpoolFull
 
-__all__ = ["Backoff", "DestinationState", "Dispatcher"]
+__all__ = ["Backoff", "DestinationState", "Dispatcher", "drops_notification"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Capped exponential backoff with full jitter in [delay/2, delay]."""
+    """Capped exponential backoff with jitter in [delay/2, delay]."""
 
     base_s: float = 1.0
     cap_s: float = 300.0
@@ -53,9 +53,8 @@ class Backoff:
 
 @dataclass(slots=True)
 class DestinationState:
-    """What one destination's queue holds and how its sink has fared."""
+    """How one destination's deliveries have fared since the start."""
 
-    queue: deque[Delivery] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
     retries: int = 0
@@ -69,37 +68,31 @@ class Dispatcher:
     def __init__(
         self,
         sinks: Mapping[str, Sink],
+        spool: Spool,
         *,
-        max_pending: int = 10_000,
+        host: str,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
     ) -> None:
         self.sinks = dict(sinks)
-        self.max_pending = max_pending
+        self.spool = spool
+        self.host = host
         self.backoff = backoff
         self._sleep = sleep
         self._clock = clock
         self._random = random
         self.states = {name: DestinationState() for name in self.sinks}
-        self._room = asyncio.Condition()
+        self._progress = asyncio.Condition()
+        spool.on_commit(self.wake)
 
-    def pending(self, destination: str | None = None) -> int:
-        states = [self.states[destination]] if destination else self.states.values()
-        return sum(len(s.queue) for s in states)
-
-    async def put(self, deliveries: Sequence[Delivery]) -> None:
-        """Queue *deliveries*; wait while their destination's queue is full."""
-        for delivery in deliveries:
-            state = self.states.get(delivery.destination)
-            if state is None:
-                log.error("no destination named %s; delivery dropped", delivery.destination)
-                continue
-            async with self._room:
-                await self._room.wait_for(lambda s=state: len(s.queue) < self.max_pending)  # type: ignore[misc]
-            state.queue.append(delivery)
-            state.ready.set()
+    def wake(self, destinations: set[str]) -> None:
+        """New notifications were stored for *destinations*."""
+        for name in destinations:
+            state = self.states.get(name)
+            if state is not None:
+                state.ready.set()
 
     async def run(self) -> None:
         """Deliver until cancelled, one task per destination."""
@@ -108,65 +101,99 @@ class Dispatcher:
                 group.create_task(self._deliver(name), name=f"deliver-{name}")
 
     async def drain(self, timeout_s: float) -> bool:
-        """Wait until every live queue is empty, at most *timeout_s*; ``True`` if it is."""
-        deadline = self._clock() + timeout_s
-        while any(s.queue and s.dead is None for s in self.states.values()):
-            if self._clock() >= deadline:
-                return False
-            try:
-                async with asyncio.timeout(max(0.0, deadline - self._clock())), self._room:
-                    await self._room.wait()
-            except TimeoutError:
-                return False
-        return True
+        """Wait until no live destination has anything waiting, at most *timeout_s*; ``True`` if so."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    async with self._progress:
+                        live = [name for name, state in self.states.items() if state.dead is None]
+                        if all([await self.spool.pending(name) == 0 for name in live]):
+                            return True
+                        await self._progress.wait()
+        except TimeoutError:
+            return False
 
     async def _deliver(self, name: str) -> None:
         state, sink = self.states[name], self.sinks[name]
+        attempt = 0
         while state.dead is None:
-            if not state.queue:
-                state.ready.clear()
+            state.ready.clear()  # before looking, so a commit made meanwhile is not missed
+            waiting = await self.spool.next(name, 1)
+            if not waiting:
                 await state.ready.wait()
                 continue
-            delivery = state.queue[0]
-            result = await self._send_until_settled(name, sink, state, delivery)
-            if result.outcome is Outcome.DEAD:
-                return
-            state.queue.popleft()
-            async with self._room:
-                self._room.notify_all()
+            (item,) = waiting
+            result = await sink.send([item.delivery])
+            attempt = await self._settle(name, state, item, result, attempt)
+            async with self._progress:
+                self._progress.notify_all()
 
-    async def _send_until_settled(self, name: str, sink: Sink, state: DestinationState, delivery: Delivery) -> Result:
-        attempt = 0
-        while True:
-            result = await sink.send([delivery])
-            if result.outcome is Outcome.SENT:
-                state.sent += 1
-                return result
-            state.last_error = result.detail
-            if result.outcome is Outcome.REJECTED:
-                state.rejected += 1
-                log.error(
-                    "destination %s refused the alert %r of rule %s for good: %s",
-                    name,
-                    delivery.notification.title[:200],
-                    delivery.notification.rule,
-                    result.detail,
-                )
-                return result
-            if result.outcome is Outcome.DEAD:
-                state.dead = result.detail
-                async with self._room:
-                    self._room.notify_all()  # a drain no longer waits for this queue
-                log.error(
-                    "destination %s is dead: %s. No more requests go to it; %d alerts wait for it. "
-                    "Fix its URL and restart tailhook.",
-                    name,
-                    result.detail,
-                    len(state.queue),
-                )
-                return result
-            state.retries += 1
-            delay = result.retry_after or self.backoff.delay(attempt, self._random)
-            attempt += 1
-            log.warning("destination %s: %s; try %d again in %.1fs", name, result.detail, attempt + 1, delay)
-            await self._sleep(delay)
+    async def _settle(self, name: str, state: DestinationState, item: Spooled, result: Result, attempt: int) -> int:
+        """Act on *result*; the number of failed tries of this notification so far."""
+        if result.outcome is Outcome.SENT:
+            await self.spool.delivered([item.id])
+            state.sent += 1
+            if self.spool.has_drops(name):
+                await self._announce_drops(name)
+            return 0
+        state.last_error = result.detail
+        n = item.delivery.notification
+        if result.outcome is Outcome.REJECTED:
+            await self.spool.reject([item.id], result.detail)
+            state.rejected += 1
+            log.error(
+                "destination %s refused the alert %r of rule %s for good; it is in the dead letters: %s",
+                name,
+                n.title[:200],
+                n.rule,
+                result.detail,
+            )
+            return 0
+        if result.outcome is Outcome.DEAD:
+            state.dead = result.detail
+            log.error(
+                "destination %s is dead: %s. No more requests go to it; its alerts stay in the spool. "
+                "Fix its URL and restart tailhook.",
+                name,
+                result.detail,
+            )
+            return attempt
+        state.retries += 1
+        delay = result.retry_after or self.backoff.delay(attempt, self._random)
+        await self.spool.failed([item.id], result.detail, self._clock() + delay)
+        log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
+        await self._sleep(delay)
+        return attempt + 1
+
+    async def _announce_drops(self, name: str) -> None:
+        drops = await self.spool.take_drops(name)
+        if not drops:
+            return
+        announcement = drops_notification(drops, host=self.host, time=self._clock())
+        log.warning("destination %s: %s", name, announcement.title)
+        try:
+            await self.spool.commit([Delivery(name, announcement)])
+        except SpoolFull:
+            log.error("destination %s: could not queue the drop announcement: the disk is full", name)
+
+
+def drops_notification(drops: Mapping[Severity, int], *, host: str, time: float) -> Notification:
+    """One message saying how many notifications were dropped while the spool was full."""
+    parts = [f"{count} {severity.label}" for severity, count in sorted(drops.items(), reverse=True)]
+    total = sum(drops.values())
+    title = f"{', '.join(parts)} notification{'s' if total != 1 else ''} dropped while the spool was full"
+    return Notification(
+        kind=Kind.ALERT,
+        rule="tailhook-spool-full",
+        severity=Severity.WARNING,
+        key="spool-full",
+        title=title,
+        description=(
+            f"tailhook on {host} could not keep them: its spool reached spool.max_bytes while this "
+            "destination could not be reached. The lowest severities were dropped first."
+        ),
+        line="",
+        source="tailhook",
+        host=host,
+        time=time,
+    )

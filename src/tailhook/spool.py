@@ -255,6 +255,8 @@ class Spool:
         self._bytes = 0
         self._group = _GroupCommit()
         self._listeners: list[Callable[[set[str]], None]] = []
+        self._dropped_for: set[str] = set()
+        """Destinations with drops not yet announced: read without a query after every delivery."""
 
     @classmethod
     async def open(
@@ -304,6 +306,10 @@ class Spool:
         """Move to the dead letters: the destination refused them for good."""
         await self._run(self._to_dead_letters, list(ids), error)
 
+    def has_drops(self, destination: str) -> bool:
+        """Whether notifications for *destination* were dropped and not yet announced."""
+        return destination in self._dropped_for
+
     async def take_drops(self, destination: str) -> dict[Severity, int]:
         """The drops not yet announced for *destination*; they count as announced from now on."""
         return await self._run(self._take_drops, destination)
@@ -341,6 +347,7 @@ class Spool:
             self._move_aside(exc)
             self._db = self._connect()
         self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
+        self._dropped_for = {row[0] for row in self.db.execute("SELECT DISTINCT destination FROM drops")}
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -447,6 +454,7 @@ class Spool:
                     break
                 dropped.append((row_id,))
                 self._bytes -= size
+                self._dropped_for.add(destination)
                 self.db.execute(
                     "INSERT INTO drops (destination, severity, count) VALUES (?, ?, 1) "
                     "ON CONFLICT (destination, severity) DO UPDATE SET count = count + 1",
@@ -488,6 +496,7 @@ class Spool:
                 )
 
     def _take_drops(self, destination: str) -> dict[Severity, int]:
+        self._dropped_for.discard(destination)
         with _transaction(self.db):
             rows = self.db.execute(
                 "DELETE FROM drops WHERE destination = ? RETURNING severity, count", (destination,)

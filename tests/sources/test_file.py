@@ -13,6 +13,7 @@ import pytest
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
 from tailhook.sources.file import CUT_MARKER, FileSource
+from tailhook.spool import Checkpoint
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.timeout(30)
 class Following:
     source: FileSource
     lines: list[Line] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
 
     @property
     def texts(self) -> list[str]:
@@ -48,8 +50,9 @@ async def follow(tmp_path: Path) -> AsyncIterator[Follow]:
         config = FileSourceConfig(name="app", paths=paths, **kwargs)  # type: ignore[arg-type]
         following = Following(FileSource(config))
 
-        async def emit(batch: Sequence[Line]) -> None:
+        async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
             following.lines.extend(batch)
+            following.checkpoints.extend(checkpoints)
 
         await following.source.start()
         tasks.append(asyncio.create_task(following.source.run(emit)))

@@ -14,6 +14,7 @@ import pytest
 from tailhook.config import JournaldSourceConfig
 from tailhook.events import Line
 from tailhook.sources.journald import JournaldSource, journald_available
+from tailhook.spool import Checkpoint
 
 JOURNAL_REMOTE = shutil.which("systemd-journal-remote") or "/lib/systemd/systemd-journal-remote"
 
@@ -56,10 +57,12 @@ async def test_entries_filtered_by_unit_and_priority_become_lines(tmp_path: Path
     )
     source = JournaldSource(config)
     lines: list[Line] = []
+    cursors: list[Checkpoint] = []
     arrived = asyncio.Event()
 
-    async def emit(batch: Sequence[Line]) -> None:
+    async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
         lines.extend(batch)
+        cursors.extend(checkpoints)
         arrived.set()
 
     await source.start()
@@ -91,7 +94,7 @@ async def test_a_missing_journal_folder_is_reported_not_fatal(tmp_path: Path, ca
     source = JournaldSource(JournaldSourceConfig(name="journal", directory=str(tmp_path / "absent")))
     await source.start()
 
-    async def emit(batch: Sequence[Line]) -> None:
+    async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
         raise AssertionError("nothing to read")
 
     await source.run(emit)  # returns at once: the other sources go on

@@ -28,15 +28,16 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import watchfiles
 
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
 from tailhook.sources import Emit
+from tailhook.spool import Checkpoint
 
 __all__ = ["FileSource"]
 
@@ -46,7 +47,6 @@ CUT_MARKER = " …[line cut: longer than max_line_bytes]"
 _CHUNK_BYTES = 256 * 1024
 _TURN_BYTES = 4 * 1024 * 1024
 """At most this much of one file per turn, so one busy file cannot starve the others."""
-_BATCH_LINES = 2000
 
 
 @dataclass(slots=True)
@@ -61,6 +61,8 @@ class _Followed:
     partial: bytearray = field(default_factory=bytearray)
     skipping: bool = False
     """Inside an over-long line whose head was already emitted."""
+    committed: int = 0
+    """The offset last handed out in a checkpoint."""
 
     def close(self) -> None:
         self.handle.close()
@@ -78,10 +80,20 @@ class Counters:
 class FileSource:
     """Follows the files of one ``type: file`` source."""
 
-    def __init__(self, config: FileSourceConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: FileSourceConfig,
+        *,
+        checkpoints: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.name = config.name
         self.config = config
         self.clock = clock
+        self._saved = dict(checkpoints or {})
+        """Checkpoints from the last run, by path, used as each file is first opened."""
+        self._first_start = not self._saved
+        self._forgotten: list[Checkpoint] = []
         self.counters = Counters()
         self._files: dict[str, _Followed] = {}
         self._wake = asyncio.Event()
@@ -100,8 +112,8 @@ class FileSource:
     async def run(self, emit: Emit) -> None:
         try:
             while True:
-                for batch in await asyncio.to_thread(self._read_turn):
-                    await emit(batch)
+                for lines, checkpoints in await asyncio.to_thread(self._read_turn):
+                    await emit(lines, checkpoints)
                 if any(f.offset < self._size(f) for f in self._files.values()):
                     continue  # more to read: another turn before waiting
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
@@ -181,7 +193,7 @@ class FileSource:
     def _discover(self, *, first: bool) -> None:
         found = set(self._matching_paths())
         for path in found - set(self._files):
-            self._open(path, at_end=first and self.config.start_at == "end")
+            self._open(path, at_end=first and self._first_start and self.config.start_at == "end")
         for path in list(self._files):
             if path not in found:
                 self._reopen_or_forget(path)
@@ -204,22 +216,44 @@ class FileSource:
             return None
         stat = os.fstat(handle.fileno())
         followed = _Followed(path, handle, stat.st_dev, stat.st_ino, offset=0)
-        if at_end and stat.st_size:
+        saved = self._saved.pop(path, None)
+        if saved is not None:
+            self._resume(followed, saved, stat.st_size)
+        elif at_end and stat.st_size:
             followed.offset = stat.st_size
             handle.seek(stat.st_size - 1)
             followed.skipping = handle.read(1) != b"\n"  # do not emit the tail of a half line
             if followed.skipping:
                 followed.offset = stat.st_size - 1
+        followed.committed = followed.offset
         handle.seek(followed.offset)
         self._files[path] = followed
         log.info("source %s: following %s from byte %d", self.name, path, followed.offset)
         return followed
 
+    def _resume(self, followed: _Followed, saved: Mapping[str, Any], size: int) -> None:
+        """Start where the last run stopped, if the file is still the one it read."""
+        same = (saved.get("dev"), saved.get("ino")) == (followed.device, followed.inode)
+        offset = int(saved.get("offset", 0))
+        if same and offset <= size:
+            followed.offset = offset
+            followed.skipping = bool(saved.get("skipping"))
+        else:
+            why = "shrank while tailhook was stopped" if same else "is another file than before"
+            log.info("source %s: %s %s; reading it from the start", self.name, followed.path, why)
+
     def _reopen_or_forget(self, path: str) -> None:
         """The path vanished or was excluded: stop following it."""
         followed = self._files.pop(path)
         followed.close()
+        self._forgotten.append(Checkpoint(self.name, path, None))
         log.info("source %s: %s is gone; no longer followed", self.name, path)
+
+    def _checkpoint(self, followed: _Followed) -> Checkpoint:
+        """How far complete lines of *followed* have been read; never past the last newline."""
+        offset = followed.offset - len(followed.partial)
+        value = {"dev": followed.device, "ino": followed.inode, "offset": offset, "skipping": followed.skipping}
+        return Checkpoint(self.name, followed.path, value)
 
     # ── reading (worker thread) ─────────────────────────────────────────────
 
@@ -229,24 +263,32 @@ class FileSource:
         except OSError:
             return followed.offset
 
-    def _read_turn(self) -> list[list[Line]]:
-        """One bounded read of every followed file, handling rotation and truncation."""
-        lines: list[Line] = []
+    def _read_turn(self) -> list[tuple[list[Line], list[Checkpoint]]]:
+        """One bounded read of every followed file: its lines and its new checkpoint, per file."""
+        turn: list[tuple[list[Line], list[Checkpoint]]] = []
+        if self._forgotten:
+            turn.append(([], self._forgotten))
+            self._forgotten = []
         for path in list(self._files):
             followed = self._files[path]
             replaced = self._replaced(followed)
             if self._size(followed) < followed.offset:
                 self._truncated(followed)
-            lines.extend(self._read(followed, budget=_TURN_BYTES if replaced is None else None))
+            lines = self._read(followed, budget=_TURN_BYTES if replaced is None else None)
             if replaced is not None:
                 followed.close()
                 self.counters.rotations += 1
                 log.info("source %s: %s was rotated; following the new file", self.name, path)
                 del self._files[path]
+                self._saved.pop(path, None)
                 new = self._open(path, at_end=False)
                 if new is not None:
+                    followed = new
                     lines.extend(self._read(new, budget=_TURN_BYTES))
-        return [lines[i : i + _BATCH_LINES] for i in range(0, len(lines), _BATCH_LINES)]
+            if lines or followed.offset != followed.committed:
+                followed.committed = followed.offset
+                turn.append((lines, [self._checkpoint(followed)]))
+        return turn
 
     def _replaced(self, followed: _Followed) -> os.stat_result | None:
         """The stat of a different file now at the path, if there is one."""

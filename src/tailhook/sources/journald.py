@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from tailhook.config import JournaldSourceConfig
 from tailhook.events import Line
 from tailhook.sources import Emit
+from tailhook.spool import Checkpoint
 
 __all__ = ["JournaldSource", "journald_available"]
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 _WAIT_S = 0.5
 """How long one read waits for new entries, so cancellation is never held up longer."""
 _BATCH = 1000
+CURSOR_KEY = "cursor"
 
 
 def journald_available() -> bool:
@@ -40,9 +43,11 @@ def journald_available() -> bool:
 
 
 class JournaldSource:
-    def __init__(self, config: JournaldSourceConfig) -> None:
+    def __init__(self, config: JournaldSourceConfig, *, checkpoints: Mapping[str, Any] | None = None) -> None:
         self.name = config.name
         self.config = config
+        saved = (checkpoints or {}).get(CURSOR_KEY)
+        self._cursor: str | None = saved.get("cursor") if saved else None
         self.lines = 0
         self._reader: Any = None
 
@@ -65,10 +70,10 @@ class JournaldSource:
             return
         try:
             while True:
-                batch = await asyncio.to_thread(self._read, reader)
+                batch, cursor = await asyncio.to_thread(self._read, reader)
                 if batch:
                     self.lines += len(batch)
-                    await emit(batch)
+                    await emit(batch, [Checkpoint(self.name, CURSOR_KEY, {"cursor": cursor})])
         finally:
             with contextlib.suppress(Exception):
                 reader.close()
@@ -80,21 +85,29 @@ class JournaldSource:
         reader.log_level(self.config.priority)
         for unit in self.config.units:
             reader.add_match(_SYSTEMD_UNIT=unit)
-        if self.config.start_at == "end":
+        if self._cursor is not None:
+            reader.seek_cursor(self._cursor)
+            entry = reader.get_next()  # the entry at the cursor was read last time
+            if entry and not reader.test_cursor(self._cursor):
+                reader.get_previous()  # that entry is gone (vacuumed): start with the next one
+        elif self.config.start_at == "end":
             reader.seek_tail()
             reader.get_previous()
         return reader
 
-    def _read(self, reader: Any) -> list[Line]:
+    def _read(self, reader: Any) -> tuple[list[Line], str | None]:
+        """Up to a batch of entries, and the cursor of the last one."""
         lines: list[Line] = []
+        cursor = None
         while len(lines) < _BATCH:
             entry = reader.get_next()
             if not entry:
                 break
             lines.append(self._line(entry))
+            cursor = entry.get("__CURSOR")
         if not lines:
             reader.wait(_WAIT_S)
-        return lines
+        return lines, cursor
 
     def _line(self, entry: dict[str, Any]) -> Line:
         message = entry.get("MESSAGE", "")
