@@ -21,6 +21,7 @@ rules:
   - name: anything-loud
     match: 'LOUD (?P<what>.*)'
     severity: critical
+    key: '{what}'
     title: 'loud: {what}'
 """
 
@@ -120,6 +121,9 @@ class Daemon:
             self._stderr.close()
 
     def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as after a power cut or the OOM killer."""
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
+        self._stdout.close()
+        self._stderr.close()
