@@ -23,6 +23,11 @@ rules:
     severity: critical
     key: '{what}'
     title: 'loud: {what}'
+  - name: chatter
+    match: 'CHATTER (?P<what>.*)'
+    severity: info
+    key: '{what}'
+    title: 'chatter: {what}'
 """
 
 
