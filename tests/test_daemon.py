@@ -202,7 +202,7 @@ def test_probe_message_mode_posts_one_silent_note(tmp_path: Path, discord: Threa
     (note,) = discord.received
     assert note.payload["flags"] == 4096  # SUPPRESS_NOTIFICATIONS: nobody's phone buzzes
     assert note.payload["allowed_mentions"] == {"parse": []}
-    assert note.payload["content"].startswith("tailhook ") and "1 sources, 2 rules" in note.payload["content"]
+    assert note.payload["content"].startswith("tailhook ") and "1 sources, 3 rules" in note.payload["content"]
 
 
 def test_probe_warn_mode_runs_on_with_a_dead_webhook(tmp_path: Path, discord: ThreadedStandIn) -> None:

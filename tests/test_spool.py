@@ -147,3 +147,16 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer than this tailhook knows"):
         await Spool.open(tmp_path)
+
+
+async def test_rows_removed_by_another_process_free_their_room(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path, max_bytes=10_000)
+    try:
+        await spool.commit([delivery(f"i{i}", Severity.INFO, size=1500) for i in range(5)])
+        with sqlite3.connect(tmp_path / FILE_NAME) as other:  # as `tailhook spool drop` would
+            other.execute("DELETE FROM notifications")
+        await spool.commit([delivery(f"w{i}", Severity.WARNING, size=1500) for i in range(4)])
+        assert [s.delivery.notification.title for s in await spool.next("alerts", 10)] == ["w0", "w1", "w2", "w3"]
+        assert (await spool.status()).drops == {}
+    finally:
+        await spool.close()

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
-from tailhook import __version__
+from tailhook import __version__, spool_admin
+from tailhook._units import parse_duration
 from tailhook.app import EX_CONFIG, App, probe_destinations
 from tailhook.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JournaldSourceConfig, load_config
+from tailhook.events import Severity
 from tailhook.sources.journald import journald_available
+from tailhook.spool_admin import Selection, SpoolAdminError
 
 __all__ = ["main"]
 
@@ -44,18 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tailhook {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"config file (default: $TAILHOOK_CONFIG, else {DEFAULT_CONFIG_PATH})",
-    )
-    common.add_argument(
-        "--log-level",
-        default=os.environ.get("TAILHOOK_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="how much tailhook logs to stderr (default: info, or $TAILHOOK_LOG_LEVEL)",
-    )
+    _add_config_argument(common)
+    _add_log_level_argument(common)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", parents=[common], help="run the daemon in the foreground")
@@ -70,7 +68,27 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", parents=[common], help="validate the config and every rule file")
     check.add_argument("--probe", action="store_true", help="also ask Discord whether each webhook exists")
     check.set_defaults(command=_check)
+
+    _add_spool_commands(commands)
     return parser
+
+
+def _add_config_argument(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"config file (default: $TAILHOOK_CONFIG, else {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def _add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("TAILHOOK_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="how much tailhook logs to stderr (default: info, or $TAILHOOK_LOG_LEVEL)",
+    )
 
 
 def _env_flag(name: str) -> bool:
@@ -142,3 +160,247 @@ async def _probe(config: Config) -> int:
         elif not result.ok and code == 0:
             code = 1
     return code
+
+
+# ── tailhook spool ──────────────────────────────────────────────────────────
+
+_SPOOL_HELP = """\
+Inspect and repair the spool (state_dir/spool.sqlite3), also while tailhook runs.
+Waiting notifications and dead letters are listed oldest first; ages of dead
+letters count from when they failed. Retried dead letters get new ids at the
+end of their destination's queue."""
+
+
+def _add_spool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    spool = commands.add_parser(
+        "spool",
+        help="inspect and repair the spool and its dead letters",
+        description=_SPOOL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = spool.add_subparsers(title="spool commands", metavar="ACTION", required=True)
+    where = argparse.ArgumentParser(add_help=False)
+    which = where.add_mutually_exclusive_group()
+    _add_config_argument(which)
+    which.add_argument("--state-dir", metavar="DIR", type=Path, help="the spool in DIR; the config is not read")
+    _add_log_level_argument(where)
+
+    def add(name: str, summary: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, parents=[where], help=summary, description=summary)
+
+    status = add("status", "how much waits, per destination and severity; dead letters; drops; sizes")
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(command=_SpoolCommand(status, _spool_status))
+
+    listing = add("list", "one line per waiting notification (or dead letter), oldest first")
+    _add_filters(listing, older_than=False)
+    listing.add_argument("--dead", action="store_true", help="list the dead letters instead")
+    listing.add_argument("--limit", type=_count, default=100, metavar="N", help="show at most N (default: 100; 0: all)")
+    listing.add_argument("--json", action="store_true", help="print JSON for machines, fields uncut")
+    listing.set_defaults(command=_SpoolCommand(listing, _spool_list))
+
+    show = add("show", "everything about one notification (or dead letter)")
+    show.add_argument("id", type=_row_id, metavar="ID")
+    show.add_argument("--dead", action="store_true", help="ID is a dead letter")
+    show.add_argument("--json", action="store_true", help="print JSON for machines")
+    show.set_defaults(command=_SpoolCommand(show, _spool_show))
+
+    retry = add("retry", "move dead letters back to the end of their destination's queue, attempts reset")
+    retry.add_argument("ids", nargs="*", type=_row_id, metavar="ID", help="dead letters to retry")
+    retry.add_argument("--all", action="store_true", help="every dead letter (of --destination)")
+    retry.add_argument("--destination", metavar="NAME", help="with --all: only this destination's")
+    retry.set_defaults(command=_SpoolCommand(retry, _spool_retry, _check_retry))
+
+    drop = add("drop", "delete waiting notifications: by id, or all that the filters pick")
+    drop.add_argument("ids", nargs="*", type=_row_id, metavar="ID", help="notifications to drop")
+    _add_filters(drop, older_than=True)
+    drop.set_defaults(command=_SpoolCommand(drop, _spool_drop, _check_drop))
+
+    purge = add("purge", "delete dead letters: all (with --yes), or those that failed longer ago than --older-than")
+    purge.add_argument("--dead", action="store_true", help="dead letters: what purge deletes (for clarity)")
+    purge.add_argument("--older-than", type=_duration, metavar="DURATION", help="only those that failed before")
+    purge.add_argument("--yes", action="store_true", help="yes, delete every dead letter")
+    purge.set_defaults(command=_SpoolCommand(purge, _spool_purge, _check_purge))
+
+
+def _add_filters(parser: argparse.ArgumentParser, *, older_than: bool) -> None:
+    parser.add_argument("--destination", metavar="NAME", help="only this destination's")
+    parser.add_argument("--severity", type=_severity, metavar="SEVERITY", help="only this severity (e.g. info, P3)")
+    if older_than:
+        parser.add_argument(
+            "--older-than", type=_duration, metavar="DURATION", help="only those stored longer ago (e.g. 1h, 2d)"
+        )
+
+
+def _severity(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _row_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number from 1)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (a whole number, 0 for all)")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpoolCommand:
+    """One ``tailhook spool`` command: its argument checks, then its work on the open spool.
+
+    A failed check is a usage error (exit 2); a spool that cannot be opened or
+    a refusal from the work exits 1; a config that does not load exits 78.
+    """
+
+    parser: argparse.ArgumentParser
+    work: Callable[[sqlite3.Connection, Path, argparse.Namespace], int]
+    check: Callable[[argparse.Namespace], str | None] = lambda args: None
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        problem = self.check(args)
+        if problem is not None:
+            self.parser.error(problem)
+        state_dir = _state_dir(args)
+        if state_dir is None:
+            return EX_CONFIG
+        try:
+            with spool_admin.connect(state_dir) as db:
+                return self.work(db, spool_admin.spool_path(state_dir), args)
+        except SpoolAdminError as exc:
+            print(f"tailhook: {exc}", file=sys.stderr)
+            return 1
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    """``--state-dir``, else the config's ``state_dir``; ``None`` when the config does not load."""
+    if args.state_dir is not None:
+        return Path(args.state_dir)
+    config = _load(args)
+    return None if config is None else config.state_dir
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(args.destination, args.severity, getattr(args, "older_than", None))
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _spool_status(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    now = time.time()
+    report = spool_admin.status(db, path)
+    if args.json:
+        _print_json(spool_admin.status_json(report, path, now=now))
+    else:
+        print(spool_admin.render_status(report, path, now=now))
+    return 0
+
+
+def _spool_list(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    now, selection, limit = time.time(), _selection(args), args.limit or None
+    with spool_admin.snapshot(db):
+        if args.dead:
+            letters = spool_admin.dead_letters(db, selection, now=now, limit=limit)
+            total = spool_admin.count_dead_letters(db, selection, now=now)
+            rows = [spool_admin.dead_letter_json(letter) for letter in letters]
+            table = spool_admin.render_dead_letters(letters, now=now)
+        else:
+            items = spool_admin.waiting(db, selection, now=now, limit=limit)
+            total = spool_admin.count_waiting(db, selection, now=now)
+            rows = [spool_admin.waiting_json(item) for item in items]
+            table = spool_admin.render_waiting(items, now=now)
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print("no dead letters" if args.dead else "nothing waiting", "(with these filters)" if selection else "")
+    else:
+        print(table)
+        if total > len(rows):
+            print(f"… {len(rows)} of {total} shown; --limit 0 shows all")
+    return 0
+
+
+def _spool_show(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    now = time.time()
+    if args.dead:
+        letter = spool_admin.dead_letter(db, args.id)
+        if letter is None:
+            other = spool_admin.waiting_notification(db, args.id) is not None
+            raise SpoolAdminError(f"no dead letter {args.id}" + (" (it is waiting: leave out --dead)" if other else ""))
+        found = spool_admin.dead_letter_json(letter)
+        text = spool_admin.render_dead_letter(letter, now=now)
+    else:
+        item = spool_admin.waiting_notification(db, args.id)
+        if item is None:
+            other = spool_admin.dead_letter(db, args.id) is not None
+            hint = " (it is a dead letter: add --dead)" if other else " (delivered, dropped, or never stored)"
+            raise SpoolAdminError(f"no waiting notification {args.id}{hint}")
+        found = spool_admin.waiting_json(item)
+        text = spool_admin.render_waiting_notification(item, now=now)
+    if args.json:
+        _print_json(found)
+    else:
+        print(text)
+    return 0
+
+
+def _check_retry(args: argparse.Namespace) -> str | None:
+    if bool(args.ids) == args.all:
+        return "say which dead letters to retry: their IDs, or --all"
+    if args.destination is not None and not args.all:
+        return "--destination goes with --all"
+    return None
+
+
+def _spool_retry(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    now = time.time()
+    if args.all:
+        moved = spool_admin.retry_all(db, destination=args.destination, now=now)
+    else:
+        moved = spool_admin.retry(db, args.ids, now=now)
+    for letter_id, new_id in moved:
+        print(f"dead letter {letter_id} is waiting again as notification {new_id}")
+    print(f"retried {spool_admin.plural(len(moved), 'dead letter')}")
+    return 0
+
+
+def _check_drop(args: argparse.Namespace) -> str | None:
+    if args.ids and _selection(args):
+        return "give IDs or filters (--destination, --severity, --older-than), not both"
+    if not args.ids and not _selection(args):
+        return "say what to drop: IDs, or --destination, --severity and/or --older-than (nothing is dropped by default)"
+    return None
+
+
+def _spool_drop(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    selection = _selection(args)
+    count = spool_admin.drop(db, selection, now=time.time()) if selection else spool_admin.drop_ids(db, args.ids)
+    print(f"dropped {spool_admin.plural(count, 'notification')}")
+    return 0
+
+
+def _check_purge(args: argparse.Namespace) -> str | None:
+    if args.older_than is None and not args.yes:
+        return "purging every dead letter needs --yes (or choose some with --older-than)"
+    return None
+
+
+def _spool_purge(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
+    count = spool_admin.purge(db, older_than_s=args.older_than, now=time.time())
+    print(f"purged {spool_admin.plural(count, 'dead letter')}")
+    return 0

@@ -23,8 +23,10 @@ Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random as _random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +38,9 @@ from tailhook.spool import Spool, Spooled, SpoolFull
 __all__ = ["Backoff", "DestinationState", "Dispatcher", "drops_notification"]
 
 log = logging.getLogger(__name__)
+
+SPOOL_RETRY_S = 1.0
+IDLE_RECHECK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,10 @@ class Dispatcher:
             state.ready.clear()  # before looking, so a commit made meanwhile is not missed
             waiting = await self.spool.next(name, 1)
             if not waiting:
-                await state.ready.wait()
+                # Woken by our own commits; the timeout also finds what `tailhook spool retry` requeued.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_RECHECK_S):
+                        await state.ready.wait()
                 continue
             (item,) = waiting
             result = await sink.send([item.delivery])
@@ -131,7 +139,7 @@ class Dispatcher:
     async def _settle(self, name: str, state: DestinationState, item: Spooled, result: Result, attempt: int) -> int:
         """Act on *result*; the number of failed tries of this notification so far."""
         if result.outcome is Outcome.SENT:
-            await self.spool.delivered([item.id])
+            await self._store(lambda: self.spool.delivered([item.id]))
             state.sent += 1
             if self.spool.has_drops(name):
                 await self._announce_drops(name)
@@ -139,7 +147,7 @@ class Dispatcher:
         state.last_error = result.detail
         n = item.delivery.notification
         if result.outcome is Outcome.REJECTED:
-            await self.spool.reject([item.id], result.detail)
+            await self._store(lambda: self.spool.reject([item.id], result.detail))
             state.rejected += 1
             log.error(
                 "destination %s refused the alert %r of rule %s for good; it is in the dead letters: %s",
@@ -160,10 +168,33 @@ class Dispatcher:
             return attempt
         state.retries += 1
         delay = result.retry_after or self.backoff.delay(attempt, self._random)
-        await self.spool.failed([item.id], result.detail, self._clock() + delay)
+        try:  # bookkeeping only: on a full disk, go on without it
+            await self.spool.failed([item.id], result.detail, self._clock() + delay)
+        except sqlite3.OperationalError as exc:
+            log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
         await self._sleep(delay)
         return attempt + 1
+
+    async def _store(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Write to the spool; while it cannot be written (a full disk), wait and try again.
+
+        Moving on without the write would send a delivered alert twice, or lose a failure's record.
+        """
+        failing = False
+        while True:
+            try:
+                await write()
+            except sqlite3.OperationalError as exc:
+                if not failing:
+                    log.error("cannot write to the spool (%s); delivery waits until it can", exc)
+                    failing = True
+                await self.spool.reclaim()
+                await self._sleep(SPOOL_RETRY_S)
+                continue
+            if failing:
+                log.warning("the spool can be written again; delivery goes on")
+            return
 
     async def _announce_drops(self, name: str) -> None:
         drops = await self.spool.take_drops(name)

@@ -10,12 +10,14 @@ Invariants
    source's new checkpoint are written in ONE transaction. A crash before it
    loses nothing (the lines are read again); after it, nothing is read twice.
 3. Per destination, notifications are delivered oldest first (by ``id``).
-4. The spool's notifications never take more than ``max_bytes``: when a
+4. New alerts are refused while less than ``MIN_FREE_BYTES`` is free on the
+   disk, keeping room for the deletes that make room (see ``SpoolFull``).
+5. The spool's notifications never take more than ``max_bytes``: when a
    commit would pass it, the lowest severities go first, oldest first
    (debug, info, then warning; error and critical only when nothing else is
    left), each drop counted per destination and severity in ``drops`` until
    a delivery to that destination announces them.
-5. One worker thread owns the connection; the event loop never waits on the
+6. One worker thread owns the connection; the event loop never waits on the
    disk. Commits that arrive while one is being written are written together
    in the next transaction (group commit).
 
@@ -73,6 +75,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 FILE_NAME = "spool.sqlite3"
+MIN_FREE_BYTES = 1 << 20
+"""New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
+so that deleting delivered ones, which needs room in the WAL too, can always go on."""
 T = TypeVar("T")
 
 _SCHEMA_V1 = """
@@ -255,6 +260,7 @@ class Spool:
         self._bytes = 0
         self._group = _GroupCommit()
         self._listeners: list[Callable[[set[str]], None]] = []
+        self._data_version = 0
         self._dropped_for: set[str] = set()
         """Destinations with drops not yet announced: read without a query after every delivery."""
 
@@ -354,6 +360,11 @@ class Spool:
         try:
             db.execute("PRAGMA journal_mode=WAL").fetchone()
             db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=5000")  # `tailhook spool` may write while the daemon runs
+            # Keep the WAL small (checkpoint at 1 MiB, truncate back to 1 MiB): on a nearly full
+            # disk a WAL grown to SQLite's default 4 MiB is what fills it.
+            db.execute("PRAGMA wal_autocheckpoint=256")
+            db.execute("PRAGMA journal_size_limit=1048576")
             db.execute("PRAGMA foreign_keys=ON")
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -404,19 +415,54 @@ class Spool:
             group, self._group.waiting = self._group.waiting, []
             self._group.scheduled = False
         try:
-            with _transaction(self.db):
-                for request in group:
-                    self._insert(request.deliveries)
-                    self._save_checkpoints(request.checkpoints)
-                self._trim()
+            try:
+                self._write(group)
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                self._reclaim()  # a WAL checkpoint may free enough room for one more try
+                self._write(group)
         except sqlite3.OperationalError as exc:
             error: BaseException = SpoolFull(str(exc)) if _is_full(exc) else exc
-            self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
             for request in group:
                 request.loop.call_soon_threadsafe(_settle, request.future, error)
             return
         for request in group:
             request.loop.call_soon_threadsafe(_settle, request.future, None)
+
+    def _refresh(self) -> None:
+        """Recount what the spool holds if another connection (``tailhook spool``) changed it."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
+
+    def _write(self, group: list[_Commit]) -> None:
+        self._refresh()
+        if any(request.deliveries for request in group) and self._free_bytes() < MIN_FREE_BYTES:
+            raise sqlite3.OperationalError(f"database or disk is full: less than {MIN_FREE_BYTES >> 20} MiB free")
+        start_bytes = self._bytes
+        try:
+            with _transaction(self.db):
+                for request in group:
+                    self._insert(request.deliveries)
+                    self._save_checkpoints(request.checkpoints)
+                self._trim()
+        except BaseException:
+            self._bytes = start_bytes
+            raise
+
+    def _free_bytes(self) -> int:
+        stat = os.statvfs(self.path.parent)
+        return stat.f_bavail * stat.f_frsize
+
+    def _reclaim(self) -> None:
+        """Fold the WAL into the database and shrink it, to give disk space back."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    async def reclaim(self) -> None:
+        await self._run(self._reclaim)
 
     def _insert(self, deliveries: Sequence[Delivery]) -> None:
         now = self.clock()
@@ -521,6 +567,7 @@ class Spool:
         return {key: json.loads(value) for key, value in rows}
 
     def _status(self) -> SpoolStatus:
+        self._refresh()
         db = self.db
         pending = {
             (d, Severity(s)): c

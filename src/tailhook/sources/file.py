@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 CUT_MARKER = " …[line cut: longer than max_line_bytes]"
 _CHUNK_BYTES = 256 * 1024
-_TURN_BYTES = 4 * 1024 * 1024
-"""At most this much of one file per turn, so one busy file cannot starve the others."""
+_TURN_BYTES = 256 * 1024
+"""At most this much of one file per turn, so one busy file cannot starve the others
+and one ingest commit stays small enough to fit on a nearly full disk."""
 
 
 @dataclass(slots=True)
