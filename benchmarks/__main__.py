@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import matching
+from benchmarks import matching, spool
 
 
 def main() -> int:
-    for bench in (matching,):
+    for bench in (matching, spool):
         bench.main()
     return 0
 
