@@ -99,3 +99,22 @@ async def test_a_missing_journal_folder_is_reported_not_fatal(tmp_path: Path, ca
 
     await source.run(emit)  # returns at once: the other sources go on
     assert "source journal: cannot open the journal" in caplog.text
+
+
+async def test_stopping_while_a_read_waits_is_safe(tmp_path: Path) -> None:
+    """The handle is closed by its own thread after the read: closing it under a read crashed the process."""
+    write_journal(tmp_path, [("ssh.service", 3, "one entry")])
+    config = JournaldSourceConfig(name="journal", directory=str(tmp_path), start_at="end")
+
+    async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
+        return None
+
+    for _ in range(6):
+        source = JournaldSource(config)
+        await source.start()
+        task = asyncio.create_task(source.run(emit))
+        await asyncio.sleep(0.01)  # let the read start waiting on the journal, then stop mid-wait
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        source._thread.shutdown(wait=True)  # the close has run, in the journal's thread

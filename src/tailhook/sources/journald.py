@@ -1,7 +1,7 @@
 """The journald source: entries of the systemd journal, filtered by unit and priority.
 
-Reads through systemd-python (the ``journald`` extra) in a worker thread that
-owns the journal handle; the event loop never waits on it. Entries become
+Reads through systemd-python (the ``journald`` extra) in one worker thread that
+owns the journal handle (opens, reads and closes it); the event loop never waits on it. Entries become
 lines whose text is ``MESSAGE`` and whose fields give templates ``unit``,
 ``identifier`` and ``pid``.
 
@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from tailhook.config import JournaldSourceConfig
 from tailhook.events import Line
@@ -27,10 +28,16 @@ __all__ = ["JournaldSource", "journald_available"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _WAIT_S = 0.5
 """How long one read waits for new entries, so cancellation is never held up longer."""
 _BATCH = 1000
 CURSOR_KEY = "cursor"
+
+
+def _close(reader: Any) -> None:
+    with contextlib.suppress(Exception):
+        reader.close()
 
 
 def journald_available() -> bool:
@@ -50,6 +57,8 @@ class JournaldSource:
         self._cursor: str | None = saved.get("cursor") if saved else None
         self.lines = 0
         self._reader: Any = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"journal-{config.name}")
+        """The one thread that touches the journal handle."""
 
     async def start(self) -> None:
         if not journald_available():
@@ -60,7 +69,7 @@ class JournaldSource:
             )
             return
         try:
-            self._reader = await asyncio.to_thread(self._open)
+            self._reader = await self._in_thread(self._open)
         except OSError as exc:
             log.error("source %s: cannot open the journal: %s", self.name, exc)
 
@@ -70,13 +79,18 @@ class JournaldSource:
             return
         try:
             while True:
-                batch, cursor = await asyncio.to_thread(self._read, reader)
+                batch, cursor = await self._in_thread(self._read, reader)
                 if batch:
                     self.lines += len(batch)
                     await emit(batch, [Checkpoint(self.name, CURSOR_KEY, {"cursor": cursor})])
         finally:
-            with contextlib.suppress(Exception):
-                reader.close()
+            # Closed by the journal's own thread, after any read still running there:
+            # closing it from here while a read is in flight would crash the process.
+            self._thread.submit(_close, reader)
+            self._thread.shutdown(wait=False)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def _open(self) -> Any:
         from systemd import journal  # noqa: PLC0415 - the optional extra
