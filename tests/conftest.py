@@ -1,12 +1,15 @@
-"""Shared fixtures: config files written into tmp_path, a fake clock."""
+"""Shared fixtures: config files written into tmp_path, a fake clock, a spool, deliveries."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
+from tailhook.events import Delivery, Kind, Notification, Severity
+from tailhook.spool import Spool
 
 
 class FakeClock:
@@ -46,3 +49,21 @@ def write(tmp_path: Path) -> WriteFile:
         return path
 
     return write
+
+
+def make_delivery(
+    title: str, severity: Severity = Severity.ERROR, *, destination: str = "alerts", size: int = 0
+) -> Delivery:
+    """An alert for *destination*; *size* characters of log line make it that much bigger."""
+    n = Notification(
+        kind=Kind.ALERT, rule="r", severity=severity, key="k", title=title, description="",
+        line="x" * size, source="s", host="h", time=1.5,
+    )  # fmt: skip
+    return Delivery(destination, n)
+
+
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
+    spool = await Spool.open(tmp_path)
+    yield spool
+    await spool.close()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from tailhook.dispatch import Backoff, Dispatcher
-from tailhook.events import Delivery, Kind, Notification, Severity
+from tailhook.events import Delivery, Severity
 from tailhook.sinks import Outcome, Result
 from tailhook.spool import Spool
 from tests.conftest import FakeClock
+from tests.conftest import make_delivery as delivery
 
 
 class ScriptedSink:
@@ -34,21 +35,6 @@ class ScriptedSink:
 
     async def close(self) -> None:
         return None
-
-
-def delivery(title: str, destination: str = "alerts", severity: Severity = Severity.ERROR, size: int = 0) -> Delivery:
-    n = Notification(
-        kind=Kind.ALERT, rule="r", severity=severity, key="k", title=title,
-        description="", line="l" * size, source="s", host="h", time=0.0,
-    )  # fmt: skip
-    return Delivery(destination, n)
-
-
-@pytest.fixture
-async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
-    spool = await Spool.open(tmp_path)
-    yield spool
-    await spool.close()
 
 
 async def run_until(
@@ -122,7 +108,7 @@ async def test_a_dead_destination_stops_but_keeps_its_deliveries_and_others_go_o
     dead = ScriptedSink("dead", [Result(Outcome.DEAD, "Discord answered 404")])
     alive = ScriptedSink("alive")
     dispatcher = Dispatcher({"dead": dead, "alive": alive}, spool, host="h", sleep=clock.sleep, clock=clock)
-    await spool.commit([delivery(f"d{i}", "dead") for i in range(3)] + [delivery("a", "alive")])
+    await spool.commit([delivery(f"d{i}", destination="dead") for i in range(3)] + [delivery("a", destination="alive")])
 
     task = asyncio.create_task(dispatcher.run())
     try:

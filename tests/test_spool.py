@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.spool import FILE_NAME, Checkpoint, Spool, decode_delivery, encode_delivery
+from tests.conftest import make_delivery as delivery
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def delivery(title: str, severity: Severity = Severity.ERROR, destination: str = "alerts", size: int = 0) -> Delivery:
-    n = Notification(
-        kind=Kind.ALERT, rule="r", severity=severity, key="k", title=title, description="",
-        line="x" * size, source="s", host="h", time=1.5,
-    )  # fmt: skip
-    return Delivery(destination, n)
-
-
-@pytest.fixture
-async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
-    spool = await Spool.open(tmp_path)
-    yield spool
-    await spool.close()
 
 
 def test_the_codec_keeps_every_field() -> None:

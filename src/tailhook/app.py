@@ -66,27 +66,29 @@ class App:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; the process exit code."""
-        with contextlib.ExitStack() as stack:
-            state_dir = self.config.state_dir
-            if self.dry_run:  # never touch the real spool: its alerts belong to the real daemon
-                state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tailhook-dry-run-")))
-            try:
-                self.spool = await Spool.open(state_dir, max_bytes=self.config.spool.max_bytes)
-            except OSError as exc:
-                log.error("cannot use state_dir %s: %s", state_dir, exc.strerror or exc)
-                return 1
-            self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"})
-            try:
-                if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
-                    code = await self._probe()
-                    if code:
-                        return code
-                self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
-                return await self._serve(await self._sources())
-            finally:
-                await self._session.close()
-                await self.spool.close()
-        return 1  # unreachable; the ExitStack above makes mypy think otherwise
+        if not self.dry_run:
+            return await self._run_in(self.config.state_dir)
+        # A dry run never touches the real spool: its alerts and checkpoints belong to the real daemon.
+        with tempfile.TemporaryDirectory(prefix="tailhook-dry-run-") as scratch:
+            return await self._run_in(Path(scratch))
+
+    async def _run_in(self, state_dir: Path) -> int:
+        try:
+            self.spool = await Spool.open(state_dir, max_bytes=self.config.spool.max_bytes)
+        except OSError as exc:
+            log.error("cannot use state_dir %s: %s", state_dir, exc.strerror or exc)
+            return 1
+        self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"})
+        try:
+            if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
+                code = await self._probe()
+                if code:
+                    return code
+            self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
+            return await self._serve(await self._sources())
+        finally:
+            await self._session.close()
+            await self.spool.close()
 
     async def _serve(self, sources: Sequence[Source]) -> int:
         assert self.dispatcher is not None and self.spool is not None

@@ -113,10 +113,11 @@ class FileSource:
     async def run(self, emit: Emit) -> None:
         try:
             while True:
-                for lines, checkpoints in await asyncio.to_thread(self._read_turn):
+                turn, more = await asyncio.to_thread(self._read_turn)
+                for lines, checkpoints in turn:
                     await emit(lines, checkpoints)
-                if any(f.offset < self._size(f) for f in self._files.values()):
-                    continue  # more to read: another turn before waiting
+                if more:
+                    continue  # a file has more than one turn's worth: another turn before waiting
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.config.rescan_interval):
@@ -197,7 +198,7 @@ class FileSource:
             self._open(path, at_end=first and self._first_start and self.config.start_at == "end")
         for path in list(self._files):
             if path not in found:
-                self._reopen_or_forget(path)
+                self._forget(path)
 
     def _matching_paths(self) -> Iterator[str]:
         for pattern in self.config.paths:
@@ -243,7 +244,7 @@ class FileSource:
             why = "shrank while tailhook was stopped" if same else "is another file than before"
             log.info("source %s: %s %s; reading it from the start", self.name, followed.path, why)
 
-    def _reopen_or_forget(self, path: str) -> None:
+    def _forget(self, path: str) -> None:
         """The path vanished or was excluded: stop following it."""
         followed = self._files.pop(path)
         followed.close()
@@ -264,8 +265,9 @@ class FileSource:
         except OSError:
             return followed.offset
 
-    def _read_turn(self) -> list[tuple[list[Line], list[Checkpoint]]]:
-        """One bounded read of every followed file: its lines and its new checkpoint, per file."""
+    def _read_turn(self) -> tuple[list[tuple[list[Line], list[Checkpoint]]], bool]:
+        """One bounded read of every followed file: its lines and its new checkpoint, per file;
+        and whether any file has more to read already."""
         turn: list[tuple[list[Line], list[Checkpoint]]] = []
         if self._forgotten:
             turn.append(([], self._forgotten))
@@ -289,7 +291,7 @@ class FileSource:
             if lines or followed.offset != followed.committed:
                 followed.committed = followed.offset
                 turn.append((lines, [self._checkpoint(followed)]))
-        return turn
+        return turn, any(f.offset < self._size(f) for f in self._files.values())
 
     def _replaced(self, followed: _Followed) -> os.stat_result | None:
         """The stat of a different file now at the path, if there is one."""
