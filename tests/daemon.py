@@ -31,21 +31,23 @@ rules:
 """
 
 
-def write_config(directory: Path, *, url: str | None = None, extra: str = "") -> Path:
+def write_config(
+    directory: Path, *, url: str | None = None, extra: str = "", storm: str = "{window: 60s, max_per_window: 100}"
+) -> Path:
     """A config with one file source over ``app.log`` and the rules above."""
     (directory / "rules.d").mkdir(exist_ok=True)
     (directory / "rules.d" / "rules.yaml").write_text(RULES.lstrip(), encoding="utf-8")
     (directory / "app.log").touch()
     destinations = f"destinations:\n  alerts: {{url: '{url}'}}\n" if url else ""
     text = textwrap.dedent(
-        """
+        f"""
         state_dir: state
         shutdown_timeout: 2s
         sources:
-          - {name: app, paths: [app.log], start_at: beginning}
+          - {{name: app, paths: [app.log], start_at: beginning}}
         rules:
           paths: ["rules.d/*.yaml"]
-        storm: {window: 60s, max_per_window: 100}
+        storm: {storm}
         """
     )
     path = directory / "tailhook.yaml"

@@ -73,6 +73,15 @@ def test_minimal_config_loads_with_defaults(write: WriteFile, tmp_path: Path) ->
     assert config.destinations == {}
     assert config.routes == ()
     assert (config.storm.window, config.storm.max_per_window, config.storm.digest) == (60.0, 3, True)
+    assert (config.spool.max_bytes, config.spool.max_age) == (256 << 20, None)
+
+
+def test_spool_limits(write: WriteFile) -> None:
+    write("rules/ssh.yaml", RULE)
+    config = load_config(write("tailhook.yaml", MINIMAL + "    spool: {max_bytes: 16MiB, max_age: 2d}\n"))
+    assert (config.spool.max_bytes, config.spool.max_age) == (16 << 20, 2 * 86400)
+    bad = write("bad.yaml", MINIMAL + "    spool: {max_age: 0s}\n")
+    assert problems_of(bad) == [f"{bad}:7: spool.max_age: must be longer than zero"]
 
 
 def test_environment_variables_and_url_file(write: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tailhook.dispatch import Backoff, Dispatcher
+from tailhook.dispatch import Backoff, Dispatcher, drops_notification
 from tailhook.events import Delivery, Severity
 from tailhook.sinks import Outcome, Result
 from tailhook.spool import Spool
@@ -151,3 +151,18 @@ async def test_drops_are_announced_once_delivery_works(tmp_path: Path) -> None:
     dropped_info = 10 - sum(1 for t in sink.sent if t in {f"n{i}" for i in range(1, 20, 2)})
     assert announcement == f"{dropped_info} info notifications dropped while the spool was full"
     assert all(f"n{i}" in sink.sent for i in range(0, 20, 2))  # every critical delivered
+
+
+def test_one_announcement_says_what_was_dropped_and_why() -> None:
+    drops = {
+        ("full", Severity.INFO): 312,
+        ("full", Severity.DEBUG): 4,
+        ("expired", Severity.WARNING): 1,
+    }
+    n = drops_notification(drops, host="web-1", time=5.0)
+    assert n.title == (
+        "1 warning notification dropped after waiting longer than spool.max_age; "
+        "312 info, 4 debug notifications dropped while the spool was full"
+    )
+    assert "spool.max_bytes" in n.description and "spool.max_age" in n.description
+    assert n.severity is Severity.WARNING and n.host == "web-1"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
-from tailhook.spool import FILE_NAME, Checkpoint, Spool, decode_delivery, encode_delivery
+from tailhook.spool import _SCHEMA_V1, FILE_NAME, SCHEMA_VERSION, Checkpoint, Spool, decode_delivery, encode_delivery
+from tailhook.storm import WindowChange, WindowState
+from tests.conftest import FakeClock
 from tests.conftest import make_delivery as delivery
 
 pytestmark = pytest.mark.timeout(30)
@@ -84,8 +86,8 @@ async def test_a_full_spool_drops_the_lowest_severities_first(tmp_path: Path) ->
         assert status.drops[("alerts", Severity.DEBUG)] == 10
         assert set(status.drops) == {("alerts", Severity.DEBUG), ("alerts", Severity.INFO)}
         assert await spool.take_drops("alerts") == {
-            Severity.DEBUG: 10,
-            Severity.INFO: status.drops[("alerts", Severity.INFO)],
+            ("full", Severity.DEBUG): 10,
+            ("full", Severity.INFO): status.drops[("alerts", Severity.INFO)],
         }
         assert await spool.take_drops("alerts") == {}  # announced once
     finally:
@@ -145,3 +147,79 @@ async def test_rows_removed_by_another_process_free_their_room(tmp_path: Path) -
         assert (await spool.status()).drops == {}
     finally:
         await spool.close()
+
+
+async def test_storm_windows_are_stored_with_the_commit_and_forgotten_when_closed(tmp_path: Path) -> None:
+    held = delivery("held").notification
+    windows: list[WindowChange] = [
+        (("r", "a"), WindowState("r", "a", 100.0, 3, 7, held)),
+        (("r", "b"), WindowState("r", "b", 101.0, 1, 0, None)),
+    ]
+    spool = await Spool.open(tmp_path)
+    await spool.commit([delivery("alert")], [], windows)
+    await spool.close()
+
+    spool = await Spool.open(tmp_path)
+    try:
+        stored = {(w.rule, w.key): w for w in await spool.storm_windows()}
+        assert stored == {("r", "a"): windows[0][1], ("r", "b"): windows[1][1]}
+        await spool.commit([], [], [(("r", "a"), None)])
+        assert [w.key for w in await spool.storm_windows()] == ["b"]
+    finally:
+        await spool.close()
+
+
+async def test_notifications_older_than_max_age_are_dropped_and_counted(tmp_path: Path, clock: FakeClock) -> None:
+    spool = await Spool.open(tmp_path, max_age=3600, clock=clock)
+    try:
+        await spool.commit([delivery("old info", Severity.INFO), delivery("old error")])
+        clock.advance(1800)
+        await spool.commit([delivery("young")])
+        clock.advance(1801)  # the first two are now older than an hour
+        assert [s.delivery.notification.title for s in await spool.next("alerts", 10)] == ["young"]
+        assert spool.has_drops("alerts")
+        assert await spool.take_drops("alerts") == {("expired", Severity.INFO): 1, ("expired", Severity.ERROR): 1}
+        assert (await spool.status()).bytes == len(encode_delivery(delivery("young")))
+    finally:
+        await spool.close()
+
+
+async def test_without_max_age_nothing_expires(spool: Spool) -> None:
+    spool.clock = lambda: 1e12  # thousands of years later
+    await spool.commit([delivery("patient")])
+    assert [s.delivery.notification.title for s in await spool.next("alerts")] == ["patient"]
+
+
+async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: Path) -> None:
+    """A spool written by the first schema: alerts waiting, a dead letter, checkpoints, drops not yet announced."""
+    waiting = [delivery(f"waiting {i}", Severity.WARNING) for i in range(3)]
+    with sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None) as db:
+        db.executescript(f"BEGIN; {_SCHEMA_V1} PRAGMA user_version = 1; COMMIT;")
+        db.executemany(
+            "INSERT INTO notifications (destination, severity, created, attempts, last_error, size, body) "
+            "VALUES ('alerts', 30, 50.0, 2, 'HTTP 503', ?, ?)",
+            [(len(encode_delivery(d).encode()), encode_delivery(d)) for d in waiting],
+        )
+        dead = encode_delivery(delivery("refused"))
+        db.execute("INSERT INTO dead_letters VALUES (7, 'alerts', 40, 40.0, 41.0, 1, 'HTTP 400: embeds', ?)", (dead,))
+        db.execute("INSERT INTO checkpoints VALUES ('app', '/var/log/app.log', '{\"offset\": 4096}')")
+        db.execute("INSERT INTO drops VALUES ('alerts', 20, 12)")
+
+    spool = await Spool.open(tmp_path)
+    try:
+        items = await spool.next("alerts", 10)
+        assert [s.delivery for s in items] == waiting
+        assert [s.attempts for s in items] == [2, 2, 2]
+        status = await spool.status()
+        assert status.dead_letters == {"alerts": 1}
+        assert status.bytes == sum(len(encode_delivery(d).encode()) for d in waiting)
+        assert await spool.checkpoints("app") == {"/var/log/app.log": {"offset": 4096}}
+        assert await spool.take_drops("alerts") == {("full", Severity.INFO): 12}
+        assert await spool.storm_windows() == []
+        await spool.commit([delivery("new")], [], [(("r", "k"), WindowState("r", "k", 1.0, 1, 0, None))])
+        assert len(await spool.storm_windows()) == 1
+    finally:
+        await spool.close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

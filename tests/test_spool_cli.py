@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
-from tailhook.spool import FILE_NAME, Spool
+from tailhook.spool import FILE_NAME, SCHEMA_VERSION, Spool
 from tests.conftest import FakeClock
 from tests.daemon import Daemon, run_cli, wait_until, write_config
 from tests.discord_standin import TOKEN, ThreadedStandIn, standin_in_thread
@@ -319,7 +319,7 @@ def test_a_missing_spool_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"this is not a database" * 100, "file is not a database"),
-        (None, "newer than this tailhook knows (1)"),
+        (None, f"newer than this tailhook knows ({SCHEMA_VERSION})"),
     ],
 )
 def test_a_spool_it_cannot_read_is_left_alone(tmp_path: Path, content: bytes | None, message: str) -> None:

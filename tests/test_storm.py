@@ -74,3 +74,42 @@ def test_the_number_of_tracked_keys_is_bounded(clock: FakeClock) -> None:
         storm.admit(event(key=str(i)))
         storm.admit(event(key=str(i)))
     assert len(storm) == 100
+
+
+def test_changed_windows_are_handed_out_once_and_restored_elsewhere(clock: FakeClock) -> None:
+    config = StormConfig(window=60, max_per_window=1)
+    storm = StormControl(config, host="h", clock=clock)
+    storm.admit(event(key="a"))
+    storm.admit(event(key="a", text="held line"))
+    storm.admit(event(key="b"))
+    changes = dict(storm.changes())
+    assert set(changes) == {("r", "a"), ("r", "b")}
+    assert storm.changes() == []  # nothing changed since
+    state = changes[("r", "a")]
+    assert state is not None and (state.opened, state.sent, state.held) == (1000.0, 1, 1)
+    assert state.last_held is not None and state.last_held.line == "held line"
+
+    storm.unsaved(list(changes.items()))  # the commit failed: they come out again
+    assert {key for key, _ in storm.changes()} == {("r", "a"), ("r", "b")}
+
+    # Another process (the next start) takes the windows back and goes on counting.
+    again = StormControl(config, host="h", clock=clock)
+    again.restore([s for s in changes.values() if s is not None], lambda rule: None)
+    assert again.admit(event(key="a")) == []  # still within the window: held, not alerted again
+    clock.advance(60)
+    digests = {n.key: n for n in again.due()}
+    assert set(digests) == {"a"} and digests["a"].count == 2
+    assert dict(again.changes()) == {("r", "a"): None, ("r", "b"): None}  # closed windows are forgotten
+
+
+def test_restored_windows_follow_the_rules_current_settings(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=3600, max_per_window=1), host="h", clock=clock)
+    storm.admit(event())
+    storm.admit(event())
+    states = [s for _, s in storm.changes() if s is not None]
+    shorter = StormConfig(window=10, max_per_window=1)
+    again = StormControl(StormConfig(window=3600, max_per_window=1), host="h", clock=clock)
+    again.restore(states, {"r": shorter}.get)
+    clock.advance(11)
+    (digest,) = again.due()
+    assert digest.count == 1

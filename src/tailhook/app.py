@@ -4,7 +4,8 @@
 SIGTERM or SIGINT reads as a sequence:
 
 1. stop the sources (what they read is committed, or is read again next time);
-2. store what storm control still holds as digests;
+2. store storm control's open windows, so the next start goes on with them
+   (a dry run, whose spool is thrown away, sends what they hold as digests);
 3. let the dispatcher deliver what is due, bounded by ``shutdown_timeout``;
 4. cancel the rest and close the sinks. What is left waits in the spool.
 """
@@ -74,7 +75,9 @@ class App:
 
     async def _run_in(self, state_dir: Path) -> int:
         try:
-            self.spool = await Spool.open(state_dir, max_bytes=self.config.spool.max_bytes)
+            self.spool = await Spool.open(
+                state_dir, max_bytes=self.config.spool.max_bytes, max_age=self.config.spool.max_age
+            )
         except OSError as exc:
             log.error("cannot use state_dir %s: %s", state_dir, exc.strerror or exc)
             return 1
@@ -85,6 +88,7 @@ class App:
                 if code:
                     return code
             self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
+            self.storm.restore(await self.spool.storm_windows(), self._storm_of.get)
             return await self._serve(await self._sources())
         finally:
             await self._session.close()
@@ -119,8 +123,8 @@ class App:
                 # 1. stop the sources; what they read is committed or will be read again
                 for task in [*reading, ticking]:
                     task.cancel()
-                # 2. what storm control holds goes out as digests
-                await self._commit(self._route(self.storm.due(float("inf"))))
+                # 2. storm windows stay open across the restart; a dry run's spool does not survive it
+                await self._commit(self._route(self.storm.due(float("inf") if self.dry_run else None)))
                 # 3. deliver what is due, bounded
                 if not await self.dispatcher.drain(self.drain_timeout_s):
                     log.warning("stopping with %d alerts in the spool; they are sent at the next start",
@@ -148,14 +152,19 @@ class App:
         return [d for n in notifications for d in self.router.deliveries(n)]
 
     async def _commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
-        """Store in the spool; while the disk is full, wait for space (the sources wait with us)."""
+        """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
+
+        The sources wait with us: they read on only after their commit.
+        """
         assert self.spool is not None
-        if not deliveries and not checkpoints:
-            return
         while True:
+            windows = self.storm.changes()
+            if not deliveries and not checkpoints and not windows:
+                return
             try:
-                await self.spool.commit(deliveries, checkpoints)
+                await self.spool.commit(deliveries, checkpoints, windows)
             except SpoolFull as exc:
+                self.storm.unsaved(windows)
                 if not self._disk_full:
                     log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
                     self._disk_full = True

@@ -218,6 +218,8 @@ class ProbeConfig:
 @dataclass(frozen=True, slots=True)
 class SpoolConfig:
     max_bytes: int = _DEFAULT_SPOOL_BYTES
+    max_age: float | None = None
+    """Seconds a notification may wait; older ones are dropped and announced. ``None``: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -729,7 +731,10 @@ def _probe(section: _Section | None) -> ProbeConfig:
 def _spool(section: _Section | None) -> SpoolConfig:
     if section is None:
         return SpoolConfig()
-    spool = SpoolConfig(max_bytes=section.get("max_bytes", parse_size, _DEFAULT_SPOOL_BYTES))
+    spool = SpoolConfig(
+        max_bytes=section.get("max_bytes", parse_size, _DEFAULT_SPOOL_BYTES),
+        max_age=section.get("max_age", _positive_duration, None),
+    )
     section.done()
     return spool
 

@@ -6,8 +6,8 @@ a time, and leave the spool only once the sink has settled them. What a sink
 answers decides what happens next:
 
 - ``SENT``: delete it from the spool; then, if notifications for this
-  destination were dropped while the spool was full, queue one message that
-  says how many.
+  destination were dropped (the spool was full, or they waited longer than
+  ``spool.max_age``), queue one message that says how many and why.
 - ``RETRY``: record the failure in the spool and wait (the receiver's
   ``retry_after``, else capped, jittered exponential backoff) before trying
   the same notification again, so order holds; a long outage alone never
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from tailhook.events import Delivery, Kind, Notification, Severity
 from tailhook.sinks import Outcome, Result, Sink
-from tailhook.spool import Spool, Spooled, SpoolFull
+from tailhook.spool import DropReason, Spool, Spooled, SpoolFull
 
 __all__ = ["Backoff", "DestinationState", "Dispatcher", "drops_notification"]
 
@@ -208,21 +208,34 @@ class Dispatcher:
             log.error("destination %s: could not queue the drop announcement: the disk is full", name)
 
 
-def drops_notification(drops: Mapping[Severity, int], *, host: str, time: float) -> Notification:
-    """One message saying how many notifications were dropped while the spool was full."""
-    parts = [f"{count} {severity.label}" for severity, count in sorted(drops.items(), reverse=True)]
-    total = sum(drops.values())
-    title = f"{', '.join(parts)} notification{'s' if total != 1 else ''} dropped while the spool was full"
+_DROP_CAUSES = {
+    "full": "while the spool was full",
+    "expired": "after waiting longer than spool.max_age",
+}
+_DROP_EXPLANATIONS = {
+    "full": "its spool reached spool.max_bytes while this destination could not be reached, "
+    "and the lowest severities were dropped first",
+    "expired": "they waited in the spool longer than spool.max_age while this destination could not be reached",
+}
+
+
+def drops_notification(drops: Mapping[tuple[DropReason, Severity], int], *, host: str, time: float) -> Notification:
+    """One message saying how many notifications were dropped, and why."""
+    titles, explanations = [], []
+    for reason in sorted({reason for reason, _ in drops}, key=lambda r: (r not in _DROP_CAUSES, r)):
+        counts = sorted(((s, c) for (r, s), c in drops.items() if r == reason), reverse=True)
+        total = sum(c for _, c in counts)
+        parts = ", ".join(f"{count} {severity.label}" for severity, count in counts)
+        cause = _DROP_CAUSES.get(reason, f"({reason})")
+        titles.append(f"{parts} notification{'s' if total != 1 else ''} dropped {cause}")
+        explanations.append(_DROP_EXPLANATIONS.get(reason, cause))
     return Notification(
         kind=Kind.ALERT,
-        rule="tailhook-spool-full",
+        rule="tailhook-spool-drops",
         severity=Severity.WARNING,
-        key="spool-full",
-        title=title,
-        description=(
-            f"tailhook on {host} could not keep them: its spool reached spool.max_bytes while this "
-            "destination could not be reached. The lowest severities were dropped first."
-        ),
+        key="spool-drops",
+        title="; ".join(titles),
+        description=f"tailhook on {host} could not keep them: {'; '.join(explanations)}.",
         line="",
         source="tailhook",
         host=host,

@@ -15,9 +15,14 @@ Invariants
 5. The spool's notifications never take more than ``max_bytes``: when a
    commit would pass it, the lowest severities go first, oldest first
    (debug, info, then warning; error and critical only when nothing else is
-   left), each drop counted per destination and severity in ``drops`` until
-   a delivery to that destination announces them.
-6. One worker thread owns the connection; the event loop never waits on the
+   left), each drop counted per destination, severity and reason in
+   ``drops`` until a delivery to that destination announces them. With
+   ``max_age`` set, a notification stored longer ago than that is dropped
+   and counted the same way (reason ``expired``) instead of being sent.
+6. Storm-control windows changed by a batch are stored in the batch's ingest
+   commit (``storm_windows``), so the notifications a window let through and
+   the window's counts never disagree after a crash.
+7. One worker thread owns the connection; the event loop never waits on the
    disk. Commits that arrive while one is being written are written together
    in the next transaction (group commit).
 
@@ -28,7 +33,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 1::
+Schema version 2::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -36,10 +41,15 @@ Schema version 1::
     dead_letters(id INTEGER PRIMARY KEY, destination TEXT, severity INTEGER,
                  created REAL, failed REAL, attempts INTEGER, error TEXT, body TEXT)
     checkpoints(source TEXT, key TEXT, value TEXT, PRIMARY KEY (source, key))
-    drops(destination TEXT, severity INTEGER, count INTEGER, PRIMARY KEY (destination, severity))
+    drops(destination TEXT, severity INTEGER, reason TEXT, count INTEGER,
+          PRIMARY KEY (destination, severity, reason))
+    storm_windows(rule TEXT, key TEXT, opened REAL, sent INTEGER, held INTEGER,
+                  last_held TEXT, PRIMARY KEY (rule, key))
 
-``body`` is the delivery as JSON (``encode_delivery``); times are seconds
-since the epoch.
+``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
+notification as JSON (``encode_notification``); times are seconds since the
+epoch. Version 1 had no ``storm_windows``, no index on ``created`` and no
+``reason`` in ``drops`` (every drop then was for a full spool).
 """
 
 from __future__ import annotations
@@ -59,21 +69,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.storm import WindowChange, WindowState
 
 __all__ = [
     "SCHEMA_VERSION",
     "Checkpoint",
     "DeadLetter",
+    "DropReason",
+    "Drops",
     "Spool",
     "SpoolStatus",
     "Spooled",
     "decode_delivery",
+    "decode_notification",
     "encode_delivery",
+    "encode_notification",
+    "read_status",
 ]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "spool.sqlite3"
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
@@ -117,47 +133,55 @@ CREATE TABLE drops (
     PRIMARY KEY (destination, severity)
 );
 """
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_SCHEMA_V2 = """
+CREATE INDEX notifications_by_created ON notifications (created);
+CREATE TABLE drops_v2 (
+    destination TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (destination, severity, reason)
+);
+INSERT INTO drops_v2 (destination, severity, reason, count) SELECT destination, severity, 'full', count FROM drops;
+DROP TABLE drops;
+ALTER TABLE drops_v2 RENAME TO drops;
+CREATE TABLE storm_windows (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    opened REAL NOT NULL,
+    sent INTEGER NOT NULL,
+    held INTEGER NOT NULL,
+    last_held TEXT,
+    PRIMARY KEY (rule, key)
+);
+"""
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
 
 # ── the delivery codec ─────────────────────────────────────────────────────
 
 
-def encode_delivery(delivery: Delivery) -> str:
-    n = delivery.notification
-    return json.dumps(
-        {
-            "destination": delivery.destination,
-            "style": delivery.style.value,
-            "mentions": {
-                "roles": list(delivery.mentions.roles),
-                "users": list(delivery.mentions.users),
-                "everyone": delivery.mentions.everyone,
-            },
-            "kind": n.kind.value,
-            "rule": n.rule,
-            "severity": n.severity.label,
-            "key": n.key,
-            "title": n.title,
-            "description": n.description,
-            "line": n.line,
-            "source": n.source,
-            "host": n.host,
-            "time": n.time,
-            "path": n.path,
-            "captures": dict(n.captures),
-            "count": n.count,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def _notification_fields(n: Notification) -> dict[str, Any]:
+    return {
+        "kind": n.kind.value,
+        "rule": n.rule,
+        "severity": n.severity.label,
+        "key": n.key,
+        "title": n.title,
+        "description": n.description,
+        "line": n.line,
+        "source": n.source,
+        "host": n.host,
+        "time": n.time,
+        "path": n.path,
+        "captures": dict(n.captures),
+        "count": n.count,
+    }
 
 
-def decode_delivery(body: str) -> Delivery:
-    data = json.loads(body)
-    mentions = data["mentions"]
-    notification = Notification(
+def _notification_from(data: Mapping[str, Any]) -> Notification:
+    return Notification(
         kind=Kind(data["kind"]),
         rule=data["rule"],
         severity=Severity.parse(data["severity"]),
@@ -172,9 +196,38 @@ def decode_delivery(body: str) -> Delivery:
         captures=data["captures"],
         count=data["count"],
     )
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_notification(notification: Notification) -> str:
+    return _dumps(_notification_fields(notification))
+
+
+def decode_notification(body: str) -> Notification:
+    return _notification_from(json.loads(body))
+
+
+def encode_delivery(delivery: Delivery) -> str:
+    mentions = delivery.mentions
+    return _dumps(
+        {
+            "destination": delivery.destination,
+            "style": delivery.style.value,
+            "mentions": {"roles": list(mentions.roles), "users": list(mentions.users), "everyone": mentions.everyone},
+            **_notification_fields(delivery.notification),
+        }
+    )
+
+
+def decode_delivery(body: str) -> Delivery:
+    data = json.loads(body)
+    mentions = data["mentions"]
     return Delivery(
         destination=data["destination"],
-        notification=notification,
+        notification=_notification_from(data),
         style=Style(data["style"]),
         mentions=Mentions(tuple(mentions["roles"]), tuple(mentions["users"]), mentions["everyone"]),
     )
@@ -191,6 +244,12 @@ class Checkpoint:
     key: str
     value: Mapping[str, Any] | None
     """``None`` forgets the key."""
+
+
+DropReason = str
+"""Why notifications were dropped: ``"full"`` (``max_bytes``) or ``"expired"`` (``max_age``)."""
+Drops = Mapping[tuple[DropReason, Severity], int]
+"""How many notifications were dropped, per reason and severity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +289,7 @@ class SpoolStatus:
 class _Commit:
     deliveries: Sequence[Delivery]
     checkpoints: Sequence[Checkpoint]
+    storm: Sequence[WindowChange]
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -251,9 +311,10 @@ class SpoolFull(Exception):
 class Spool:
     """The SQLite store. Create with ``await Spool.open(state_dir)``; all methods are coroutines."""
 
-    def __init__(self, path: Path, *, max_bytes: int, clock: Callable[[], float]) -> None:
+    def __init__(self, path: Path, *, max_bytes: int, max_age: float | None, clock: Callable[[], float]) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.max_age = max_age
         self.clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._db: sqlite3.Connection | None = None
@@ -266,9 +327,14 @@ class Spool:
 
     @classmethod
     async def open(
-        cls, state_dir: Path, *, max_bytes: int = 256 << 20, clock: Callable[[], float] = time.time
+        cls,
+        state_dir: Path,
+        *,
+        max_bytes: int = 256 << 20,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Spool:
-        spool = cls(Path(state_dir) / FILE_NAME, max_bytes=max_bytes, clock=clock)
+        spool = cls(Path(state_dir) / FILE_NAME, max_bytes=max_bytes, max_age=max_age, clock=clock)
         await spool._run(spool._open)
         return spool
 
@@ -283,13 +349,18 @@ class Spool:
 
     # ── writing ─────────────────────────────────────────────────────────────
 
-    async def commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
-        """Store *deliveries* and *checkpoints* in one transaction (shared with concurrent commits).
+    async def commit(
+        self,
+        deliveries: Sequence[Delivery],
+        checkpoints: Sequence[Checkpoint] = (),
+        storm: Sequence[WindowChange] = (),
+    ) -> None:
+        """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
-        request = _Commit(deliveries, checkpoints, loop.create_future(), loop)
+        request = _Commit(deliveries, checkpoints, storm, loop.create_future(), loop)
         with self._group.lock:
             self._group.waiting.append(request)
             schedule = not self._group.scheduled
@@ -316,7 +387,7 @@ class Spool:
         """Whether notifications for *destination* were dropped and not yet announced."""
         return destination in self._dropped_for
 
-    async def take_drops(self, destination: str) -> dict[Severity, int]:
+    async def take_drops(self, destination: str) -> dict[tuple[DropReason, Severity], int]:
         """The drops not yet announced for *destination*; they count as announced from now on."""
         return await self._run(self._take_drops, destination)
 
@@ -331,6 +402,10 @@ class Spool:
 
     async def checkpoints(self, source: str) -> dict[str, Any]:
         return await self._run(self._checkpoints, source)
+
+    async def storm_windows(self) -> list[WindowState]:
+        """The storm-control windows open when the daemon last stopped."""
+        return await self._run(self._storm_windows)
 
     async def status(self) -> SpoolStatus:
         return await self._run(self._status)
@@ -354,6 +429,7 @@ class Spool:
             self._db = self._connect()
         self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
         self._dropped_for = {row[0] for row in self.db.execute("SELECT DISTINCT destination FROM drops")}
+        self._expire()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -447,6 +523,7 @@ class Spool:
                 for request in group:
                     self._insert(request.deliveries)
                     self._save_checkpoints(request.checkpoints)
+                    self._save_windows(request.storm)
                 self._trim()
         except BaseException:
             self._bytes = start_bytes
@@ -486,6 +563,43 @@ class Spool:
                     (point.source, point.key, json.dumps(point.value, separators=(",", ":"))),
                 )
 
+    def _save_windows(self, changes: Sequence[WindowChange]) -> None:
+        for (rule, key), state in changes:
+            if state is None:
+                self.db.execute("DELETE FROM storm_windows WHERE rule = ? AND key = ?", (rule, key))
+                continue
+            last_held = None if state.last_held is None else encode_notification(state.last_held)
+            self.db.execute(
+                "INSERT OR REPLACE INTO storm_windows (rule, key, opened, sent, held, last_held) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (rule, key, state.opened, state.sent, state.held, last_held),
+            )
+
+    def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:
+        self._dropped_for.add(destination)
+        self.db.execute(
+            "INSERT INTO drops (destination, severity, reason, count) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (destination, severity, reason) DO UPDATE SET count = count + 1",
+            (destination, severity, reason),
+        )
+
+    def _expire(self) -> None:
+        """Drop what has waited longer than ``max_age``, counting each drop (reason ``expired``)."""
+        if self.max_age is None:
+            return
+        cutoff = self.clock() - self.max_age
+        query = "SELECT 1 FROM notifications WHERE created < ? LIMIT 1"
+        if self.db.execute(query, (cutoff,)).fetchone() is None:
+            return
+        with _transaction(self.db):
+            rows = self.db.execute(
+                "DELETE FROM notifications WHERE created < ? RETURNING destination, severity, size", (cutoff,)
+            ).fetchall()
+            for destination, severity, size in rows:
+                self._bytes -= size
+                self._count_drop(destination, severity, "expired")
+        log.warning("spool: %d notifications waited longer than spool.max_age and were dropped", len(rows))
+
     def _trim(self) -> None:
         """Drop the lowest severities, oldest first, until the spool fits in ``max_bytes``."""
         while self._bytes > self.max_bytes:
@@ -500,12 +614,7 @@ class Spool:
                     break
                 dropped.append((row_id,))
                 self._bytes -= size
-                self._dropped_for.add(destination)
-                self.db.execute(
-                    "INSERT INTO drops (destination, severity, count) VALUES (?, ?, 1) "
-                    "ON CONFLICT (destination, severity) DO UPDATE SET count = count + 1",
-                    (destination, severity),
-                )
+                self._count_drop(destination, severity, "full")
             self.db.executemany("DELETE FROM notifications WHERE id = ?", dropped)
 
     def _delete(self, ids: list[int]) -> None:
@@ -541,15 +650,16 @@ class Spool:
                     (row_id, destination, severity, created, now, attempts + 1, error, body),
                 )
 
-    def _take_drops(self, destination: str) -> dict[Severity, int]:
+    def _take_drops(self, destination: str) -> dict[tuple[DropReason, Severity], int]:
         self._dropped_for.discard(destination)
         with _transaction(self.db):
             rows = self.db.execute(
-                "DELETE FROM drops WHERE destination = ? RETURNING severity, count", (destination,)
+                "DELETE FROM drops WHERE destination = ? RETURNING reason, severity, count", (destination,)
             ).fetchall()
-        return {Severity(severity): count for severity, count in rows}
+        return {(reason, Severity(severity)): count for reason, severity, count in rows}
 
     def _next(self, destination: str, limit: int) -> list[Spooled]:
+        self._expire()
         rows = self.db.execute(
             "SELECT id, body, attempts, created FROM notifications WHERE destination = ? ORDER BY id LIMIT ?",
             (destination, limit),
@@ -566,29 +676,49 @@ class Spool:
         rows = self.db.execute("SELECT key, value FROM checkpoints WHERE source = ?", (source,)).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
+    def _storm_windows(self) -> list[WindowState]:
+        rows = self.db.execute("SELECT rule, key, opened, sent, held, last_held FROM storm_windows").fetchall()
+        return [
+            WindowState(rule, key, opened, sent, held, None if last is None else decode_notification(last))
+            for rule, key, opened, sent, held, last in rows
+        ]
+
     def _status(self) -> SpoolStatus:
         self._refresh()
-        db = self.db
-        pending = {
-            (d, Severity(s)): c
-            for d, s, c in db.execute(
-                "SELECT destination, severity, count(*) FROM notifications GROUP BY destination, severity"
-            )
-        }
-        oldest = dict(db.execute("SELECT destination, min(created) FROM notifications GROUP BY destination"))
-        dead = dict(db.execute("SELECT destination, count(*) FROM dead_letters GROUP BY destination"))
-        drops = {(d, Severity(s)): c for d, s, c in db.execute("SELECT destination, severity, count FROM drops")}
-        file_bytes = sum(
-            os.path.getsize(f"{self.path}{suffix}") for suffix in ("", "-wal") if os.path.exists(f"{self.path}{suffix}")
+        with _transaction(self.db, "BEGIN"):
+            return read_status(self.db, self.path)
+
+
+def read_status(db: sqlite3.Connection, path: Path) -> SpoolStatus:
+    """What waits, per destination and severity; dead letters; drops not yet announced; sizes.
+
+    Call inside a read transaction for one consistent snapshot.
+    """
+    pending = {
+        (destination, Severity(severity)): count
+        for destination, severity, count in db.execute(
+            "SELECT destination, severity, count(*) FROM notifications GROUP BY destination, severity"
         )
-        return SpoolStatus(pending, self._bytes, oldest, dead, drops, file_bytes)
+    }
+    size = db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
+    oldest = dict(db.execute("SELECT destination, min(created) FROM notifications GROUP BY destination"))
+    dead = dict(db.execute("SELECT destination, count(*) FROM dead_letters GROUP BY destination"))
+    drops = {
+        (destination, Severity(severity)): count
+        for destination, severity, count in db.execute(
+            "SELECT destination, severity, sum(count) FROM drops GROUP BY destination, severity"
+        )
+    }
+    files = (path, path.with_name(f"{path.name}-wal"))
+    file_bytes = sum(file.stat().st_size for file in files if file.exists())
+    return SpoolStatus(pending, int(size), oldest, dead, drops, file_bytes)
 
 
 @contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Any:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any error."""
+def _transaction(db: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Any:
+    """``BEGIN IMMEDIATE`` (or *begin*) … ``COMMIT``, or ``ROLLBACK`` on any error."""
     if not db.in_transaction:
-        db.execute("BEGIN IMMEDIATE")
+        db.execute(begin)
     try:
         yield
     except BaseException:

@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from tailhook.events import Delivery, Severity
-from tailhook.spool import FILE_NAME, SCHEMA_VERSION, DeadLetter, SpoolStatus, decode_delivery, encode_delivery
+from tailhook.spool import (
+    FILE_NAME,
+    SCHEMA_VERSION,
+    DeadLetter,
+    SpoolStatus,
+    decode_delivery,
+    encode_delivery,
+    read_status,
+)
 
 __all__ = [
     "SEVERITIES",
@@ -246,22 +254,7 @@ def _decode(body: str, what: str) -> Delivery:
 def status(db: sqlite3.Connection, path: Path) -> SpoolStatus:
     """What waits, per destination and severity; dead letters; drops not yet announced; sizes."""
     with snapshot(db):
-        pending = {
-            (destination, Severity(severity)): count
-            for destination, severity, count in db.execute(
-                "SELECT destination, severity, count(*) FROM notifications GROUP BY destination, severity"
-            )
-        }
-        size = db.execute("SELECT coalesce(sum(size), 0) FROM notifications").fetchone()[0]
-        oldest = dict(db.execute("SELECT destination, min(created) FROM notifications GROUP BY destination"))
-        dead = dict(db.execute("SELECT destination, count(*) FROM dead_letters GROUP BY destination"))
-        drops = {
-            (destination, Severity(severity)): count
-            for destination, severity, count in db.execute("SELECT destination, severity, count FROM drops")
-        }
-    files = (path, path.with_name(f"{path.name}-wal"))
-    file_bytes = sum(file.stat().st_size for file in files if file.exists())
-    return SpoolStatus(pending, int(size), oldest, dead, drops, file_bytes)
+        return read_status(db, path)
 
 
 def _waiting(row: tuple[Any, ...]) -> Waiting:

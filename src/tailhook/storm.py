@@ -6,22 +6,30 @@ alerts at once; later ones are held back and counted. When the window closes,
 one digest says how many were held (if ``digest`` is on), and the key starts
 afresh with its next event.
 
-Pure: time comes from the ``clock`` given (seconds, monotonic), so tests
-advance a fake clock instead of sleeping. Memory is bounded: a closed window
-is forgotten, and at most ``max_keys`` windows are tracked (the oldest is
-closed early when a new key arrives at the cap).
+Pure: time comes from the ``clock`` given, so tests advance a fake clock
+instead of sleeping. It is the wall clock (seconds since the epoch) because
+windows outlive the process: every window an event or a tick changed is
+handed out by ``changes()`` and stored in the spool in the same ingest commit
+as the notifications it let through, and ``restore()`` takes them back at the
+next start. A restart in the middle of a storm therefore neither repeats the
+first alerts nor forgets the held count; a window that closed while the daemon
+was down sends its digest at the first tick.
+
+Memory is bounded: a closed window is forgotten, and at most ``max_keys``
+windows are tracked (the oldest is closed early when a new key arrives at the
+cap).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification
 
-__all__ = ["StormControl", "StormKey"]
+__all__ = ["StormControl", "StormKey", "WindowState"]
 
 StormKey = tuple[str, str]
 """``(rule name, rendered key)``: what one storm window counts."""
@@ -33,10 +41,26 @@ class _Window:
     opened: float
     sent: int = 0
     held: int = 0
-    last_held: Event | None = None
+    last_held: Notification | None = None
 
     def closes(self) -> float:
         return self.opened + self.config.window
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """One open window as the spool stores it."""
+
+    rule: str
+    key: str
+    opened: float
+    sent: int
+    held: int
+    last_held: Notification | None
+
+
+WindowChange = tuple[StormKey, WindowState | None]
+"""A window's state to store, or ``None`` when it closed and is to be forgotten."""
 
 
 class StormControl:
@@ -47,7 +71,7 @@ class StormControl:
         default: StormConfig,
         *,
         host: str,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         max_keys: int = 100_000,
     ) -> None:
         self.default = default
@@ -55,6 +79,7 @@ class StormControl:
         self.clock = clock
         self.max_keys = max_keys
         self._windows: dict[StormKey, _Window] = {}
+        self._changed: set[StormKey] = set()
         self.held_total = 0
 
     def admit(self, event: Event, storm: StormConfig | None = None) -> list[Notification]:
@@ -75,8 +100,9 @@ class StormControl:
             out.append(Notification.alert(event, host=self.host))
         else:
             window.held += 1
-            window.last_held = event
+            window.last_held = Notification.alert(event, host=self.host)
             self.held_total += 1
+        self._changed.add(key)
         return out
 
     def due(self, now: float | None = None) -> list[Notification]:
@@ -92,11 +118,41 @@ class StormControl:
     def __len__(self) -> int:
         return len(self._windows)
 
+    # ── persistence ─────────────────────────────────────────────────────────
+
+    def changes(self) -> list[WindowChange]:
+        """The windows changed since the last call, to store with the notifications they caused."""
+        changed, self._changed = self._changed, set()
+        out: list[WindowChange] = []
+        for key in changed:
+            window = self._windows.get(key)
+            state = None
+            if window is not None:
+                state = WindowState(key[0], key[1], window.opened, window.sent, window.held, window.last_held)
+            out.append((key, state))
+        return out
+
+    def unsaved(self, changes: Iterable[WindowChange]) -> None:
+        """*changes* could not be stored: hand them out again with the next ``changes()``."""
+        self._changed.update(key for key, _ in changes)
+
+    def restore(self, states: Iterable[WindowState], config_of: Callable[[str], StormConfig | None]) -> None:
+        """Take back the windows stored before a restart, under each rule's current settings.
+
+        A window whose rule is gone keeps the default settings, so its digest still goes out.
+        """
+        for state in states:
+            config = config_of(state.rule) or self.default
+            self._windows[(state.rule, state.key)] = _Window(
+                config, state.opened, state.sent, state.held, state.last_held
+            )
+
     def _close(self, key: StormKey) -> list[Notification]:
         window = self._windows.pop(key)
+        self._changed.add(key)
         if not window.held or not window.config.digest or window.last_held is None:
             return []
-        last = Notification.alert(window.last_held, host=self.host)
+        last = window.last_held
         return [
             replace(
                 last,
