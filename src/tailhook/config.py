@@ -147,6 +147,11 @@ class FileSourceConfig:
     max_line_bytes: int = 64 * 1024
     rescan_interval: float = 10.0
     """Seconds between safety rescans of the globs, besides filesystem events."""
+    rotate_wait: float = 5.0
+    """Seconds a rotated-away file must stay quiet at its end before it is closed."""
+    poll: bool = False
+    """Poll the followed files instead of waiting for filesystem events (NFS, some overlay filesystems)."""
+    poll_interval: float = 0.25
     type: Literal["file"] = "file"
 
 
@@ -569,6 +574,9 @@ def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig |
     section.get("format", _choice("plain"), "plain")
     max_line_bytes = section.get("max_line_bytes", parse_size, 64 * 1024)
     rescan = section.get("rescan_interval", _positive_duration, 10.0)
+    rotate_wait = section.get("rotate_wait", _positive_duration, 5.0)
+    poll = section.get("poll", _bool, False)
+    poll_interval = section.get("poll_interval", _positive_duration, 0.25)
     if max_line_bytes < 256:
         section.file.problem(section.line("max_line_bytes"), section.key("max_line_bytes"), "must be at least 256B")
     if not paths:
@@ -580,6 +588,9 @@ def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig |
         start_at=cast(Literal["end", "beginning"], start_at),
         max_line_bytes=max_line_bytes,
         rescan_interval=rescan,
+        rotate_wait=rotate_wait,
+        poll=poll,
+        poll_interval=poll_interval,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,3 +170,104 @@ async def test_a_file_made_right_after_start_is_noticed_at_once(tmp_path: Path, 
     (tmp_path / "new.log").write_text("hello\n")
     await following.until_count(1)
     assert following.texts == ["hello"]
+
+
+async def test_a_rotated_file_is_read_on_until_it_stays_quiet(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log", rotate_wait=0.5)
+    with log.open("a", buffering=1) as writer:  # a daemon that reopens its log only later
+        writer.write("before\n")
+        await following.until_count(1)
+        os.rename(log, tmp_path / "app.log.1")
+        log.write_text("new file\n")
+        await following.until_count(2)
+        writer.write("still writing to the old file\n")
+        await following.until_count(3)
+    assert following.texts == ["before", "new file", "still writing to the old file"]
+    rotated_key = f"{log} (rotated {os.stat(tmp_path / 'app.log.1').st_ino})"
+    await following.until(lambda: any(c.key == rotated_key and c.value is None for c in following.checkpoints))
+    assert following.source.counters.rotations == 1
+
+
+async def test_a_deleted_file_is_read_to_its_end_then_let_go(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log", rotate_wait=0.2)
+    with log.open("a", buffering=1) as writer:
+        writer.write("one\n")
+        await following.until_count(1)
+        log.unlink()
+        writer.write("two, after the unlink\n")
+        await following.until_count(2)
+    await following.until(lambda: not following.source._files)
+    assert following.texts == ["one", "two, after the unlink"]
+
+
+async def test_copytruncate_takes_the_unread_rest_from_the_copy(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log")
+    append(log, "read before\n")
+    await following.until_count(1)
+    # Lines written, then copied and truncated before the source had a chance to read them:
+    append(log, "unread 1\nunread 2\n")
+    (tmp_path / "app.log.1").write_bytes(log.read_bytes())
+    os.truncate(log, 0)
+    append(log, "after\n")
+    await following.until_count(4)
+    assert following.texts == ["read before", "unread 1", "unread 2", "after"]
+    assert following.source.counters.recovered_from_copies == 1
+
+
+async def test_nul_padding_after_a_truncation_is_skipped(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log")
+    with log.open("r+b", buffering=0) as writer:  # no O_APPEND: it writes at its own offset
+        writer.write(b"first line\n")
+        await following.until_count(1)
+        os.truncate(log, 0)
+        await following.until(lambda: following.source.counters.truncations == 1)
+        writer.write(b"after the truncation\n")  # lands at byte 11; bytes 0..10 read as NULs
+    await following.until_count(2)
+    assert following.texts == ["first line", "after the truncation"]
+
+
+async def test_compressed_files_are_never_read(tmp_path: Path, follow: Follow) -> None:
+    (tmp_path / "old.log.gz").write_bytes(gzip.compress(b"gzipped\n"))
+    (tmp_path / "disguised.log").write_bytes(gzip.compress(b"gzip without the suffix\n"))
+    (tmp_path / "plain.log").write_text("plain\n")
+    following = await follow("*", start_at="beginning")
+    await following.until_count(1)
+    (tmp_path / "new.log.gz").write_bytes(gzip.compress(b"another\n"))
+    append(tmp_path / "plain.log", "marker\n")
+    await following.until_count(2)
+    assert following.texts == ["plain", "marker"]
+
+
+async def test_symlinks_are_followed_and_their_targets_watched(tmp_path: Path, follow: Follow) -> None:
+    pods = tmp_path / "pods" / "web" / "nginx"
+    pods.mkdir(parents=True)
+    target = pods / "0.log"
+    target.write_text("")
+    (tmp_path / "containers").mkdir()
+    (tmp_path / "containers" / "web_nginx.log").symlink_to(target)
+    # Both paths lead to one file: it is followed once. Only events can find the lines in time.
+    following = await follow("containers/*.log", "pods/**/*.log", rescan_interval=3600)
+    append(target, "through the link\n")
+    await following.until_count(1)
+    append(target, "again\n")
+    await following.until_count(2)
+    assert following.texts == ["through the link", "again"]
+    assert len(following.source._by_id) == 1
+
+
+async def test_poll_mode_reads_without_filesystem_events(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    following = await follow("app.log", poll=True, poll_interval=0.05, rescan_interval=3600)
+    assert following.source._watcher is None
+    append(log, "polled\n")
+    await following.until_count(1)
+    assert following.texts == ["polled"]

@@ -1,22 +1,54 @@
-"""The file source: follow every file that matches a set of globs.
+"""The file source: follow every file that matches a set of globs, losing nothing.
 
-Files are found by glob at start, on filesystem events (watchfiles, with a
-short debounce so a new line reaches the rules in milliseconds) and on a
-periodic safety rescan that also catches what events missed.
+Discovery
+    Files are found by glob at start, on filesystem events (watchfiles, with a
+    short debounce so a new line reaches the rules in milliseconds) and on a
+    periodic safety rescan that also catches what events missed. With
+    ``poll: true``, or when the kernel refuses more inotify watches, the
+    followed files are polled every ``poll_interval`` instead. Symlinks are
+    followed, and the folders of their targets watched (Kubernetes'
+    ``/var/log/containers``). Compressed files are never read.
 
-Each followed file is read from where the last complete line ended. A line is
-emitted only once its newline has been written; a line longer than
-``max_line_bytes`` is cut there, marked, and the rest of it skipped, so memory
-stays bounded whatever a writer does. Bytes are decoded as UTF-8 with
-replacement characters; a trailing CR is dropped.
+Identity
+    A file is its (device, inode) plus a checksum of its first bytes (up to
+    ``FINGERPRINT_BYTES``), so a reused inode or a file deleted and made again
+    under the same name is a new file, and files whose first lines are the
+    same are still told apart by their inodes. A file reached by two paths is
+    followed once.
 
-Rotation: when the path names another file (rename and create), the old file
-is read to its end before the new one is followed from its start; when a file
-shrinks below the read offset (copytruncate), it is read again from 0.
+Reading
+    Each file is read from where the last complete line ended. A line is
+    emitted only once its newline has been written; a line longer than
+    ``max_line_bytes`` is cut there, marked, and the rest of it skipped, so
+    memory stays bounded whatever a writer does. Bytes are decoded as UTF-8
+    with replacement characters; a trailing CR is dropped. Each turn reads at
+    most ``_TURN_BYTES`` of one file and ``_TURN_TOTAL`` in all, starting
+    from a different file each turn, so one busy file cannot starve the
+    others; one turn is one batch for the ingest commit.
+
+Rotation and truncation
+    When the path names another file, or no file, the old one is read on
+    ("draining") until it has been quiet at its end for ``rotate_wait``,
+    while the new one is followed from its start: a writer that has not yet
+    reopened its log keeps writing into the renamed file. When a file shrinks
+    below the read offset (copytruncate), the rest of what was not yet read is
+    taken from the copy, if one with the same first bytes sits beside it, and
+    the file is read again from 0, skipping the NUL padding that a writer
+    without ``O_APPEND`` leaves behind.
+
+Checkpoints
+    ``{dev, ino, head, head_len, offset, tail, skipping}`` per file, never
+    past the last complete line (nor past a line a multiline event or a
+    partial container line still holds), written in the ingest commit. At
+    start each is checked against the file: same identity, not shorter, and
+    the same bytes just before the offset (``tail``); otherwise the file
+    changed while tailhook was stopped and is read from the start. A file
+    rotated while tailhook was stopped is found beside its old path by its
+    identity and read from its checkpoint to its end.
+
 Files present at the first start are read from ``start_at``; files that
-appear later are read from the beginning.
-
-Reads run in a worker thread: the event loop never waits on the disk.
+appear later from the beginning. Reads run in a worker thread: the event
+loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +57,7 @@ import asyncio
 import contextlib
 import fnmatch
 import glob
+import hashlib
 import logging
 import os
 import time
@@ -39,31 +72,60 @@ from tailhook.events import Line
 from tailhook.sources import Emit
 from tailhook.spool import Checkpoint
 
-__all__ = ["FileSource"]
+__all__ = ["CUT_MARKER", "FileSource"]
 
 log = logging.getLogger(__name__)
 
 CUT_MARKER = " …[line cut: longer than max_line_bytes]"
+FINGERPRINT_BYTES = 1024
+"""The first bytes of a file whose checksum is part of its identity."""
+TAIL_BYTES = 64
+"""The bytes just before a checkpoint's offset, checked again at the next start."""
 _CHUNK_BYTES = 256 * 1024
 _TURN_BYTES = 256 * 1024
-"""At most this much of one file per turn, so one busy file cannot starve the others
-and one ingest commit stays small enough to fit on a nearly full disk."""
+"""At most this much of one file per turn, so one busy file cannot starve the others."""
+_TURN_TOTAL = 4 * 1024 * 1024
+"""At most this much of all files per turn: one ingest commit's worth of lines in memory."""
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzma", ".zip", ".Z", ".br")
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"PK\x03\x04")
+
+FileId = tuple[int, int]
+"""(device, inode)."""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 @dataclass(slots=True)
 class _Followed:
     """One open file and how far into it complete lines have been read."""
 
+    key: str
+    """Its checkpoint's key: the path, or ``<path> (rotated <inode>)`` while it drains."""
     path: str
+    """The path it was found under; lines carry it."""
     handle: BinaryIO
     device: int
     inode: int
-    offset: int
+    offset: int = 0
+    """Bytes consumed, including the ``partial`` line."""
     partial: bytearray = field(default_factory=bytearray)
     skipping: bool = False
     """Inside an over-long line whose head was already emitted."""
-    committed: int = 0
+    padding: bool = False
+    """Just truncated: NUL bytes at the start of a line are a writer's padding."""
+    head: str = ""
+    head_len: int = 0
+    committed: int = -1
     """The offset last handed out in a checkpoint."""
+    rotated: float | None = None
+    """When its path stopped naming it (it drains until quiet for ``rotate_wait``)."""
+    quiet_since: float = 0.0
+
+    @property
+    def id(self) -> FileId:
+        return (self.device, self.inode)
 
     def close(self) -> None:
         self.handle.close()
@@ -76,6 +138,7 @@ class Counters:
     cut_lines: int = 0
     rotations: int = 0
     truncations: int = 0
+    recovered_from_copies: int = 0
 
 
 class FileSource:
@@ -91,48 +154,70 @@ class FileSource:
         self.name = config.name
         self.config = config
         self.clock = clock
-        self._saved = dict(checkpoints or {})
-        """Checkpoints from the last run, by path, used as each file is first opened."""
+        self._saved: dict[str, Mapping[str, Any]] = dict(checkpoints or {})
+        """Checkpoints from the last run, by key, until the start has resolved them."""
         self._first_start = not self._saved
         self._forgotten: list[Checkpoint] = []
         self.counters = Counters()
         self._files: dict[str, _Followed] = {}
+        """Followed files by key."""
+        self._by_id: dict[FileId, _Followed] = {}
+        self._skipped: set[str] = set()
+        """Paths matched but not followed (compressed), so they are reported once."""
         self._wake = asyncio.Event()
+        self._rescan = True
+        self._last_rescan = 0.0
         self._recursive = any("**" in p for p in config.paths)
         self._watched: frozenset[str] = frozenset()
         self._watcher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._polling = config.poll
+        self._known: set[str] = set()
+        """The paths and symlink targets of followed files: a change to one needs no rescan."""
+        self._next_first = 0
+        """Where the next turn starts in the list of files (fairness)."""
 
     # ── the loop ────────────────────────────────────────────────────────────
 
     async def start(self) -> None:
-        """Open the files present now (from ``start_at``) and start watching for more."""
-        await asyncio.to_thread(self._discover, first=True)
+        """Open the files present now (from checkpoints or ``start_at``) and start watching for more."""
+        await asyncio.to_thread(self._start)
         await self._watch_folders()
 
     async def run(self, emit: Emit) -> None:
         try:
             while True:
-                turn, more = await asyncio.to_thread(self._read_turn)
-                for lines, checkpoints in turn:
+                lines, checkpoints, more = await asyncio.to_thread(self._read_turn)
+                if lines or checkpoints:
                     await emit(lines, checkpoints)
                 if more:
                     continue  # a file has more than one turn's worth: another turn before waiting
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.config.rescan_interval):
+                    async with asyncio.timeout(self._idle_timeout()):
                         await self._wake.wait()
                 self._wake.clear()
-                await asyncio.to_thread(self._discover, first=False)
-                await self._watch_folders()
+                if self._rescan:
+                    await self._watch_folders()
         finally:
             await self._stop_watching()
             for followed in self._files.values():
                 followed.close()
 
+    def _idle_timeout(self) -> float:
+        """How long to wait for an event before looking anyway."""
+        timeout = self.config.rescan_interval
+        if self._polling:
+            timeout = min(timeout, self.config.poll_interval)
+        if any(f.rotated is not None for f in self._files.values()):
+            timeout = min(timeout, max(0.05, self.config.rotate_wait / 4))
+        return timeout
+
     async def _watch_folders(self) -> None:
-        """Watch the folders the globs need now; then look for files made while nothing watched."""
-        folders = self._watch_dirs()
+        """Watch the folders the globs and followed files need now."""
+        if self._polling:
+            return
+        folders = await asyncio.to_thread(self._watch_dirs)
         if folders == self._watched:
             return
         await self._stop_watching()
@@ -143,7 +228,7 @@ class FileSource:
             # watchfiles registers its inotify watches in the first step of that task, before
             # its first await: one turn of the loop, and every later change wakes us.
             await asyncio.sleep(0)
-        await asyncio.to_thread(self._discover, first=False)
+        self._rescan = True  # files made while nothing watched
 
     async def _stop_watching(self) -> None:
         if self._watcher is None:
@@ -156,7 +241,7 @@ class FileSource:
 
     async def _watch(self, dirs: list[str], stop: asyncio.Event) -> None:
         try:
-            async for _ in watchfiles.awatch(
+            async for changes in watchfiles.awatch(
                 *dirs,
                 watch_filter=None,
                 debounce=50,
@@ -165,20 +250,24 @@ class FileSource:
                 recursive=self._recursive,
                 ignore_permission_denied=True,
             ):
+                if any(change != watchfiles.Change.modified or path not in self._known for change, path in changes):
+                    self._rescan = True
                 self._wake.set()
         except (OSError, RuntimeError) as exc:  # e.g. out of inotify watches
             log.warning(
-                "source %s: filesystem events unavailable (%s); rescanning every %gs instead",
+                "source %s: filesystem events unavailable (%s); polling every %gs instead",
                 self.name,
                 exc,
-                self.config.rescan_interval,
+                self.config.poll_interval,
             )
+            self._polling = True
+            self._wake.set()
 
     def _watch_dirs(self) -> frozenset[str]:
-        """The folders to watch: each glob's base, or while it is missing, its nearest existing parent.
+        """The folders to watch: each glob's base (or while it is missing, its nearest existing
+        parent, to notice it being made), and the folders of symlinked files' targets.
 
-        Watching the parent is what notices the base folder being made. With a
-        ``**`` glob watches are recursive, so a missing base is left to the rescan
+        With a ``**`` glob watches are recursive, so a missing base is left to the rescan
         rather than watching a whole parent tree.
         """
         dirs = set()
@@ -188,17 +277,81 @@ class FileSource:
                 base = os.path.dirname(base)
             if os.path.isdir(base):
                 dirs.add(base)
+        known = set()
+        for followed in list(self._files.values()):
+            known.add(followed.path)
+            with contextlib.suppress(OSError):
+                real = os.path.realpath(followed.path)
+                known.add(real)
+                if os.path.dirname(followed.path) != os.path.dirname(real):
+                    dirs.add(os.path.dirname(real))
+        self._known = known
         return frozenset(dirs)
+
+    # ── the start (worker thread) ───────────────────────────────────────────
+
+    def _start(self) -> None:
+        """Resolve the last run's checkpoints, then open what the globs find.
+
+        Every file a checkpoint names that is no longer at its path (rotated while we were
+        stopped, or draining when we stopped) is found first, so that the globs, should they
+        match its new name, find it already followed instead of new.
+        """
+        for key, saved in list(self._saved.items()):
+            path = str(saved.get("path", key))
+            if key == path and _file_id(path) == (saved.get("dev"), saved.get("ino")):
+                continue  # still there: resumed (or read again, if it changed) when the globs find it
+            del self._saved[key]
+            if key != path:
+                self._forgotten.append(Checkpoint(self.name, key, None))
+            self._recover(path, saved)
+        self._discover(first=True)
+        for key in self._saved:  # matched by no glob any more
+            self._forgotten.append(Checkpoint(self.name, key, None))
+        self._saved.clear()
+
+    def _recover(self, path: str, saved: Mapping[str, Any]) -> None:
+        """The file a checkpoint of *path* names is not at *path*: it was rotated while we were
+        stopped. Find it beside *path* by its identity and read the rest of it."""
+        found = self._find(os.path.dirname(path), lambda entry: _same_file(entry, saved))
+        if found is None:
+            log.info("source %s: %s was rotated or removed while tailhook was stopped", self.name, path)
+            return
+        followed = self._open(found, key=_rotated_key(path, int(saved.get("ino", 0))), path=path, offset=0)
+        if followed is None:
+            return
+        reason = self._changed(followed, saved)
+        if reason:
+            log.info("source %s: %s (rotated from %s) %s; not read again", self.name, found, path, reason)
+            self._close(followed)
+            return
+        followed.offset = int(saved.get("offset", 0))
+        followed.skipping = bool(saved.get("skipping"))
+        followed.handle.seek(followed.offset)
+        self._drain(followed)
+        log.info(
+            "source %s: %s was rotated to %s while tailhook was stopped; reading the rest of it from byte %d",
+            self.name,
+            path,
+            found,
+            followed.offset,
+        )
 
     # ── discovery (worker thread) ───────────────────────────────────────────
 
     def _discover(self, *, first: bool) -> None:
-        found = set(self._matching_paths())
-        for path in found - set(self._files):
-            self._open(path, at_end=first and self._first_start and self.config.start_at == "end")
-        for path in list(self._files):
-            if path not in found:
-                self._forget(path)
+        self._rescan = False
+        self._last_rescan = self.clock()
+        at_end = first and self._first_start and self.config.start_at == "end"
+        found = set()
+        for path in self._matching_paths():
+            found.add(path)
+            if path not in self._files:
+                self._found(path, at_end=at_end)
+        for key, followed in list(self._files.items()):
+            if followed.rotated is None and key not in found:
+                self._moved(followed)
+        self._skipped &= found
 
     def _matching_paths(self) -> Iterator[str]:
         for pattern in self.config.paths:
@@ -208,56 +361,207 @@ class FileSource:
 
     def _excluded(self, path: str) -> bool:
         name = os.path.basename(path)
+        if name.endswith(_COMPRESSED_SUFFIXES):
+            return True
         return any(fnmatch.fnmatch(name, ex) or fnmatch.fnmatch(path, ex) for ex in self.config.exclude)
 
-    def _open(self, path: str, *, at_end: bool) -> _Followed | None:
+    def _found(self, path: str, *, at_end: bool) -> None:
+        """A path the globs match and nothing follows under that name."""
         try:
-            handle = open(path, "rb", buffering=0)  # noqa: SIM115 - kept open while followed
-        except OSError as exc:
-            log.warning("source %s: cannot open %s: %s", self.name, path, exc.strerror)
-            return None
-        stat = os.fstat(handle.fileno())
-        followed = _Followed(path, handle, stat.st_dev, stat.st_ino, offset=0)
+            stat = os.stat(path)
+        except OSError:
+            return
+        known = self._by_id.get((stat.st_dev, stat.st_ino))
+        if known is not None:
+            if known.rotated is not None:  # a draining file renamed into the globs: follow it on there
+                self._rekey(known, path)
+                known.rotated = None
+            return  # else: the same file under another name (a symlink, a hard link); once is enough
+        if path in self._skipped:
+            return
+        followed = self._open(path, key=path, path=path, offset=0)
+        if followed is None:
+            return
         saved = self._saved.pop(path, None)
         if saved is not None:
-            self._resume(followed, saved, stat.st_size)
+            reason = self._changed(followed, saved)
+            if reason is None:
+                followed.offset = int(saved.get("offset", 0))
+                followed.skipping = bool(saved.get("skipping"))
+            else:
+                log.info("source %s: %s %s; reading it from the start", self.name, path, reason)
+                followed.padding = True
         elif at_end and stat.st_size:
             followed.offset = stat.st_size
-            handle.seek(stat.st_size - 1)
-            followed.skipping = handle.read(1) != b"\n"  # do not emit the tail of a half line
+            followed.handle.seek(stat.st_size - 1)
+            followed.skipping = followed.handle.read(1) != b"\n"  # do not emit the tail of a half line
             if followed.skipping:
                 followed.offset = stat.st_size - 1
-        followed.committed = followed.offset
-        handle.seek(followed.offset)
-        self._files[path] = followed
+        followed.handle.seek(followed.offset)
         log.info("source %s: following %s from byte %d", self.name, path, followed.offset)
+
+    def _open(self, found: str, *, key: str, path: str, offset: int) -> _Followed | None:
+        try:
+            handle = open(found, "rb", buffering=0)  # noqa: SIM115 - kept open while followed
+        except OSError as exc:
+            log.warning("source %s: cannot open %s: %s", self.name, found, exc.strerror)
+            return None
+        stat = os.fstat(handle.fileno())
+        if os.pread(handle.fileno(), 6, 0).startswith(_COMPRESSED_MAGIC):
+            handle.close()
+            self._skipped.add(found)
+            log.info("source %s: %s is compressed; not read", self.name, found)
+            return None
+        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, offset)
+        self._fingerprint(followed)
+        self._files[key] = followed
+        self._by_id[followed.id] = followed
         return followed
 
-    def _resume(self, followed: _Followed, saved: Mapping[str, Any], size: int) -> None:
-        """Start where the last run stopped, if the file is still the one it read."""
-        same = (saved.get("dev"), saved.get("ino")) == (followed.device, followed.inode)
+    def _changed(self, followed: _Followed, saved: Mapping[str, Any]) -> str | None:
+        """Why *followed* is not where *saved* left it, or ``None`` if it is."""
+        if (saved.get("dev"), saved.get("ino")) != followed.id:
+            return "is another file than before"
+        fd = followed.handle.fileno()
+        head_len = int(saved.get("head_len", 0))
+        if "head" in saved and _digest(os.pread(fd, head_len, 0)) != saved["head"]:
+            return "is another file than before (its inode was reused)"
         offset = int(saved.get("offset", 0))
-        if same and offset <= size:
-            followed.offset = offset
-            followed.skipping = bool(saved.get("skipping"))
-        else:
-            why = "shrank while tailhook was stopped" if same else "is another file than before"
-            log.info("source %s: %s %s; reading it from the start", self.name, followed.path, why)
+        if os.fstat(fd).st_size < offset:
+            return "shrank while tailhook was stopped"
+        start = max(0, offset - TAIL_BYTES)
+        if "tail" in saved and _digest(os.pread(fd, offset - start, start)) != saved["tail"]:
+            return "changed before the saved position while tailhook was stopped"
+        return None
 
-    def _forget(self, path: str) -> None:
-        """The path vanished or was excluded: stop following it."""
-        followed = self._files.pop(path)
+    def _fingerprint(self, followed: _Followed) -> None:
+        """Checksum the first bytes, once more of them exist than last time (up to ``FINGERPRINT_BYTES``)."""
+        if followed.head_len >= FINGERPRINT_BYTES:
+            return
+        data = os.pread(followed.handle.fileno(), FINGERPRINT_BYTES, 0)
+        if len(data) > followed.head_len or not followed.head:
+            followed.head, followed.head_len = _digest(data), len(data)
+
+    def _moved(self, followed: _Followed) -> None:
+        """Its path names another file now, or none: read on in the old one until it is quiet."""
+        self.counters.rotations += 1
+        log.info("source %s: %s was rotated or removed; reading on in the old file for now", self.name, followed.path)
+        self._rekey(followed, _rotated_key(followed.path, followed.inode))
+        self._drain(followed)
+        self._rescan = True
+
+    def _drain(self, followed: _Followed) -> None:
+        followed.rotated = followed.quiet_since = self.clock()
+
+    def _rekey(self, followed: _Followed, key: str) -> None:
+        del self._files[followed.key]
+        self._forgotten.append(Checkpoint(self.name, followed.key, None))
+        followed.key = key
+        followed.committed = -1
+        self._files[key] = followed
+
+    def _close(self, followed: _Followed) -> None:
+        del self._files[followed.key]
+        if self._by_id.get(followed.id) is followed:
+            del self._by_id[followed.id]
         followed.close()
-        self._forgotten.append(Checkpoint(self.name, path, None))
-        log.info("source %s: %s is gone; no longer followed", self.name, path)
+
+    def _forget(self, followed: _Followed) -> None:
+        self._close(followed)
+        self._forgotten.append(Checkpoint(self.name, followed.key, None))
+
+    def _find(self, folder: str, match: Callable[[os.DirEntry[str]], bool]) -> str | None:
+        """The first file in *folder* that *match* accepts."""
+        try:
+            with os.scandir(folder or ".") as entries:
+                for entry in entries:
+                    if not entry.name.endswith(_COMPRESSED_SUFFIXES) and match(entry):
+                        return entry.path
+        except OSError:
+            pass
+        return None
 
     def _checkpoint(self, followed: _Followed) -> Checkpoint:
         """How far complete lines of *followed* have been read; never past the last newline."""
         offset = followed.offset - len(followed.partial)
-        value = {"dev": followed.device, "ino": followed.inode, "offset": offset, "skipping": followed.skipping}
-        return Checkpoint(self.name, followed.path, value)
+        self._fingerprint(followed)
+        start = max(0, offset - TAIL_BYTES)
+        tail = _digest(os.pread(followed.handle.fileno(), offset - start, start))
+        value = {
+            "dev": followed.device,
+            "ino": followed.inode,
+            "head": followed.head,
+            "head_len": followed.head_len,
+            "offset": offset,
+            "tail": tail,
+            "skipping": followed.skipping,
+        }
+        if followed.rotated is not None:
+            value["path"] = followed.path
+        return Checkpoint(self.name, followed.key, value)
 
     # ── reading (worker thread) ─────────────────────────────────────────────
+
+    def _read_turn(self) -> tuple[list[Line], list[Checkpoint], bool]:
+        """One bounded read of the followed files: their lines, their new checkpoints, and
+        whether any file has more to read already."""
+        now = self.clock()
+        self._check_paths()
+        if self._rescan or now - self._last_rescan >= self.config.rescan_interval:
+            self._discover(first=False)
+        lines: list[Line] = []
+        checkpoints: list[Checkpoint] = []
+        total = 0
+        more = False
+        for followed in self._in_turn_order():
+            if total >= _TURN_TOTAL:
+                more = True
+                break
+            size = self._size(followed)
+            if followed.rotated is None and size < followed.offset:
+                lines.extend(self._truncated(followed, size))
+            before = followed.offset
+            lines.extend(self._read(followed, budget=_TURN_BYTES))
+            total += followed.offset - before
+            at_end = followed.offset >= self._size(followed)
+            more = more or not at_end
+            if followed.rotated is not None:
+                if followed.offset != before:
+                    followed.quiet_since = now
+                elif at_end and now - followed.quiet_since >= self.config.rotate_wait:
+                    lines.extend(self._flush(followed))
+                    self._forget(followed)
+                    log.info("source %s: done with the rotated %s", self.name, followed.path)
+                    continue
+            if followed.offset - len(followed.partial) != followed.committed:
+                point = self._checkpoint(followed)
+                followed.committed = point.value["offset"] if point.value else 0
+                checkpoints.append(point)
+        forgotten, self._forgotten = self._forgotten, []
+        return lines, forgotten + checkpoints, more
+
+    def _in_turn_order(self) -> list[_Followed]:
+        """Draining files first (their lines are older); then the rest, from a different one each turn."""
+        draining = [f for f in self._files.values() if f.rotated is not None]
+        draining.sort(key=lambda f: f.rotated or 0.0)
+        live = [f for f in self._files.values() if f.rotated is None]
+        if live:
+            self._next_first = (self._next_first + 1) % len(live)
+            live = live[self._next_first :] + live[: self._next_first]
+        return draining + live
+
+    def _check_paths(self) -> None:
+        """Notice followed paths that now name another file, or none."""
+        for followed in list(self._files.values()):
+            if followed.rotated is not None:
+                continue
+            try:
+                stat = os.stat(followed.path)
+            except OSError:
+                self._moved(followed)
+                continue
+            if (stat.st_dev, stat.st_ino) != followed.id:
+                self._moved(followed)
 
     def _size(self, followed: _Followed) -> int:
         try:
@@ -265,51 +569,68 @@ class FileSource:
         except OSError:
             return followed.offset
 
-    def _read_turn(self) -> tuple[list[tuple[list[Line], list[Checkpoint]]], bool]:
-        """One bounded read of every followed file: its lines and its new checkpoint, per file;
-        and whether any file has more to read already."""
-        turn: list[tuple[list[Line], list[Checkpoint]]] = []
-        if self._forgotten:
-            turn.append(([], self._forgotten))
-            self._forgotten = []
-        for path in list(self._files):
-            followed = self._files[path]
-            replaced = self._replaced(followed)
-            if self._size(followed) < followed.offset:
-                self._truncated(followed)
-            lines = self._read(followed, budget=_TURN_BYTES if replaced is None else None)
-            if replaced is not None:
-                followed.close()
-                self.counters.rotations += 1
-                log.info("source %s: %s was rotated; following the new file", self.name, path)
-                del self._files[path]
-                self._saved.pop(path, None)
-                new = self._open(path, at_end=False)
-                if new is not None:
-                    followed = new
-                    lines.extend(self._read(new, budget=_TURN_BYTES))
-            if lines or followed.offset != followed.committed:
-                followed.committed = followed.offset
-                turn.append((lines, [self._checkpoint(followed)]))
-        return turn, any(f.offset < self._size(f) for f in self._files.values())
-
-    def _replaced(self, followed: _Followed) -> os.stat_result | None:
-        """The stat of a different file now at the path, if there is one."""
-        try:
-            stat = os.stat(followed.path)
-        except OSError:
-            return None
-        if (stat.st_dev, stat.st_ino) == (followed.device, followed.inode):
-            return None
-        return stat
-
-    def _truncated(self, followed: _Followed) -> None:
+    def _truncated(self, followed: _Followed, size: int) -> list[Line]:
+        """copytruncate: take what was not yet read from the copy, then read the file again from 0."""
         log.info("source %s: %s was truncated; reading it again from the start", self.name, followed.path)
         self.counters.truncations += 1
+        lines = self._from_copy(followed)
+        lines.extend(self._flush(followed))
         followed.offset = 0
         followed.partial.clear()
         followed.skipping = False
+        followed.padding = True
+        followed.head, followed.head_len = "", 0
         followed.handle.seek(0)
+        return lines
+
+    def _from_copy(self, followed: _Followed) -> list[Line]:
+        """The lines after *followed*'s offset in the copy logrotate made just before truncating it."""
+        offset = followed.offset - len(followed.partial)
+        head, head_len = followed.head, followed.head_len
+        if not head_len:
+            return []
+
+        def is_copy(entry: os.DirEntry[str]) -> bool:
+            try:
+                stat = entry.stat()
+            except OSError:
+                return False
+            if (stat.st_dev, stat.st_ino) in self._by_id or stat.st_size < max(offset, head_len):
+                return False  # a followed file is read whole anyway
+            with open(entry.path, "rb") as copy:
+                return _digest(copy.read(head_len)) == head
+
+        found = self._find(os.path.dirname(followed.path), is_copy)
+        if found is None:
+            return []
+        try:
+            handle = open(found, "rb", buffering=0)  # noqa: SIM115 - closed below, or followed
+        except OSError:
+            return []
+        stat = os.fstat(handle.fileno())
+        copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, offset, skipping=followed.skipping)
+        handle.seek(offset)
+        lines = self._read(copy, budget=None)
+        self.counters.recovered_from_copies += 1
+        log.info(
+            "source %s: read %d bytes of %s from its copy %s", self.name, copy.offset - offset, followed.path, found
+        )
+        if found in set(self._matching_paths()):
+            # The globs match the copy too: follow it from here on, so it is not read again as new.
+            copy.path = found
+            self._files[found] = self._by_id[copy.id] = copy
+        else:
+            lines.extend(self._flush(copy))
+            handle.close()
+        return lines
+
+    def _flush(self, followed: _Followed) -> list[Line]:
+        """What *followed* holds back: a last line without a newline, when the file is left for good."""
+        if not followed.partial:
+            return []
+        raw = bytes(followed.partial)
+        followed.partial.clear()
+        return [self._line(followed, raw, self.clock(), cut=False)]
 
     def _read(self, followed: _Followed, *, budget: int | None) -> list[Line]:
         """Complete lines from *followed*, up to *budget* bytes (``None``: to the end)."""
@@ -334,29 +655,39 @@ class FileSource:
                 break
             piece = chunk[start:end]
             start = end + 1
+            followed.offset += len(piece) + 1
             if followed.skipping:
                 followed.skipping = False
                 followed.partial.clear()
-                followed.offset += len(piece) + 1
                 continue
-            followed.partial += piece
-            raw = bytes(followed.partial)
-            followed.partial.clear()
-            followed.offset += len(piece) + 1
-            yield self._line(followed, raw[:limit], now, cut=len(raw) > limit)
+            if followed.partial:
+                followed.partial += piece
+                piece = bytes(followed.partial)
+                followed.partial.clear()
+            if followed.padding:
+                piece = piece.lstrip(b"\0")
+                if not piece:
+                    continue
+                followed.padding = False
+            yield self._line(followed, piece[:limit], now, cut=len(piece) > limit)
         rest = chunk[start:]
+        followed.offset += len(rest)
         if followed.skipping:
-            followed.offset += len(rest)
-        elif len(followed.partial) + len(rest) > limit:
+            return
+        if followed.padding and not followed.partial:
+            stripped = rest.lstrip(b"\0")
+            if not stripped:
+                return  # all padding so far: nothing to keep
+            rest = stripped
+            followed.padding = False
+        if len(followed.partial) + len(rest) > limit:
             # An over-long line with no newline yet: emit its head, skip the rest.
             head = bytes(followed.partial + rest[: limit - len(followed.partial)])
-            followed.offset += len(rest)
             followed.partial.clear()
             followed.skipping = True
             yield self._line(followed, head, now, cut=True)
         else:
             followed.partial += rest
-            followed.offset += len(rest)
 
     def _line(self, followed: _Followed, raw: bytes, now: float, *, cut: bool) -> Line:
         text = raw.decode("utf-8", errors="replace")
@@ -366,6 +697,26 @@ class FileSource:
             text += CUT_MARKER
         self.counters.lines += 1
         return Line(text=text, source=self.name, time=now, path=followed.path)
+
+
+def _rotated_key(path: str, inode: int) -> str:
+    return f"{path} (rotated {inode})"
+
+
+def _file_id(path: str) -> FileId | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _same_file(entry: os.DirEntry[str], saved: Mapping[str, Any]) -> bool:
+    try:
+        stat = entry.stat()
+    except OSError:
+        return False
+    return (stat.st_dev, stat.st_ino) == (saved.get("dev"), saved.get("ino"))
 
 
 def _glob_base(pattern: str) -> str:
