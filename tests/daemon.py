@@ -79,13 +79,16 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
 class Daemon:
     """``tailhook run`` in a subprocess; stdout and stderr go to files in *directory*."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *args: str, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
+    ) -> None:
+        """*wrapper*: a command line that runs the daemon's command line given after it (``unshare …``)."""
         self.directory = config.parent
         self.log = self.directory / "app.log"
         self._stdout = (self.directory / "stdout.txt").open("w+", encoding="utf-8")
         self._stderr = (self.directory / "stderr.txt").open("w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tailhook", "run", "-c", str(config), *args],
+            [*wrapper, sys.executable, "-m", "tailhook", "run", "-c", str(config), *args],
             stdout=self._stdout,
             stderr=self._stderr,
             stdin=subprocess.DEVNULL,

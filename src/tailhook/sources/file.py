@@ -86,6 +86,7 @@ _TURN_BYTES = 256 * 1024
 """At most this much of one file per turn, so one busy file cannot starve the others."""
 _TURN_TOTAL = 4 * 1024 * 1024
 """At most this much of all files per turn: one ingest commit's worth of lines in memory."""
+_SKIP_CHECKPOINT_S = 1.0
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzma", ".zip", ".Z", ".br")
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"PK\x03\x04")
 
@@ -119,6 +120,7 @@ class _Followed:
     head_len: int = 0
     committed: int = -1
     """The offset last handed out in a checkpoint."""
+    committed_at: float = 0.0
     rotated: float | None = None
     """When its path stopped naming it (it drains until quiet for ``rotate_wait``)."""
     quiet_since: float = 0.0
@@ -240,28 +242,41 @@ class FileSource:
         self._watcher = None
 
     async def _watch(self, dirs: list[str], stop: asyncio.Event) -> None:
-        try:
-            async for changes in watchfiles.awatch(
-                *dirs,
-                watch_filter=None,
-                debounce=50,
-                step=5,
-                stop_event=stop,
-                recursive=self._recursive,
-                ignore_permission_denied=True,
-            ):
-                if any(change != watchfiles.Change.modified or path not in self._known for change, path in changes):
-                    self._rescan = True
+        """Wake the loop on changes in *dirs*; fall back to polling when the kernel has no watches left.
+
+        ``ignore_permission_denied`` would also hide "no watches left" (the watcher then reports
+        nothing, ever), so it is only turned on after a folder we may not read was met.
+        """
+        ignore_denied = False
+        while True:
+            try:
+                async for changes in watchfiles.awatch(
+                    *dirs,
+                    watch_filter=None,
+                    debounce=50,
+                    step=5,
+                    stop_event=stop,
+                    recursive=self._recursive,
+                    ignore_permission_denied=ignore_denied,
+                ):
+                    if any(change != watchfiles.Change.modified or path not in self._known for change, path in changes):
+                        self._rescan = True
+                    self._wake.set()
+                return
+            except (OSError, RuntimeError) as exc:  # e.g. out of inotify watches
+                if not ignore_denied and (isinstance(exc, PermissionError) or "ermission denied" in str(exc)):
+                    log.info("source %s: some folders under %s cannot be watched: %s", self.name, dirs, exc)
+                    ignore_denied = True
+                    continue
+                log.warning(
+                    "source %s: filesystem events unavailable (%s); polling every %gs instead",
+                    self.name,
+                    exc,
+                    self.config.poll_interval,
+                )
+                self._polling = True
                 self._wake.set()
-        except (OSError, RuntimeError) as exc:  # e.g. out of inotify watches
-            log.warning(
-                "source %s: filesystem events unavailable (%s); polling every %gs instead",
-                self.name,
-                exc,
-                self.config.poll_interval,
-            )
-            self._polling = True
-            self._wake.set()
+                return
 
     def _watch_dirs(self) -> frozenset[str]:
         """The folders to watch: each glob's base (or while it is missing, its nearest existing
@@ -520,7 +535,7 @@ class FileSource:
             size = self._size(followed)
             if followed.rotated is None and size < followed.offset:
                 lines.extend(self._truncated(followed, size))
-            before = followed.offset
+            before, produced = followed.offset, len(lines)
             lines.extend(self._read(followed, budget=_TURN_BYTES))
             total += followed.offset - before
             at_end = followed.offset >= self._size(followed)
@@ -533,10 +548,14 @@ class FileSource:
                     self._forget(followed)
                     log.info("source %s: done with the rotated %s", self.name, followed.path)
                     continue
-            if followed.offset - len(followed.partial) != followed.committed:
-                point = self._checkpoint(followed)
-                followed.committed = point.value["offset"] if point.value else 0
-                checkpoints.append(point)
+            # A turn that only skipped (the rest of an over-long line) need not cost a commit:
+            # its checkpoint waits until lines come, the file is caught up, or a second passed.
+            position = followed.offset - len(followed.partial)
+            if position != followed.committed and (
+                len(lines) > produced or at_end or now - followed.committed_at >= _SKIP_CHECKPOINT_S
+            ):
+                checkpoints.append(self._checkpoint(followed))
+                followed.committed, followed.committed_at = position, now
         forgotten, self._forgotten = self._forgotten, []
         return lines, forgotten + checkpoints, more
 
