@@ -37,6 +37,7 @@ __all__ = [
     "FileSourceConfig",
     "HttpConfig",
     "JournaldSourceConfig",
+    "MultilineConfig",
     "ProbeConfig",
     "Problem",
     "RouteConfig",
@@ -139,6 +140,19 @@ def _is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class MultilineConfig:
+    """How the lines of one event (a traceback) are told from the lines that start the next."""
+
+    start: str | None = None
+    """A line matching this regex starts an event; others continue the open one."""
+    continuation: str | None = None
+    """A line matching this regex continues the previous event; others start one."""
+    max_lines: int = 200
+    timeout: float = 1.0
+    """Seconds after its last line that an open event is given out."""
+
+
+@dataclass(frozen=True, slots=True)
 class FileSourceConfig:
     name: str
     paths: tuple[str, ...]
@@ -152,6 +166,10 @@ class FileSourceConfig:
     poll: bool = False
     """Poll the followed files instead of waiting for filesystem events (NFS, some overlay filesystems)."""
     poll_interval: float = 0.25
+    format: Literal["plain", "cri", "json"] = "plain"
+    message_key: str = "message"
+    """With ``format: json``, the key whose value the rules match."""
+    multiline: MultilineConfig | None = None
     type: Literal["file"] = "file"
 
 
@@ -512,8 +530,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
     top.done()
 
-    source_names = {s.name for s in sources}
-    rules = _load_rule_files(rule_paths, source_names, problems)
+    rules = _load_rule_files(rule_paths, _source_formats(sources), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -571,7 +588,13 @@ def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig |
     paths = section.get("paths", _str_list, _NONE, required=True)
     exclude = section.get("exclude", _str_list, _NONE)
     start_at = section.get("start_at", _choice("end", "beginning"), "end")
-    section.get("format", _choice("plain"), "plain")
+    text_format = section.get("format", _choice("plain", "cri", "json"), "plain")
+    message_key = section.get("message_key", _str, "message")
+    if section.has("message_key") and text_format != "json":
+        section.file.problem(
+            section.line("message_key"), section.key("message_key"), "only means something with format: json"
+        )
+    multiline = _multiline(section.sub("multiline")) if section.has("multiline") else None
     max_line_bytes = section.get("max_line_bytes", parse_size, 64 * 1024)
     rescan = section.get("rescan_interval", _positive_duration, 10.0)
     rotate_wait = section.get("rotate_wait", _positive_duration, 5.0)
@@ -591,7 +614,33 @@ def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig |
         rotate_wait=rotate_wait,
         poll=poll,
         poll_interval=poll_interval,
+        format=cast(Literal["plain", "cri", "json"], text_format),
+        message_key=message_key,
+        multiline=multiline,
     )
+
+
+def _multiline(section: _Section | None) -> MultilineConfig | None:
+    if section is None:
+        return None
+    start = section.get("start", _regex, None)
+    continuation = section.get("continuation", _regex, None)
+    if not section.has("start") and not section.has("continuation"):
+        section.file.problem(
+            section.mapping.line, section.key("start"), "is required (or continuation): a regex of a line's beginning"
+        )
+    elif section.has("start") and section.has("continuation"):
+        section.file.problem(
+            section.line("continuation"), section.key("continuation"), "give start or continuation, not both"
+        )
+    multiline = MultilineConfig(
+        start=start,
+        continuation=continuation,
+        max_lines=section.get("max_lines", _positive_int, 200),
+        timeout=section.get("timeout", _positive_duration, 1.0),
+    )
+    section.done()
+    return multiline
 
 
 def _journald_source(section: _Section, name: str, base: Path) -> JournaldSourceConfig:
@@ -782,17 +831,22 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
-def load_rules(paths: Iterable[str], source_names: Iterable[str]) -> tuple[RuleConfig, ...]:
+def load_rules(paths: Iterable[str], sources: Iterable[SourceConfig]) -> tuple[RuleConfig, ...]:
     """Load every rule file matched by the globs in *paths*; ``ConfigError`` lists all problems."""
     problems: list[Problem] = []
-    rules = _load_rule_files(tuple(paths), set(source_names), problems)
+    rules = _load_rule_files(tuple(paths), _source_formats(sources), problems)
     if problems:
         raise ConfigError(problems)
     return rules
 
 
+def _source_formats(sources: Iterable[SourceConfig]) -> dict[str, str]:
+    """Each source's name and the format of its lines (what templates may use depends on it)."""
+    return {s.name: s.format if isinstance(s, FileSourceConfig) else "journald" for s in sources}
+
+
 def _load_rule_files(
-    patterns: tuple[str, ...], source_names: set[str], problems: list[Problem]
+    patterns: tuple[str, ...], source_names: Mapping[str, str], problems: list[Problem]
 ) -> tuple[RuleConfig, ...]:
     rules: list[RuleConfig] = []
     seen: dict[str, str] = {}
@@ -811,7 +865,7 @@ def _load_rule_files(
     return tuple(rules)
 
 
-def _rule_file(path: str, source_names: set[str], problems: list[Problem]) -> list[RuleConfig]:
+def _rule_file(path: str, source_names: Mapping[str, str], problems: list[Problem]) -> list[RuleConfig]:
     file = _File(path, problems)
     document = _read_yaml(Path(path), file)
     top = file.section(document, "", 1) if document is not _MISSING else None
@@ -830,7 +884,7 @@ def _rule_file(path: str, source_names: set[str], problems: list[Problem]) -> li
     return rules
 
 
-def _rule(section: _Section, path: str, line: int, source_names: set[str]) -> RuleConfig | None:
+def _rule(section: _Section, path: str, line: int, source_names: Mapping[str, str]) -> RuleConfig | None:
     name = section.get("name", _name, "", required=True)
     match = section.get("match", _regex, "", required=True)
     exclude = section.get("exclude", _regex, None)
@@ -840,10 +894,12 @@ def _rule(section: _Section, path: str, line: int, source_names: set[str]) -> Ru
         if source not in source_names:
             section.file.problem(section.line("sources"), section.key("sources"), f"no source is named {source!r}")
     captures = set(re.compile(match).groupindex) if match else set()
+    # A JSON source's keys are fields too, and which keys its lines have is only known as they come.
+    json_fields = any(f == "json" for n, f in source_names.items() if sources is None or n in sources)
     templates = {}
     for key in ("key", "title", "description"):
         templates[key] = section.get(key, _str, None)
-        _check_template(section, key, templates[key], captures)
+        _check_template(section, key, templates[key], captures, any_name=json_fields)
     storm = _storm(section.sub("storm"), StormConfig()) if section.has("storm") else None
     if not name or not match:
         return None
@@ -862,13 +918,17 @@ def _rule(section: _Section, path: str, line: int, source_names: set[str]) -> Ru
     )
 
 
-def _check_template(section: _Section, key: str, template: str | None, captures: set[str]) -> None:
+def _check_template(
+    section: _Section, key: str, template: str | None, captures: set[str], *, any_name: bool = False
+) -> None:
     if template is None:
         return
     try:
         names = template_fields(template)
     except ValueError as exc:
         section.file.problem(section.line(key), section.key(key), str(exc))
+        return
+    if any_name:
         return
     for name in names:
         if name not in captures and name not in TEMPLATE_FIELDS:
