@@ -17,7 +17,15 @@ from tests.daemon import Daemon, wait_until, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
-LIMITED = ("unshare", "--user", "--map-root-user", "sh", "-c", 'echo 0 > /proc/sys/user/max_inotify_watches && exec "$@"', "-")
+LIMITED = (
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "sh",
+    "-c",
+    'echo 0 > /proc/sys/user/max_inotify_watches && exec "$@"',
+    "-",
+)
 
 
 def user_namespaces_work() -> bool:

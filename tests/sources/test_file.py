@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tailhook.config import FileSourceConfig
+from tailhook.config import FileSourceConfig, MultilineConfig
 from tailhook.events import Line
 from tailhook.sources.file import CUT_MARKER, FileSource
 from tailhook.spool import Checkpoint
@@ -271,3 +271,68 @@ async def test_poll_mode_reads_without_filesystem_events(tmp_path: Path, follow:
     append(log, "polled\n")
     await following.until_count(1)
     assert following.texts == ["polled"]
+
+
+async def test_cri_partial_lines_interleaved_on_stdout_and_stderr(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "0.log"
+    log.write_text("")
+    following = await follow("0.log", format="cri")
+    append(
+        log,
+        "2026-11-23T10:00:00.000000001Z stdout P first half of out, \n"
+        "2026-11-23T10:00:00.000000002Z stderr P first half of err, \n"
+        "2026-11-23T10:00:00.000000003Z stdout F second half of out\n"
+        "2026-11-23T10:00:00.000000004Z stderr F second half of err\n"
+        "2026-11-23T10:00:00.000000005Z stdout F whole\n",
+    )
+    await following.until_count(3)
+    assert [(line.text, line.fields["stream"]) for line in following.lines] == [
+        ("first half of out, second half of out", "stdout"),
+        ("first half of err, second half of err", "stderr"),
+        ("whole", "stdout"),
+    ]
+    assert following.checkpoints[-1].value is not None
+    assert following.checkpoints[-1].value["offset"] == log.stat().st_size
+
+
+async def test_a_cri_partial_line_holds_the_checkpoint_back(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "0.log"
+    log.write_text("")
+    following = await follow("0.log", format="cri")
+    append(log, "2026-11-23T10:00:00Z stdout F done\n")
+    await following.until_count(1)
+    held_from = log.stat().st_size
+    append(log, "2026-11-23T10:00:01Z stdout P waiting for the rest, \n2026-11-23T10:00:02Z stderr F other\n")
+    await following.until_count(2)
+    assert following.checkpoints[-1].value is not None
+    assert following.checkpoints[-1].value["offset"] == held_from  # a restart reads the partial line again
+
+
+async def test_a_traceback_is_one_event_in_multiline_mode(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    multiline = MultilineConfig(start=r"\d{4}-\d\d-\d\d ", timeout=0.2)
+    following = await follow("app.log", multiline=multiline)
+    traceback = [
+        "2026-11-23 10:00:00 ERROR request failed",
+        "Traceback (most recent call last):",
+        '  File "/srv/app/views.py", line 12, in handler',
+        "    return compute(x)",
+        "ZeroDivisionError: division by zero",
+    ]
+    append(log, "\n".join(traceback) + "\n2026-11-23 10:00:01 INFO next request\n")
+    await following.until_count(1)
+    assert following.texts == ["\n".join(traceback)]
+    await following.until_count(2)  # the last event has no successor: its timeout gives it out
+    assert following.texts[1] == "2026-11-23 10:00:01 INFO next request"
+
+
+async def test_json_lines_give_their_message_and_fields(tmp_path: Path, follow: Follow) -> None:
+    log = tmp_path / "app.json"
+    log.write_text("")
+    following = await follow("app.json", format="json", message_key="msg")
+    append(log, '{"level": "error", "msg": "disk full", "attempt": 3}\nnot json at all\n')
+    await following.until_count(2)
+    first, second = following.lines
+    assert (first.text, dict(first.fields)) == ("disk full", {"level": "error", "attempt": "3"})
+    assert (second.text, dict(second.fields)) == ("not json at all", {})

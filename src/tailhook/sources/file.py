@@ -60,6 +60,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,13 +71,13 @@ import watchfiles
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
 from tailhook.sources import Emit
+from tailhook.sources.decode import CUT_MARKER, Framer, MultilineSettings, Record
 from tailhook.spool import Checkpoint
 
 __all__ = ["CUT_MARKER", "FileSource"]
 
 log = logging.getLogger(__name__)
 
-CUT_MARKER = " …[line cut: longer than max_line_bytes]"
 FINGERPRINT_BYTES = 1024
 """The first bytes of a file whose checksum is part of its identity."""
 TAIL_BYTES = 64
@@ -124,6 +125,18 @@ class _Followed:
     rotated: float | None = None
     """When its path stopped naming it (it drains until quiet for ``rotate_wait``)."""
     quiet_since: float = 0.0
+    framer: Framer | None = None
+    """Turns raw lines into events (containers' partial lines, JSON, multiline); ``None`` for plain lines."""
+
+    @property
+    def position(self) -> int:
+        """Where reading would start again: before the partial line and anything the framer holds."""
+        position = self.offset - len(self.partial)
+        if self.framer is not None:
+            held = self.framer.held_from()
+            if held is not None and held < position:
+                return held
+        return position
 
     @property
     def id(self) -> FileId:
@@ -213,6 +226,9 @@ class FileSource:
             timeout = min(timeout, self.config.poll_interval)
         if any(f.rotated is not None for f in self._files.values()):
             timeout = min(timeout, max(0.05, self.config.rotate_wait / 4))
+        deadlines = [d for f in self._files.values() if f.framer is not None and (d := f.framer.deadline()) is not None]
+        if deadlines:
+            timeout = min(timeout, max(0.0, min(deadlines) - self.clock()) + 0.001)
         return timeout
 
     async def _watch_folders(self) -> None:
@@ -427,11 +443,27 @@ class FileSource:
             self._skipped.add(found)
             log.info("source %s: %s is compressed; not read", self.name, found)
             return None
-        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, offset)
+        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, offset, framer=self._framer())
         self._fingerprint(followed)
         self._files[key] = followed
         self._by_id[followed.id] = followed
         return followed
+
+    def _framer(self) -> Framer | None:
+        config = self.config
+        if config.format == "plain" and config.multiline is None:
+            return None  # one line, one event: no framing needed
+        multiline = None
+        if config.multiline is not None:
+            multiline = MultilineSettings(
+                start=re.compile(config.multiline.start) if config.multiline.start else None,
+                continuation=re.compile(config.multiline.continuation) if config.multiline.continuation else None,
+                max_lines=config.multiline.max_lines,
+                timeout=config.multiline.timeout,
+            )
+        return Framer(
+            config.format, message_key=config.message_key, multiline=multiline, max_bytes=config.max_line_bytes
+        )
 
     def _changed(self, followed: _Followed, saved: Mapping[str, Any]) -> str | None:
         """Why *followed* is not where *saved* left it, or ``None`` if it is."""
@@ -498,7 +530,7 @@ class FileSource:
 
     def _checkpoint(self, followed: _Followed) -> Checkpoint:
         """How far complete lines of *followed* have been read; never past the last newline."""
-        offset = followed.offset - len(followed.partial)
+        offset = followed.position
         self._fingerprint(followed)
         start = max(0, offset - TAIL_BYTES)
         tail = _digest(os.pread(followed.handle.fileno(), offset - start, start))
@@ -509,7 +541,7 @@ class FileSource:
             "head_len": followed.head_len,
             "offset": offset,
             "tail": tail,
-            "skipping": followed.skipping,
+            "skipping": followed.skipping and offset == followed.offset,
         }
         if followed.rotated is not None:
             value["path"] = followed.path
@@ -550,7 +582,9 @@ class FileSource:
                     continue
             # A turn that only skipped (the rest of an over-long line) need not cost a commit:
             # its checkpoint waits until lines come, the file is caught up, or a second passed.
-            position = followed.offset - len(followed.partial)
+            if followed.framer is not None:
+                lines.extend(self._lines(followed, followed.framer.due(now), now))
+            position = followed.position
             if position != followed.committed and (
                 len(lines) > produced or at_end or now - followed.committed_at >= _SKIP_CHECKPOINT_S
             ):
@@ -644,12 +678,18 @@ class FileSource:
         return lines
 
     def _flush(self, followed: _Followed) -> list[Line]:
-        """What *followed* holds back: a last line without a newline, when the file is left for good."""
-        if not followed.partial:
-            return []
-        raw = bytes(followed.partial)
-        followed.partial.clear()
-        return [self._line(followed, raw, self.clock(), cut=False)]
+        """What *followed* holds back (a last line without a newline, an open multiline event),
+        when the file is left for good."""
+        lines: list[Line] = []
+        now = self.clock()
+        if followed.partial:
+            raw = bytes(followed.partial)
+            start = followed.offset - len(raw)
+            followed.partial.clear()
+            lines = self._line(followed, raw, now, (start, followed.offset), cut=False)
+        if followed.framer is not None:
+            lines.extend(self._lines(followed, followed.framer.flush(), now))
+        return lines
 
     def _read(self, followed: _Followed, *, budget: int | None) -> list[Line]:
         """Complete lines from *followed*, up to *budget* bytes (``None``: to the end)."""
@@ -674,6 +714,7 @@ class FileSource:
                 break
             piece = chunk[start:end]
             start = end + 1
+            line_start = followed.offset - len(followed.partial)
             followed.offset += len(piece) + 1
             if followed.skipping:
                 followed.skipping = False
@@ -688,8 +729,9 @@ class FileSource:
                 if not piece:
                     continue
                 followed.padding = False
-            yield self._line(followed, piece[:limit], now, cut=len(piece) > limit)
+            yield from self._line(followed, piece[:limit], now, (line_start, followed.offset), cut=len(piece) > limit)
         rest = chunk[start:]
+        line_start = followed.offset - len(followed.partial)
         followed.offset += len(rest)
         if followed.skipping:
             return
@@ -704,18 +746,24 @@ class FileSource:
             head = bytes(followed.partial + rest[: limit - len(followed.partial)])
             followed.partial.clear()
             followed.skipping = True
-            yield self._line(followed, head, now, cut=True)
+            yield from self._line(followed, head, now, (line_start, followed.offset), cut=True)
         else:
             followed.partial += rest
 
-    def _line(self, followed: _Followed, raw: bytes, now: float, *, cut: bool) -> Line:
+    def _line(self, followed: _Followed, raw: bytes, now: float, span: tuple[int, int], *, cut: bool) -> list[Line]:
+        """The line(s) one raw line makes: itself, or what its file's framer gives out for it."""
         text = raw.decode("utf-8", errors="replace")
         text = text.removesuffix("\r")
         if cut:
             self.counters.cut_lines += 1
             text += CUT_MARKER
         self.counters.lines += 1
-        return Line(text=text, source=self.name, time=now, path=followed.path)
+        if followed.framer is None:
+            return [Line(text=text, source=self.name, time=now, path=followed.path)]
+        return self._lines(followed, followed.framer.feed(text, span[0], span[1], now), now)
+
+    def _lines(self, followed: _Followed, records: list[Record], now: float) -> list[Line]:
+        return [Line(text=r.text, source=self.name, time=now, path=followed.path, fields=r.fields) for r in records]
 
 
 def _rotated_key(path: str, inode: int) -> str:
