@@ -43,6 +43,7 @@ appears nowhere in a test's output.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -870,3 +871,14 @@ def standin_in_thread(**kwargs: Any) -> Iterator[ThreadedStandIn]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=_CONTROL_TIMEOUT)
         loop.close()
+
+
+def numbered_titles(standin: ThreadedStandIn, pattern: re.Pattern[str]) -> collections.Counter[int]:
+    """How often each number (*pattern*'s first group, searched in embed titles) arrived."""
+    found: collections.Counter[int] = collections.Counter()
+    for message in standin.received:
+        for embed in message.payload.get("embeds", []):
+            match = pattern.search(embed.get("title", ""))
+            if match:
+                found[int(match.group(1))] += 1
+    return found

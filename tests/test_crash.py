@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Daemon, wait_until, write_config
-from tests.discord_standin import ThreadedStandIn, standin_in_thread
+from tests.discord_standin import ThreadedStandIn, numbered_titles, standin_in_thread
 
 KILLS = 20
 NUMBERED = re.compile(r"^loud: n=(\d+) pad$")  # the title the rule renders for a writer's line
@@ -42,13 +42,7 @@ class Writer(threading.Thread):
 
 
 def numbers(discord: ThreadedStandIn) -> Counter[int]:
-    found: Counter[int] = Counter()
-    for message in discord.received:
-        for embed in message.payload.get("embeds", []):
-            match = NUMBERED.search(embed.get("title", ""))
-            if match:
-                found[int(match.group(1))] += 1
-    return found
+    return numbered_titles(discord, NUMBERED)
 
 
 @pytest.mark.timeout(240)

@@ -40,6 +40,8 @@ __all__ = ["Backoff", "DestinationState", "Dispatcher", "drops_notification"]
 log = logging.getLogger(__name__)
 
 SPOOL_RETRY_S = 1.0
+ANNOUNCEMENT_ROOM = 16 * 1024
+"""Bytes a drop announcement may take beyond ``spool.max_bytes``, so it never causes drops itself."""
 IDLE_RECHECK_S = 5.0
 
 
@@ -203,7 +205,7 @@ class Dispatcher:
         announcement = drops_notification(drops, host=self.host, time=self._clock())
         log.warning("destination %s: %s", name, announcement.title)
         try:
-            await self.spool.commit([Delivery(name, announcement)])
+            await self.spool.commit([Delivery(name, announcement)], room=ANNOUNCEMENT_ROOM)
         except SpoolFull:
             log.error("destination %s: could not queue the drop announcement: the disk is full", name)
 

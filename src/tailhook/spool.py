@@ -290,6 +290,7 @@ class _Commit:
     deliveries: Sequence[Delivery]
     checkpoints: Sequence[Checkpoint]
     storm: Sequence[WindowChange]
+    room: int
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -354,13 +355,17 @@ class Spool:
         deliveries: Sequence[Delivery],
         checkpoints: Sequence[Checkpoint] = (),
         storm: Sequence[WindowChange] = (),
+        *,
+        room: int = 0,
     ) -> None:
         """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
+        *room*: bytes this commit may go beyond ``max_bytes`` without dropping anything, for the
+        announcement of drops, which would otherwise make room for itself by dropping more.
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
-        request = _Commit(deliveries, checkpoints, storm, loop.create_future(), loop)
+        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop)
         with self._group.lock:
             self._group.waiting.append(request)
             schedule = not self._group.scheduled
@@ -524,7 +529,7 @@ class Spool:
                     self._insert(request.deliveries)
                     self._save_checkpoints(request.checkpoints)
                     self._save_windows(request.storm)
-                self._trim()
+                self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
             raise
@@ -600,9 +605,9 @@ class Spool:
                 self._count_drop(destination, severity, "expired")
         log.warning("spool: %d notifications waited longer than spool.max_age and were dropped", len(rows))
 
-    def _trim(self) -> None:
-        """Drop the lowest severities, oldest first, until the spool fits in ``max_bytes``."""
-        while self._bytes > self.max_bytes:
+    def _trim(self, limit: int) -> None:
+        """Drop the lowest severities, oldest first, until the spool fits in *limit* bytes."""
+        while self._bytes > limit:
             victims = self.db.execute(
                 "SELECT id, destination, severity, size FROM notifications ORDER BY severity, id LIMIT 256"
             ).fetchall()
@@ -610,7 +615,7 @@ class Spool:
                 break
             dropped = []
             for row_id, destination, severity, size in victims:
-                if self._bytes <= self.max_bytes:
+                if self._bytes <= limit:
                     break
                 dropped.append((row_id,))
                 self._bytes -= size

@@ -341,17 +341,23 @@ class FileSource:
             self._forgotten.append(Checkpoint(self.name, key, None))
         self._saved.clear()
 
-    def _recover(self, path: str, saved: Mapping[str, Any]) -> None:
-        """The file a checkpoint of *path* names is not at *path*: it was rotated while we were
-        stopped. Find it beside *path* by its identity and read the rest of it."""
-        found = self._find(os.path.dirname(path), lambda entry: _same_file(entry, saved))
+    def _recover(self, path: str, saved: Mapping[str, Any], *, copy: bool = False) -> None:
+        """The file a checkpoint of *path* names is not at *path* as it was: it was rotated while we
+        were stopped (or, with *copy*, copied and truncated). Find it (or its copy) beside *path*
+        and read the rest of it."""
+        if copy:
+            found = self._find(os.path.dirname(path), lambda entry: self._is_copy(entry, saved))
+        else:
+            found = self._find(os.path.dirname(path), lambda entry: _same_file(entry, saved))
         if found is None:
-            log.info("source %s: %s was rotated or removed while tailhook was stopped", self.name, path)
+            if not copy:
+                log.info("source %s: %s was rotated or removed while tailhook was stopped", self.name, path)
             return
-        followed = self._open(found, key=_rotated_key(path, int(saved.get("ino", 0))), path=path, offset=0)
+        inode = _file_id(found)
+        followed = self._open(found, key=_rotated_key(path, inode[1] if inode else 0), path=path, offset=0)
         if followed is None:
             return
-        reason = self._changed(followed, saved)
+        reason = self._changed(followed, saved, same_inode=not copy)
         if reason:
             log.info("source %s: %s (rotated from %s) %s; not read again", self.name, found, path, reason)
             self._close(followed)
@@ -422,6 +428,7 @@ class FileSource:
             else:
                 log.info("source %s: %s %s; reading it from the start", self.name, path, reason)
                 followed.padding = True
+                self._recover(path, saved, copy=True)  # copytruncate while we were stopped
         elif at_end and stat.st_size:
             followed.offset = stat.st_size
             followed.handle.seek(stat.st_size - 1)
@@ -465,9 +472,12 @@ class FileSource:
             config.format, message_key=config.message_key, multiline=multiline, max_bytes=config.max_line_bytes
         )
 
-    def _changed(self, followed: _Followed, saved: Mapping[str, Any]) -> str | None:
-        """Why *followed* is not where *saved* left it, or ``None`` if it is."""
-        if (saved.get("dev"), saved.get("ino")) != followed.id:
+    def _changed(self, followed: _Followed, saved: Mapping[str, Any], *, same_inode: bool = True) -> str | None:
+        """Why *followed* is not where *saved* left it, or ``None`` if it is.
+
+        With *same_inode* false, *followed* may be a copy: only its bytes are compared.
+        """
+        if same_inode and (saved.get("dev"), saved.get("ino")) != followed.id:
             return "is another file than before"
         fd = followed.handle.fileno()
         head_len = int(saved.get("head_len", 0))
@@ -636,24 +646,29 @@ class FileSource:
         followed.handle.seek(0)
         return lines
 
+    def _is_copy(self, entry: os.DirEntry[str], saved: Mapping[str, Any]) -> bool:
+        """Whether *entry* starts with the bytes *saved* starts with and reaches its offset: a copy.
+
+        A file that is followed is never taken for a copy: it is read whole anyway.
+        """
+        head_len, offset = int(saved.get("head_len", 0)), int(saved.get("offset", 0))
+        try:
+            stat = entry.stat()
+        except OSError:
+            return False
+        if not head_len or (stat.st_dev, stat.st_ino) in self._by_id or stat.st_size < max(offset, head_len):
+            return False
+        try:
+            with open(entry.path, "rb") as copy:
+                return _digest(copy.read(head_len)) == saved.get("head")
+        except OSError:
+            return False
+
     def _from_copy(self, followed: _Followed) -> list[Line]:
         """The lines after *followed*'s offset in the copy logrotate made just before truncating it."""
         offset = followed.offset - len(followed.partial)
-        head, head_len = followed.head, followed.head_len
-        if not head_len:
-            return []
-
-        def is_copy(entry: os.DirEntry[str]) -> bool:
-            try:
-                stat = entry.stat()
-            except OSError:
-                return False
-            if (stat.st_dev, stat.st_ino) in self._by_id or stat.st_size < max(offset, head_len):
-                return False  # a followed file is read whole anyway
-            with open(entry.path, "rb") as copy:
-                return _digest(copy.read(head_len)) == head
-
-        found = self._find(os.path.dirname(followed.path), is_copy)
+        saved = {"head": followed.head, "head_len": followed.head_len, "offset": offset}
+        found = self._find(os.path.dirname(followed.path), lambda entry: self._is_copy(entry, saved))
         if found is None:
             return []
         try:
