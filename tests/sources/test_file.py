@@ -336,3 +336,44 @@ async def test_json_lines_give_their_message_and_fields(tmp_path: Path, follow: 
     first, second = following.lines
     assert (first.text, dict(first.fields)) == ("disk full", {"level": "error", "attempt": "3"})
     assert (second.text, dict(second.fields)) == ("not json at all", {})
+
+
+async def test_one_busy_file_does_not_starve_the_others(tmp_path: Path, follow: Follow) -> None:
+    busy, quiet = tmp_path / "busy.log", tmp_path / "quiet.log"
+    busy.write_bytes(b"".join(b"busy line %d %s\n" % (n, b"x" * 80) for n in range(400_000)))  # ~38 MB
+    quiet.write_text("")
+    following = await follow("*.log", start_at="beginning")
+    await following.until_count(1)
+    append(quiet, "quiet line\n")
+    await following.until(lambda: "quiet line" in following.texts, timeout=20)
+    position = following.texts.index("quiet line")
+    print(f"the quiet line came after {position} of the busy file's 400,000 lines")
+    assert position < 300_000, f"the quiet file waited for {position} lines of the busy one"
+    await following.until(lambda: len(following.lines) == 400_001, timeout=60)
+
+
+async def test_an_empty_file_and_one_without_a_newline_resume_after_a_restart(tmp_path: Path, follow: Follow) -> None:
+    empty, unfinished = tmp_path / "empty.log", tmp_path / "unfinished.log"
+    empty.write_text("")
+    unfinished.write_text("no newline yet")
+    first = await follow("*.log", start_at="beginning")
+    await first.until(lambda: len({c.key for c in first.checkpoints}) == 2)
+    saved = {c.key: c.value for c in first.checkpoints}
+    assert first.lines == []
+    assert saved[str(unfinished)] is not None and saved[str(unfinished)]["offset"] == 0
+
+    append(empty, "now with a line\n")
+    append(unfinished, ", now finished\n")
+    config = FileSourceConfig(name="app", paths=(str(tmp_path / "*.log"),), rescan_interval=0.2)
+    second = Following(FileSource(config, checkpoints=saved))
+
+    async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
+        second.lines.extend(batch)
+
+    await second.source.start()
+    task = asyncio.create_task(second.source.run(emit))
+    try:
+        await second.until_count(2)
+    finally:
+        task.cancel()
+    assert sorted(second.texts) == ["no newline yet, now finished", "now with a line"]
