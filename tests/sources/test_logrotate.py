@@ -442,12 +442,17 @@ async def test_every_line_on_disk_after_logrotate_reached_the_rules(
 # ── files changed while tailhook was stopped ────────────────────────────────
 
 
+async def read_then_stop(tail: Tail, log: Path, text: list[str]) -> dict[str, Any]:
+    """Write *text* to *log*, follow it until every line is read, stop: the checkpoints a restart gets."""
+    write(log, text)
+    first = await tail(source_config(log))
+    await until_lines(first, Counter(text))
+    return await first.stop()
+
+
 async def test_a_file_deleted_and_made_again_while_stopped_is_read_from_its_start(tmp_path: Path, tail: Tail) -> None:
     log = tmp_path / "app.log"
-    write(log, lines("old", 50))
-    first = await tail(source_config(log))
-    await until_lines(first, Counter(lines("old", 50)))
-    saved = await first.stop()
+    saved = await read_then_stop(tail, log, lines("old", 50))
 
     log.unlink()
     write(log, lines("new", 5))  # shorter than what was read of the old one
@@ -460,10 +465,7 @@ async def test_copytruncate_while_stopped_then_regrowth_past_the_old_offset_is_r
     tmp_path: Path, tail: Tail
 ) -> None:
     log = tmp_path / "app.log"
-    write(log, lines("before", 20))
-    first = await tail(source_config(log))
-    await until_lines(first, Counter(lines("before", 20)))
-    saved = await first.stop()
+    saved = await read_then_stop(tail, log, lines("before", 20))
     read = log.stat().st_size
 
     logrotate(logrotate_config(tmp_path, "copytruncate\n"))
@@ -476,10 +478,7 @@ async def test_copytruncate_while_stopped_then_regrowth_past_the_old_offset_is_r
 
 async def test_copytruncate_while_stopped_reads_the_unread_tail_from_the_copy(tmp_path: Path, tail: Tail) -> None:
     log = tmp_path / "app.log"
-    write(log, lines("before", 20))
-    first = await tail(source_config(log))
-    await until_lines(first, Counter(lines("before", 20)))
-    saved = await first.stop()
+    saved = await read_then_stop(tail, log, lines("before", 20))
 
     write(log, lines("unread", 10))  # written after tailhook stopped, before the rotation copied it away
     logrotate(logrotate_config(tmp_path, "copytruncate\n"))
@@ -493,10 +492,7 @@ async def test_rename_rotation_while_stopped_reads_the_old_files_tail_and_the_ne
     tmp_path: Path, tail: Tail
 ) -> None:
     log = tmp_path / "app.log"
-    write(log, lines("before", 20))
-    first = await tail(source_config(log))
-    await until_lines(first, Counter(lines("before", 20)))
-    saved = await first.stop()
+    saved = await read_then_stop(tail, log, lines("before", 20))
 
     with log.open("a", encoding="utf-8") as program:  # a program that keeps its log open
         program.writelines(f"{text}\n" for text in lines("unread", 10))
@@ -544,10 +540,7 @@ async def test_a_file_made_in_a_deleted_files_place_while_stopped_is_read_from_i
 ) -> None:
     log = tmp_path / "app.log"
     old = lines("old", 30)
-    write(log, old)
-    first = await tail(source_config(log))
-    await until_lines(first, Counter(old))
-    saved = await first.stop()
+    saved = await read_then_stop(tail, log, old)
     before = log.stat()
 
     # Deleted and made again at once: ext4 and xfs hand out the freed inode again.
