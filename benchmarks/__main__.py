@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import matching, spool
+from benchmarks import matching, spool, tailing
 
 
 def main() -> int:
-    for bench in (matching, spool):
+    for bench in (matching, spool, tailing):
         bench.main()
     return 0
 
