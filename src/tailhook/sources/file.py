@@ -62,7 +62,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -187,8 +187,12 @@ class FileSource:
         self._watcher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._polling = config.poll
-        self._known: set[str] = set()
-        """The paths and symlink targets of followed files: a change to one needs no rescan."""
+        self._known: dict[str, str] = {}
+        """The paths and symlink targets of followed files, to their keys: a change to one needs no rescan."""
+        self._events_for: set[str] = set()
+        """Keys of the followed files that events said changed since the last turn."""
+        self._behind: set[str] = set()
+        """Keys of the files the last turn did not read to their end."""
         self._next_first = 0
         """Where the next turn starts in the list of files (fairness)."""
 
@@ -200,20 +204,27 @@ class FileSource:
         await self._watch_folders()
 
     async def run(self, emit: Emit) -> None:
+        only: set[str] | None = None  # the first turn looks at every file
         try:
             while True:
-                lines, checkpoints, more = await asyncio.to_thread(self._read_turn)
+                lines, checkpoints, more = await asyncio.to_thread(self._read_turn, only)
                 if lines or checkpoints:
                     await emit(lines, checkpoints)
                 if more:
-                    continue  # a file has more than one turn's worth: another turn before waiting
+                    only = set()  # a file has more than one turn's worth: another turn before waiting
+                    continue
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._idle_timeout()):
                         await self._wake.wait()
+                woken = self._wake.is_set()
                 self._wake.clear()
                 if self._rescan:
                     await self._watch_folders()
+                # Woken by events about followed files only: read just those. Otherwise look at all.
+                only, self._events_for = self._events_for, set()
+                if not woken or self._rescan or self._polling or self._watcher is None:
+                    only = None
         finally:
             await self._stop_watching()
             for followed in self._files.values():
@@ -275,8 +286,12 @@ class FileSource:
                     recursive=self._recursive,
                     ignore_permission_denied=ignore_denied,
                 ):
-                    if any(change != watchfiles.Change.modified or path not in self._known for change, path in changes):
-                        self._rescan = True
+                    for change, path in changes:
+                        key = self._known.get(path)
+                        if change != watchfiles.Change.modified or key is None:
+                            self._rescan = True
+                        else:
+                            self._events_for.add(key)
                     self._wake.set()
                 return
             except (OSError, RuntimeError) as exc:  # e.g. out of inotify watches
@@ -308,12 +323,12 @@ class FileSource:
                 base = os.path.dirname(base)
             if os.path.isdir(base):
                 dirs.add(base)
-        known = set()
-        for followed in list(self._files.values()):
-            known.add(followed.path)
+        known = {}
+        for key, followed in list(self._files.items()):
+            known[followed.path] = key
             with contextlib.suppress(OSError):
                 real = os.path.realpath(followed.path)
-                known.add(real)
+                known[real] = key
                 if os.path.dirname(followed.path) != os.path.dirname(real):
                     dirs.add(os.path.dirname(real))
         self._known = known
@@ -559,21 +574,41 @@ class FileSource:
 
     # ── reading (worker thread) ─────────────────────────────────────────────
 
-    def _read_turn(self) -> tuple[list[Line], list[Checkpoint], bool]:
+    def _read_turn(self, only: set[str] | None = None) -> tuple[list[Line], list[Checkpoint], bool]:
         """One bounded read of the followed files: their lines, their new checkpoints, and
-        whether any file has more to read already."""
+        whether any file has more to read already.
+
+        With *only*, the files events named, the files still behind, draining files and files
+        whose framer has a deadline are looked at; the rest are known to be unchanged. That keeps
+        a line in one of a thousand files from costing a thousand system calls.
+        """
         now = self.clock()
-        self._check_paths()
-        if self._rescan or now - self._last_rescan >= self.config.rescan_interval:
+        if only is None or self._rescan or now - self._last_rescan >= self.config.rescan_interval:
+            only = None
+            self._check_paths(self._files.values())
             self._discover(first=False)
+        files = self._in_turn_order()
+        if only is not None:
+            wanted = only | self._behind
+            files = [
+                f
+                for f in files
+                if f.key in wanted
+                or f.rotated is not None
+                or (f.framer is not None and f.framer.deadline() is not None)
+            ]
+            self._check_paths(files)
+            files = [f for f in files if f.key in self._files]
+        self._behind = set()
         lines: list[Line] = []
         checkpoints: list[Checkpoint] = []
         total = 0
         more = False
-        for followed in self._in_turn_order():
+        for followed in files:
             if total >= _TURN_TOTAL:
+                self._behind.add(followed.key)
                 more = True
-                break
+                continue
             size = self._size(followed)
             if followed.rotated is None and size < followed.offset:
                 lines.extend(self._truncated(followed, size))
@@ -581,7 +616,9 @@ class FileSource:
             lines.extend(self._read(followed, budget=_TURN_BYTES))
             total += followed.offset - before
             at_end = followed.offset >= self._size(followed)
-            more = more or not at_end
+            if not at_end:
+                self._behind.add(followed.key)
+                more = True
             if followed.rotated is not None:
                 if followed.offset != before:
                     followed.quiet_since = now
@@ -613,9 +650,9 @@ class FileSource:
             live = live[self._next_first :] + live[: self._next_first]
         return draining + live
 
-    def _check_paths(self) -> None:
+    def _check_paths(self, files: Iterable[_Followed]) -> None:
         """Notice followed paths that now name another file, or none."""
-        for followed in list(self._files.values()):
+        for followed in list(files):
             if followed.rotated is not None:
                 continue
             try:
