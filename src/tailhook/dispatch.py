@@ -210,27 +210,30 @@ class Dispatcher:
             log.error("destination %s: could not queue the drop announcement: the disk is full", name)
 
 
-_DROP_CAUSES = {
-    "full": "while the spool was full",
-    "expired": "after waiting longer than spool.max_age",
+_DROP_REASONS = {
+    "full": (
+        "while the spool was full",
+        "its spool reached spool.max_bytes while this destination could not be reached, "
+        "and the lowest severities were dropped first",
+    ),
+    "expired": (
+        "after waiting longer than spool.max_age",
+        "they waited in the spool longer than spool.max_age while this destination could not be reached",
+    ),
 }
-_DROP_EXPLANATIONS = {
-    "full": "its spool reached spool.max_bytes while this destination could not be reached, "
-    "and the lowest severities were dropped first",
-    "expired": "they waited in the spool longer than spool.max_age while this destination could not be reached",
-}
+"""Per reason: how the title says it, and how the description explains it."""
 
 
 def drops_notification(drops: Mapping[tuple[DropReason, Severity], int], *, host: str, time: float) -> Notification:
     """One message saying how many notifications were dropped, and why."""
     titles, explanations = [], []
-    for reason in sorted({reason for reason, _ in drops}, key=lambda r: (r not in _DROP_CAUSES, r)):
+    for reason in sorted({reason for reason, _ in drops}):
         counts = sorted(((s, c) for (r, s), c in drops.items() if r == reason), reverse=True)
         total = sum(c for _, c in counts)
         parts = ", ".join(f"{count} {severity.label}" for severity, count in counts)
-        cause = _DROP_CAUSES.get(reason, f"({reason})")
+        cause, explanation = _DROP_REASONS.get(reason, (f"({reason})", reason))
         titles.append(f"{parts} notification{'s' if total != 1 else ''} dropped {cause}")
-        explanations.append(_DROP_EXPLANATIONS.get(reason, cause))
+        explanations.append(explanation)
     return Notification(
         kind=Kind.ALERT,
         rule="tailhook-spool-drops",

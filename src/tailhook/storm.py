@@ -41,10 +41,17 @@ class _Window:
     opened: float
     sent: int = 0
     held: int = 0
-    last_held: Notification | None = None
+    last_held: Event | Notification | None = None
+    """The last event held back; a notification once restored from the spool. Kept as the
+    event while the storm goes on, so a held line costs no notification of its own."""
 
     def closes(self) -> float:
         return self.opened + self.config.window
+
+    def last_notification(self, host: str) -> Notification | None:
+        if isinstance(self.last_held, Event):
+            self.last_held = Notification.alert(self.last_held, host=host)
+        return self.last_held
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,7 @@ class StormControl:
             out.append(Notification.alert(event, host=self.host))
         else:
             window.held += 1
-            window.last_held = Notification.alert(event, host=self.host)
+            window.last_held = event
             self.held_total += 1
         self._changed.add(key)
         return out
@@ -128,7 +135,8 @@ class StormControl:
             window = self._windows.get(key)
             state = None
             if window is not None:
-                state = WindowState(key[0], key[1], window.opened, window.sent, window.held, window.last_held)
+                last = window.last_notification(self.host)
+                state = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
             out.append((key, state))
         return out
 
@@ -150,9 +158,11 @@ class StormControl:
     def _close(self, key: StormKey) -> list[Notification]:
         window = self._windows.pop(key)
         self._changed.add(key)
-        if not window.held or not window.config.digest or window.last_held is None:
+        if not window.held or not window.config.digest:
             return []
-        last = window.last_held
+        last = window.last_notification(self.host)
+        if last is None:
+            return []
         return [
             replace(
                 last,

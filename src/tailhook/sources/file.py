@@ -613,9 +613,9 @@ class FileSource:
             if followed.rotated is None and size < followed.offset:
                 lines.extend(self._truncated(followed, size))
             before, produced = followed.offset, len(lines)
-            lines.extend(self._read(followed, budget=_TURN_BYTES))
+            read, at_end = self._read(followed, budget=_TURN_BYTES)
+            lines.extend(read)
             total += followed.offset - before
-            at_end = followed.offset >= self._size(followed)
             if not at_end:
                 self._behind.add(followed.key)
                 more = True
@@ -715,7 +715,7 @@ class FileSource:
         stat = os.fstat(handle.fileno())
         copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, offset, skipping=followed.skipping)
         handle.seek(offset)
-        lines = self._read(copy, budget=None)
+        lines, _ = self._read(copy, budget=None)
         self.counters.recovered_from_copies += 1
         log.info(
             "source %s: read %d bytes of %s from its copy %s", self.name, copy.offset - offset, followed.path, found
@@ -743,18 +743,19 @@ class FileSource:
             lines.extend(self._lines(followed, followed.framer.flush(), now))
         return lines
 
-    def _read(self, followed: _Followed, *, budget: int | None) -> list[Line]:
-        """Complete lines from *followed*, up to *budget* bytes (``None``: to the end)."""
+    def _read(self, followed: _Followed, *, budget: int | None) -> tuple[list[Line], bool]:
+        """Complete lines from *followed*, up to *budget* bytes (``None``: to the end); and
+        whether the read met the file's end (a full budget counts as not yet)."""
         lines: list[Line] = []
         read = 0
         while budget is None or read < budget:
             chunk = followed.handle.read(_CHUNK_BYTES)
             if not chunk:
-                break
+                return lines, True
             read += len(chunk)
             self.counters.bytes += len(chunk)
             lines.extend(self._split(followed, chunk))
-        return lines
+        return lines, False
 
     def _split(self, followed: _Followed, chunk: bytes) -> Iterator[Line]:
         limit = self.config.max_line_bytes
