@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import matching, spool, tailing
+from benchmarks import delivery, matching, spool, tailing
 
 
 def main() -> int:
-    for bench in (matching, spool, tailing):
+    for bench in (matching, spool, tailing, delivery):
         bench.main()
     return 0
 

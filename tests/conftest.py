@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tailhook.events import Delivery, Kind, Notification, Severity
 from tailhook.spool import Spool
+from tests.daemon import PRINTED, STARTED
+from tests.discord_standin import TOKENS
+
+_TOKEN_IN_A_URL = re.compile(r"/webhooks/\d+/(?!\*\*\*)[A-Za-z0-9_.\-]{8,}")
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_what_tailhook_prints() -> Iterator[None]:
+    """After every test: no byte that a daemon or a CLI run of it printed holds a webhook token.
+
+    Not the tokens the stand-in hands out, not the first 20 characters of one, not any
+    token-shaped tail of a webhook URL.
+    """
+    PRINTED.clear()
+    STARTED.clear()
+    yield
+    for daemon in STARTED:  # a failed test may leave one running
+        daemon.close()
+    STARTED.clear()
+    for read in PRINTED:
+        text = read()
+        for token in TOKENS:
+            assert token[:20] not in text, "a webhook token was printed"
+        leak = _TOKEN_IN_A_URL.search(text)
+        assert leak is None, f"a webhook URL with its token was printed: …{leak[0][:24]}"
+    PRINTED.clear()
 
 
 class FakeClock:

@@ -31,6 +31,12 @@ rules:
 """
 
 
+PRINTED: list[Callable[[], str]] = []
+"""Every daemon's and CLI run's output, as readers: conftest checks it for tokens after each test."""
+STARTED: list[Daemon] = []
+"""Every daemon started: conftest kills those a failed test left running."""
+
+
 def write_config(
     directory: Path, *, url: str | None = None, extra: str = "", storm: str = "{window: 60s, max_per_window: 100}"
 ) -> Path:
@@ -56,7 +62,7 @@ def write_config(
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "tailhook", *args],
         capture_output=True,
         text=True,
@@ -65,6 +71,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
         check=False,
         stdin=subprocess.DEVNULL,
     )
+    PRINTED.append(lambda: result.stdout + result.stderr)
+    return result
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -94,6 +102,8 @@ class Daemon:
             stdin=subprocess.DEVNULL,
             env=os.environ | {"TAILHOOK_LOG_LEVEL": "debug", "PYTHONFAULTHANDLER": "1"} | (env or {}),
         )
+        PRINTED.append(lambda: self.stdout + self.stderr)
+        STARTED.append(self)
 
     @property
     def stdout(self) -> str:
@@ -137,3 +147,8 @@ class Daemon:
         self.process.wait()
         self._stdout.close()
         self._stderr.close()
+
+    def close(self) -> None:
+        """After a test: kill the daemon if it still runs, and close its output files."""
+        if self.process.poll() is None or not self._stdout.closed:
+            self.kill()

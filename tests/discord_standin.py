@@ -10,7 +10,17 @@ OpenAPI description (shared/discord/openapi.json) and its rate-limit docs:
 - `POST /api[/v10]/webhooks/{id}/{token}` (`execute_webhook`): `?wait=true`
   answers 200 with a message object, otherwise 204 with no body;
   `?thread_id=` posts into a thread (the message's `channel_id`).
-- `GET` on the same path (`get_webhook_by_token`) answers the webhook object.
+- Forum (and media) channels, after Discord's execute-webhook and threads
+  docs and its JSON error codes: a webhook named in `forum_webhooks` belongs
+  to one. Its message needs `?thread_id=` (post into that thread) or a
+  `thread_name` in the body (create a post: a new thread whose id is also the
+  message's id); neither answers 400 (220001), both 400 (220002). Any other
+  webhook answers a `thread_name` with 400 (220003). These are checked after
+  the body is found valid; a `thread_name` over 100 characters is one of the
+  body's limits. An empty one counts as none: the OpenAPI schema allows
+  length 0, and what Discord does with it is not documented.
+- `GET` on the same path (`get_webhook_by_token`) answers the webhook object,
+  with `FORUM_CHANNEL_ID` as the channel of a forum webhook.
 - An unknown or deleted webhook answers 404 `Unknown Webhook` (10015), a wrong
   token 401 `Invalid Webhook Token` (50027); other methods 405, other paths
   404, both with Discord's generic `{"message": "404: Not Found", "code": 0}`.
@@ -53,7 +63,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -61,12 +71,17 @@ from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
 
+from tests.in_thread import AsyncServer, LoopClient, serve_in_thread
+
 __all__ = [
     "CHANNEL_ID",
     "DROPPED",
+    "FORUM_CHANNEL_ID",
     "GUILD_ID",
     "LIMITS",
+    "OTHER_TOKEN",
     "TOKEN",
+    "TOKENS",
     "WEBHOOK_ID",
     "WEBHOOK_NAME",
     "DiscordStandIn",
@@ -79,7 +94,11 @@ __all__ = [
 
 WEBHOOK_ID = "112233445566778899"
 TOKEN = "tok3n-" + "S3CR3T" * 10 + "-xyz"
+OTHER_TOKEN = "0ther-" + "H1DD3N" * 10 + "-abc"
+TOKENS = (TOKEN, OTHER_TOKEN)
+"""Every token tests give webhooks: none may ever appear in what tailhook prints."""
 CHANNEL_ID = "223344556677889900"
+FORUM_CHANNEL_ID = "223344556677889911"
 GUILD_ID = "334455667788990011"
 WEBHOOK_NAME = "tailhook stand-in"
 
@@ -113,6 +132,7 @@ class Limits:
     url: int = 2048
     mention_ids: int = 100
     """`allowed_mentions.users` and `.roles`, each."""
+    thread_name: int = 100
 
 
 LIMITS = Limits()
@@ -126,6 +146,18 @@ INVALID_JSON: Mapping[str, Any] = {
 EMPTY_MESSAGE: Mapping[str, Any] = {
     "message": "Cannot send an empty message",
     "code": 50006,
+}
+FORUM_NEEDS_THREAD: Mapping[str, Any] = {
+    "message": "Webhooks posted to forum channels must have a thread_name or thread_id",
+    "code": 220001,
+}
+FORUM_THREAD_NAME_AND_ID: Mapping[str, Any] = {
+    "message": "Webhooks posted to forum channels cannot have both a thread_name and thread_id",
+    "code": 220002,
+}
+THREAD_NAME_OUTSIDE_FORUM: Mapping[str, Any] = {
+    "message": "Webhooks can only create threads in forum channels",
+    "code": 220003,
 }
 RATE_LIMITED_MESSAGE = "You are being rate limited."
 
@@ -153,7 +185,6 @@ access</title></head>
 accessing this website.</p></body></html>
 """
 _WEBHOOK_PATH = re.compile(r"^/api(?:/v10)?/webhooks/([^/]+)/")
-_CONTROL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -166,6 +197,12 @@ class Received:
     headers: dict[str, str]
     time: float
     """`time.monotonic()` when it arrived."""
+    channel_id: str = CHANNEL_ID
+    """Where it landed: the webhook's channel, the `?thread_id=` thread, or
+    the thread its `thread_name` created (a new snowflake)."""
+    thread_name: str | None = None
+    """The name of the thread it created in a forum channel; None when it
+    created none."""
 
 
 # ---------------------------------------------------------------------------
@@ -363,6 +400,7 @@ def validate_message(payload: object) -> dict[str, Any] | None:
     _check_string(payload.get("avatar_url"), ("avatar_url",), errors, limit=LIMITS.url)
     _check_embeds(payload.get("embeds"), errors)
     _check_allowed_mentions(payload.get("allowed_mentions"), errors)
+    _check_string(payload.get("thread_name"), ("thread_name",), errors, limit=LIMITS.thread_name)
     if errors:
         return {"code": 50035, "errors": errors.tree, "message": "Invalid Form Body"}
     if _is_empty(payload):
@@ -380,6 +418,18 @@ def _parse_query(query: Mapping[str, str]) -> tuple[bool, str | None, _FormError
     if thread_id is not None and not _SNOWFLAKE.match(thread_id):
         errors.add(("thread_id",), "NUMBER_TYPE_COERCE", f'Value "{thread_id}" is not snowflake.')
     return wait_text in ("true", "1"), thread_id, errors
+
+
+def _thread_refusal(*, forum: bool, thread_id: str | None, thread_name: str | None) -> dict[str, Any] | None:
+    """Discord's 400 body when a webhook's channel (a forum or not) and the
+    thread a message asks for disagree, or None if they agree."""
+    if thread_name and not forum:
+        return dict(THREAD_NAME_OUTSIDE_FORUM)
+    if forum and thread_name and thread_id:
+        return dict(FORUM_THREAD_NAME_AND_ID)
+    if forum and not (thread_name or thread_id):
+        return dict(FORUM_NEEDS_THREAD)
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -436,7 +486,7 @@ def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> w
 _Answer = Callable[[web.Request, str], web.Response]
 
 
-class DiscordStandIn:
+class DiscordStandIn(AsyncServer):
     """Discord's webhook API on 127.0.0.1, for one test (see the module doc)."""
 
     def __init__(
@@ -445,14 +495,20 @@ class DiscordStandIn:
         bucket_limit: int = 5,
         bucket_reset_after: float = 2.0,
         webhooks: Mapping[str, str] | None = None,
+        forum_webhooks: Collection[str] = (),
     ) -> None:
         """`webhooks` maps each existing webhook id to its token; by default
-        `{WEBHOOK_ID: TOKEN}`. `bucket_reset_after` is in seconds."""
+        `{WEBHOOK_ID: TOKEN}`. The ids in `forum_webhooks` (each one of
+        `webhooks`) are webhooks of a forum channel, the others of a text
+        channel. `bucket_reset_after` is in seconds."""
         if bucket_limit < 1 or bucket_reset_after <= 0:
             raise ValueError("bucket_limit must be >= 1 and bucket_reset_after > 0")
         self.bucket_limit = bucket_limit
         self.bucket_reset_after = bucket_reset_after
         self.webhooks = dict(webhooks) if webhooks is not None else {WEBHOOK_ID: TOKEN}
+        self.forum_webhooks = frozenset(forum_webhooks)
+        if not self.forum_webhooks <= self.webhooks.keys():
+            raise ValueError("every id of forum_webhooks must be one of webhooks")
         self.received: list[Received] = []
         self.requests: list[tuple[str, str, int]] = []
         self._deleted: set[str] = set()
@@ -483,13 +539,6 @@ class DiscordStandIn:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> DiscordStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def port(self) -> int:
@@ -612,14 +661,18 @@ class DiscordStandIn:
             payload = _decode_body(request.content_type, raw)
         except ValueError:
             return _json(400, INVALID_JSON, headers)
-        problem = validate_message(payload)
+        problem = self._message_refusal(webhook_id, thread_id, payload)
         if problem is not None:
             return _json(400, problem, headers)
-        assert isinstance(payload, dict)  # validate_message refuses anything else
-        self._accept(request, webhook_id, payload)
+        assert isinstance(payload, dict)  # _message_refusal refuses anything else
+        thread_name = payload.get("thread_name") or None
+        message_id = self._snowflake()
+        # A thread created with a message shares the message's id.
+        channel_id = thread_id or (message_id if thread_name else CHANNEL_ID)
+        self._accept(request, webhook_id, payload, channel_id, thread_name)
         if not wait:
             return web.Response(status=204, headers=dict(headers))
-        return _json(200, self._message(webhook_id, payload, thread_id), headers)
+        return _json(200, self._message(webhook_id, payload, message_id, channel_id), headers)
 
     async def _get_webhook(self, request: web.Request) -> web.Response:
         webhook_id, token = request.match_info["webhook_id"], request.match_info["token"]
@@ -629,7 +682,7 @@ class DiscordStandIn:
         webhook = {
             "application_id": None,
             "avatar": None,
-            "channel_id": CHANNEL_ID,
+            "channel_id": FORUM_CHANNEL_ID if webhook_id in self.forum_webhooks else CHANNEL_ID,
             "guild_id": GUILD_ID,
             "id": webhook_id,
             "name": WEBHOOK_NAME,
@@ -646,7 +699,17 @@ class DiscordStandIn:
             return 401, INVALID_TOKEN
         return None
 
-    def _accept(self, request: web.Request, webhook_id: str, payload: dict[str, Any]) -> None:
+    def _message_refusal(self, webhook_id: str, thread_id: str | None, payload: object) -> dict[str, Any] | None:
+        """Discord's 400 body for this message to this webhook, or None if it is accepted."""
+        problem = validate_message(payload)
+        if problem is not None or not isinstance(payload, dict):
+            return problem
+        forum = webhook_id in self.forum_webhooks
+        return _thread_refusal(forum=forum, thread_id=thread_id, thread_name=payload.get("thread_name") or None)
+
+    def _accept(
+        self, request: web.Request, webhook_id: str, payload: dict[str, Any], channel_id: str, thread_name: str | None
+    ) -> None:
         self.received.append(
             Received(
                 webhook_id=webhook_id,
@@ -654,14 +717,16 @@ class DiscordStandIn:
                 query=dict(request.query),
                 headers=dict(request.headers),
                 time=time.monotonic(),
+                channel_id=channel_id,
+                thread_name=thread_name,
             )
         )
 
-    def _message(self, webhook_id: str, payload: Mapping[str, Any], thread_id: str | None) -> dict[str, Any]:
+    def _message(self, webhook_id: str, payload: Mapping[str, Any], message_id: str, channel_id: str) -> dict[str, Any]:
         """The message object Discord answers to `?wait=true`."""
         return {
             "type": 0,
-            "channel_id": thread_id or CHANNEL_ID,
+            "channel_id": channel_id,
             "content": payload.get("content") or "",
             "attachments": [],
             "embeds": [{"type": "rich", **embed} for embed in payload.get("embeds") or []],
@@ -669,7 +734,7 @@ class DiscordStandIn:
             "edited_timestamp": None,
             "flags": payload.get("flags") or 0,
             "components": [],
-            "id": self._snowflake(),
+            "id": message_id,
             "author": {
                 "bot": True,
                 "id": webhook_id,
@@ -766,7 +831,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class ThreadedStandIn:
+class ThreadedStandIn(LoopClient):
     """A `DiscordStandIn` running on its own event loop in another thread.
 
     Every method may be called from the test's thread. The fault methods
@@ -775,8 +840,8 @@ class ThreadedStandIn:
     """
 
     def __init__(self, standin: DiscordStandIn, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
         self._standin = standin
-        self._loop = loop
         self._changed = threading.Condition()
         self._received: list[Received] = []
         self._requests: list[tuple[str, str, int]] = []
@@ -832,6 +897,26 @@ class ThreadedStandIn:
                 return list(self._received)
         raise AssertionError(self._call(self._standin.describe_shortfall, count, timeout))
 
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        """Every embed accepted so far, in the order they arrived, across messages."""
+        return [embed for message in self.received for embed in message.payload.get("embeds", [])]
+
+    def wait_for_embeds(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until `count` embeds were accepted, however they were batched
+        into messages; AssertionError after `timeout` seconds."""
+
+        def enough() -> bool:
+            return sum(len(m.payload.get("embeds", [])) for m in self._received) >= count
+
+        with self._changed:
+            if self._changed.wait_for(enough, timeout):
+                return [embed for message in self._received for embed in message.payload.get("embeds", [])]
+        raise AssertionError(
+            f"expected {count} embed(s) within {timeout}s, {len(self.embeds)} accepted: "
+            f"{[embed.get('title') for embed in self.embeds][:20]}; requests: {self.requests[-20:]}"
+        )
+
     def _on_change(self) -> None:
         """Called in the stand-in's thread after each request."""
         with self._changed:
@@ -847,30 +932,11 @@ class ThreadedStandIn:
 
         return self._run(call())
 
-    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        """Run `coroutine` on the stand-in's loop and wait for its result."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout=_CONTROL_TIMEOUT)
 
-
-@contextlib.contextmanager
-def standin_in_thread(**kwargs: Any) -> Iterator[ThreadedStandIn]:
+def standin_in_thread(**kwargs: Any) -> contextlib.AbstractContextManager[ThreadedStandIn]:
     """Run a `DiscordStandIn(**kwargs)` in a thread with its own event loop."""
     standin = DiscordStandIn(**kwargs)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="discord-standin", daemon=True)
-    thread.start()
-    try:
-        threaded = ThreadedStandIn(standin, loop)
-        threaded._run(standin.start())
-        try:
-            yield threaded
-        finally:
-            threaded._run(standin.stop())
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=_CONTROL_TIMEOUT)
-        loop.close()
+    return serve_in_thread(standin, lambda loop: ThreadedStandIn(standin, loop), "discord-standin")
 
 
 def numbered_titles(standin: ThreadedStandIn, pattern: re.Pattern[str]) -> collections.Counter[int]:

@@ -104,8 +104,8 @@ def test_environment_variables_and_url_file(write: WriteFile, monkeypatch: pytes
     config = load_config(config_path)
 
     assert config.sources[0].paths == ("/srv/logs/*.log", "/var/log/app.log")  # type: ignore[union-attr]
-    assert config.destinations["alerts"].url.reveal() == URL
-    assert config.destinations["audit"].url.reveal() == URL
+    assert config.destinations["alerts"].urls[0].reveal() == URL
+    assert config.destinations["audit"].urls[0].reveal() == URL
     first, second = config.routes
     assert first.severities == {Severity.CRITICAL, Severity.ERROR} and first.continue_
     assert second.style is Style.COMPACT and second.mentions.roles == ("123456789012345678",)

@@ -92,6 +92,6 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     print(f"\n{written} alerts written, {kills} SIGKILLs, {duplicates} duplicates delivered")
     assert missing == []
     # A duplicate can only come from a kill between Discord's 2xx and the spool's delete:
-    # one request is in flight per destination, so at most one per kill.
-    assert duplicates <= kills
+    # one request is in flight per destination, carrying at most ten alerts, so ten per kill.
+    assert duplicates <= kills * 10
     assert "Traceback" not in final.stderr

@@ -23,6 +23,7 @@ import pytest_asyncio
 from tests.discord_standin import (
     CHANNEL_ID,
     DROPPED,
+    FORUM_CHANNEL_ID,
     GUILD_ID,
     LIMITS,
     TOKEN,
@@ -36,6 +37,8 @@ pytestmark = pytest.mark.timeout(30)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OPENAPI = SHARED / "discord" / "openapi.json"
 OTHER_ID, OTHER_TOKEN = "998877665544332211", "other-" + "T0KEN" * 12
+FORUM_ID, FORUM_TOKEN = "887766554433221100", "forum-" + "T0KEN" * 12
+THREAD_ID = "445566778899001122"
 
 
 @dataclass
@@ -49,6 +52,14 @@ class Answer:
 async def standin() -> AsyncIterator[DiscordStandIn]:
     """A stand-in whose bucket never empties, for tests about other things."""
     async with DiscordStandIn(bucket_limit=10_000) as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def forum() -> AsyncIterator[DiscordStandIn]:
+    """A stand-in with a text-channel webhook (WEBHOOK_ID) and a forum one (FORUM_ID)."""
+    webhooks = {WEBHOOK_ID: TOKEN, FORUM_ID: FORUM_TOKEN}
+    async with DiscordStandIn(bucket_limit=10_000, webhooks=webhooks, forum_webhooks=[FORUM_ID]) as server:
         yield server
 
 
@@ -115,6 +126,7 @@ async def test_valid_message_with_wait_is_answered_200_with_the_message_and_reco
     assert received.query == {"wait": "true"}
     assert received.headers["Content-Type"].startswith("application/json")
     assert before <= received.time <= time.monotonic()
+    assert (received.channel_id, received.thread_name) == (CHANNEL_ID, None)
     assert standin.requests == [("POST", WEBHOOK_ID, 200)]
 
 
@@ -142,13 +154,13 @@ async def test_without_wait_the_answer_is_204_with_no_body(
 @pytest.mark.asyncio
 async def test_the_v10_route_and_thread_id_are_served(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
     url = standin.url().replace("/api/webhooks/", "/api/v10/webhooks/")
-    thread = "445566778899001122"
 
-    answer = await post(http, url, {"content": "hi"}, params={"wait": "true", "thread_id": thread})
+    answer = await post(http, url, {"content": "hi"}, params={"wait": "true", "thread_id": THREAD_ID})
 
     assert answer.status == 200
-    assert answer.body["channel_id"] == thread
-    assert standin.received[0].query == {"wait": "true", "thread_id": thread}
+    assert answer.body["channel_id"] == THREAD_ID
+    assert standin.received[0].query == {"wait": "true", "thread_id": THREAD_ID}
+    assert (standin.received[0].channel_id, standin.received[0].thread_name) == (THREAD_ID, None)
 
 
 @pytest.mark.asyncio
@@ -159,6 +171,135 @@ async def test_a_thread_id_that_is_not_a_snowflake_is_refused(
 
     assert answer.status == 400
     assert answer.body == form_error(("thread_id",), "NUMBER_TYPE_COERCE", 'Value "general" is not snowflake.')
+
+
+# ---------------------------------------------------------------------------
+# Forum channels: a post is a thread, created with `thread_name` or named by `thread_id`
+
+
+@pytest.mark.asyncio
+async def test_a_forum_webhook_creates_a_thread_named_by_thread_name(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    url = forum.url(FORUM_ID, FORUM_TOKEN)
+
+    first = await post(http, url, {"content": "disk full", "thread_name": "web-1: disk full"})
+    second = await post(http, url, {"content": "oom", "thread_name": "web-2: oom"}, params={})
+
+    assert first.status == 200
+    assert second.status == 204
+    thread = first.body["channel_id"]
+    assert re.fullmatch(r"[1-9][0-9]{15,19}", thread)
+    assert thread not in (CHANNEL_ID, FORUM_CHANNEL_ID)
+    assert first.body["id"] == thread  # Discord: the post's first message shares the thread's id
+    assert first.body["webhook_id"] == FORUM_ID
+    [one, two] = forum.received
+    assert (one.webhook_id, one.channel_id, one.thread_name) == (FORUM_ID, thread, "web-1: disk full")
+    assert one.payload == {"content": "disk full", "thread_name": "web-1: disk full"}
+    assert two.thread_name == "web-2: oom"
+    assert re.fullmatch(r"[1-9][0-9]{15,19}", two.channel_id)
+    assert two.channel_id != thread
+
+
+@pytest.mark.asyncio
+async def test_a_forum_webhook_posts_into_a_thread_named_by_thread_id(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    answer = await post(http, forum.url(FORUM_ID, FORUM_TOKEN), {"content": "again"}, params={"thread_id": THREAD_ID})
+
+    assert answer.status == 204
+    [received] = forum.received
+    assert (received.channel_id, received.thread_name) == (THREAD_ID, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("payload", [{"content": "hi"}, {"content": "hi", "thread_name": ""}])
+async def test_a_forum_webhook_refuses_a_message_without_a_thread(
+    forum: DiscordStandIn, http: aiohttp.ClientSession, payload: dict[str, Any]
+) -> None:
+    answer = await post(http, forum.url(FORUM_ID, FORUM_TOKEN), payload)
+
+    assert answer.status == 400
+    assert answer.body == {
+        "message": "Webhooks posted to forum channels must have a thread_name or thread_id",
+        "code": 220001,
+    }
+    assert forum.received == []
+    assert forum.requests == [("POST", FORUM_ID, 400)]
+
+
+@pytest.mark.asyncio
+async def test_a_forum_webhook_refuses_thread_name_and_thread_id_together(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    payload = {"content": "hi", "thread_name": "new post"}
+
+    answer = await post(http, forum.url(FORUM_ID, FORUM_TOKEN), payload, params={"thread_id": THREAD_ID})
+
+    assert answer.status == 400
+    assert answer.body == {
+        "message": "Webhooks posted to forum channels cannot have both a thread_name and thread_id",
+        "code": 220002,
+    }
+    assert forum.received == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("params", [{}, {"thread_id": THREAD_ID}])
+async def test_a_text_channel_webhook_refuses_thread_name(
+    forum: DiscordStandIn, http: aiohttp.ClientSession, params: dict[str, str]
+) -> None:
+    answer = await post(http, forum.url(), {"content": "hi", "thread_name": "new post"}, params=params)
+    empty_name = await post(http, forum.url(), {"content": "hi", "thread_name": ""})
+
+    assert answer.status == 400
+    assert answer.body == {"message": "Webhooks can only create threads in forum channels", "code": 220003}
+    assert empty_name.status == 200  # an empty name asks for no thread
+    assert [(r.channel_id, r.thread_name) for r in forum.received] == [(CHANNEL_ID, None)]
+
+
+@pytest.mark.asyncio
+async def test_thread_name_is_a_string_of_at_most_100(forum: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    url = forum.url(FORUM_ID, FORUM_TOKEN)
+
+    at_limit = await post(http, url, {"content": "hi", "thread_name": "t" * LIMITS.thread_name})
+    over = await post(http, url, {"content": "hi", "thread_name": "t" * (LIMITS.thread_name + 1)})
+    not_a_string = await post(http, url, {"content": "hi", "thread_name": 5})
+    over_elsewhere = await post(http, forum.url(), {"content": "hi", "thread_name": "t" * 101})
+
+    assert at_limit.status == 200, at_limit.body
+    assert over.status == 400
+    assert over.body == too_long(("thread_name",), 100)
+    assert not_a_string.body == form_error(("thread_name",), "BASE_TYPE_STRING", 'Could not interpret "5" as string.')
+    # The body's limits come first, on any webhook.
+    assert over_elsewhere.body == too_long(("thread_name",), 100)
+    assert [r.thread_name for r in forum.received] == ["t" * 100]
+
+
+@pytest.mark.asyncio
+async def test_a_forum_webhook_still_refuses_an_empty_message_first(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    answer = await post(http, forum.url(FORUM_ID, FORUM_TOKEN), {"thread_name": "no content"})
+
+    assert answer.status == 400
+    assert answer.body == {"message": "Cannot send an empty message", "code": 50006}
+
+
+@pytest.mark.asyncio
+async def test_get_answers_the_forum_channel_of_a_forum_webhook(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(forum.url(FORUM_ID, FORUM_TOKEN)) as response:
+        got = await _answer(response)
+
+    assert got.status == 200
+    assert (got.body["id"], got.body["channel_id"]) == (FORUM_ID, FORUM_CHANNEL_ID)
+
+
+def test_forum_webhooks_must_be_known_webhooks() -> None:
+    with pytest.raises(ValueError, match="forum_webhooks"):
+        DiscordStandIn(forum_webhooks=[OTHER_ID])
 
 
 # ---------------------------------------------------------------------------
@@ -754,6 +895,17 @@ def test_threaded_stand_in_serves_a_synchronous_test() -> None:
         sync_post(f"http://127.0.0.1:{port}/api/webhooks/{WEBHOOK_ID}/{TOKEN}", {"content": "late"})
 
 
+def test_threaded_stand_in_takes_forum_webhooks() -> None:
+    webhooks = {WEBHOOK_ID: TOKEN, FORUM_ID: FORUM_TOKEN}
+    with standin_in_thread(webhooks=webhooks, forum_webhooks=[FORUM_ID]) as standin:
+        created, _, body = sync_post(standin.url(FORUM_ID, FORUM_TOKEN), {"content": "hi", "thread_name": "post"})
+        refused, _, _ = sync_post(standin.url(FORUM_ID, FORUM_TOKEN), {"content": "no thread"})
+        [received] = standin.wait_for(1, timeout=5)
+
+    assert (created, refused) == (200, 400)
+    assert (received.channel_id, received.thread_name) == (json.loads(body)["channel_id"], "post")
+
+
 def test_threaded_wait_for_blocks_until_another_thread_posts() -> None:
     with standin_in_thread() as standin:
         results: list[int] = []
@@ -809,6 +961,7 @@ def test_limits_agree_with_openapi() -> None:
         "footer_text": spec("RichEmbedFooter", "text", "maxLength"),
         "author_name": spec("RichEmbedAuthor", "name", "maxLength"),
         "mention_ids": spec("MessageAllowedMentionsRequest", "users", "maxItems"),
+        "thread_name": spec(request, "thread_name", "maxLength"),
     }
 
     assert {name: getattr(LIMITS, name) for name in expected} == expected
@@ -817,6 +970,8 @@ def test_limits_agree_with_openapi() -> None:
     assert (expected["fields"], expected["field_name"], expected["field_value"]) == (25, 256, 1024)
     assert (expected["footer_text"], expected["author_name"]) == (2048, 256)
     assert (expected["username_min"], expected["username_max"]) == (1, 80)
+    assert expected["thread_name"] == 100
+    assert spec(request, "thread_name", "minLength") == 0  # so an empty thread_name is no form error
     assert spec("RichEmbed", "url", "maxLength") == LIMITS.url
     assert spec("RichEmbed", "color", "minimum") == 0
     assert spec("MessageAllowedMentionsRequest", "roles", "maxItems") == LIMITS.mention_ids

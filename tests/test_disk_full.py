@@ -60,15 +60,15 @@ def test_a_full_disk_pauses_reading_and_loses_nothing(tmp_path: Path, small_disk
             filler.unlink()  # space returns
             discord.set_status(None)
             try:
-                wait_until(lambda: len({m.payload["embeds"][0]["title"] for m in discord.received}) >= count,
+                wait_until(lambda: len({e["title"] for e in discord.embeds}) >= count,
                            timeout=90, what=f"all {count} alerts")  # fmt: skip
             except AssertionError as exc:
                 files = {p.name: p.stat().st_size for p in small_disk.iterdir()}
-                raise AssertionError(f"{exc}; on the small disk: {files}; received {len(discord.received)}") from None
+                raise AssertionError(f"{exc}; on the small disk: {files}; received {len(discord.embeds)}") from None
             daemon.wait_for_log("the spool has space again")
         finally:
             assert daemon.stop() == 0
-        received = {int(NUMBERED.match(m.payload["embeds"][0]["title"]).group(1)) for m in discord.received}  # type: ignore[union-attr]
+        received = {int(NUMBERED.match(e["title"]).group(1)) for e in discord.embeds}  # type: ignore[union-attr]
 
     assert received == set(range(count))
     assert integrity(small_disk / "spool.sqlite3") == "ok"

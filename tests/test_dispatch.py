@@ -17,21 +17,44 @@ from tests.conftest import make_delivery as delivery
 
 
 class ScriptedSink:
-    """Answers each send with the next scripted result (SENT once the script runs out)."""
+    """Answers each send with the next scripted result (SENT once the script runs out).
 
-    def __init__(self, name: str, script: Sequence[Result] = ()) -> None:
+    It carries *per_request* notifications per request; ``refuse`` is a title
+    it answers 400 for, alone or in company; ``revive`` is what its re-check says.
+    """
+
+    def __init__(self, name: str, script: Sequence[Result] = (), *, per_request: int = 1, refuse: str = "") -> None:
         self.name = name
         self.script = list(script)
+        self.per_request = per_request
+        self.refuse = refuse
         self.sent: list[str] = []
         self.attempts: list[str] = []
+        self.requests: list[list[str]] = []
+        self.alive_again = False
+        self.rechecks = 0
+
+    def batch(self, deliveries: Sequence[Delivery]) -> int:
+        return min(self.per_request, len(deliveries))
 
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
-        (delivery,) = deliveries
-        self.attempts.append(delivery.notification.title)
+        assert 1 <= len(deliveries) <= self.per_request
+        titles = [d.notification.title for d in deliveries]
+        self.requests.append(titles)
+        self.attempts.extend(titles)
+        if self.refuse in titles:
+            return Result(Outcome.REJECTED, "Discord answered 400")
         result = self.script.pop(0) if self.script else Result(Outcome.SENT)
         if result.outcome is Outcome.SENT:
-            self.sent.append(delivery.notification.title)
+            self.sent.extend(titles)
         return result
+
+    async def revive(self) -> bool:
+        self.rechecks += 1
+        return self.alive_again
+
+    def recheck_in(self) -> float:
+        return 0.0
 
     async def close(self) -> None:
         return None
@@ -166,3 +189,69 @@ def test_one_announcement_says_what_was_dropped_and_why() -> None:
     )
     assert "spool.max_bytes" in n.description and "spool.max_age" in n.description
     assert n.severity is Severity.WARNING and n.host == "web-1"
+
+
+async def test_due_notifications_go_out_as_many_per_request_as_the_sink_carries(spool: Spool) -> None:
+    sink = ScriptedSink("alerts", per_request=10)
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+    await spool.commit([delivery(f"n{i}") for i in range(25)])
+
+    await run_until(dispatcher, lambda: len(sink.sent) == 25)
+    assert [len(request) for request in sink.requests] == [10, 10, 5]
+    assert sink.sent == [f"n{i}" for i in range(25)]  # in order
+    assert dispatcher.states["alerts"].sent == 25 and dispatcher.states["alerts"].requests == 3
+
+
+async def test_a_refused_message_is_split_so_only_the_bad_alert_is_a_dead_letter(spool: Spool) -> None:
+    sink = ScriptedSink("alerts", per_request=10, refuse="n3")
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+    await spool.commit([delivery(f"n{i}") for i in range(15)])
+
+    await run_until(dispatcher, lambda: len(sink.sent) == 14)
+    assert sink.sent == [f"n{i}" for i in range(15) if i != 3]
+    assert sink.requests[0] == [f"n{i}" for i in range(10)]  # refused as a whole
+    assert sink.requests[1:11] == [[f"n{i}"] for i in range(10)]  # then one by one
+    assert sink.requests[11] == [f"n{i}" for i in range(10, 15)]  # and back to batches
+    assert (await spool.status()).dead_letters == {"alerts": 1}
+    assert dispatcher.states["alerts"].rejected == 1
+
+
+async def test_a_dead_destination_comes_back_when_its_recheck_says_so(spool: Spool, clock: FakeClock) -> None:
+    sink = ScriptedSink("alerts", [Result(Outcome.DEAD, "Discord answered 404")], per_request=10)
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h", sleep=clock.sleep, clock=clock)
+    await spool.commit([delivery(f"n{i}") for i in range(3)])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while sink.rechecks < 1:  # asked again, and still dead
+                await asyncio.sleep(0.001)
+        assert dispatcher.states["alerts"].dead == "Discord answered 404" and sink.sent == []
+        sink.alive_again = True
+        async with asyncio.timeout(5):
+            while len(sink.sent) < 3:
+                await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert dispatcher.states["alerts"].dead is None
+    assert sink.sent == ["n0", "n1", "n2"]
+
+
+async def test_a_reload_with_a_new_sink_revives_a_dead_destination_at_once(spool: Spool) -> None:
+    dead = ScriptedSink("alerts", [Result(Outcome.DEAD, "Discord answered 401")])
+    dispatcher = Dispatcher({"alerts": dead}, spool, host="h")
+    await spool.commit([delivery("n0"), delivery("n1")])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while dispatcher.states["alerts"].dead is None:
+                await asyncio.sleep(0.001)
+        fixed = ScriptedSink("alerts")
+        assert dispatcher.replace("alerts", fixed) is dead
+        async with asyncio.timeout(5):
+            while len(fixed.sent) < 2:
+                await asyncio.sleep(0.001)
+        assert dispatcher.remove("alerts") is fixed
+        assert "alerts" not in dispatcher.states
+    finally:
+        task.cancel()
+    assert fixed.sent == ["n0", "n1"] and dead.sent == []

@@ -76,11 +76,11 @@ def test_a_traceback_and_a_container_line_reach_discord_whole(tmp_path: Path, di
             )
         with (tmp_path / "events.json").open("a") as out:
             out.write('{"msg": "payment failed", "level": "warning", "order": 1234}\n')
-        received = discord.wait_for(3)
+        received = discord.wait_for_embeds(3)
     finally:
         assert daemon.stop() == 0
     # Titles come with Markdown escaped (\_ and \( ); compare the text.
-    embeds = {m.payload["embeds"][0]["title"].replace("\\", ""): m.payload["embeds"][0] for m in received}
+    embeds = {e["title"].replace("\\", ""): e for e in received}
     assert set(embeds) == {
         "request failed",
         f"OOM on the stderr of {tmp_path / '0.log'}",

@@ -403,7 +403,7 @@ def test_repairs_while_the_daemon_runs(tmp_path: Path, discord: ThreadedStandIn)
 
         # The daemon looks for work when an alert is stored; the retried one goes out first, as it is older.
         daemon.append("LOUD second")
-        assert [r.payload["embeds"][0]["title"] for r in discord.wait_for(2)] == ["loud: first", "loud: second"]
+        assert [e["title"] for e in discord.wait_for_embeds(2)] == ["loud: first", "loud: second"]
 
         # A dead webhook leaves alerts waiting; look at them and drop them under the daemon's feet.
         discord.delete_webhook(discord.url().split("/")[-2])

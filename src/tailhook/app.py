@@ -1,5 +1,11 @@
 """The daemon: wires sources → rules → storm control → routes → dispatcher → sinks.
 
+SIGHUP reloads the config file and the rule files: rules, routes, storm
+defaults and destinations change in place (a destination whose webhooks or
+options changed, or that is dead, gets a new sink, which brings a dead one
+back); sources, ``state_dir``, ``spool`` and ``http`` need a restart. A config
+that does not load leaves the running one in place, and says why.
+
 ``App.run`` owns the one event loop's tasks in a ``TaskGroup``. Shutdown on
 SIGTERM or SIGINT reads as a sequence:
 
@@ -14,20 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 
 from tailhook import __version__
-from tailhook.config import Config, FileSourceConfig
-from tailhook.dispatch import Dispatcher
+from tailhook.config import Config, ConfigError, FileSourceConfig, load_config
+from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.events import Delivery, Line, Notification
+from tailhook.http import HttpServer, Metric, Sample
 from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.sinks import Sink
@@ -61,7 +71,15 @@ class App:
         self.dispatcher: Dispatcher | None = None
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._global_pause = GlobalPause()
         self._disk_full = False
+        self._ready = False
+        self.lines: Counter[str] = Counter()
+        """Lines read, per source."""
+        self.matches: Counter[str] = Counter()
+        """Events, per rule."""
+        self.reloads: Counter[str] = Counter()
+        """Config reloads, per result: ``ok`` or ``failed``."""
 
     # ── lifecycle ───────────────────────────────────────────────────────────
 
@@ -81,7 +99,8 @@ class App:
         except OSError as exc:
             log.error("cannot use state_dir %s: %s", state_dir, exc.strerror or exc)
             return 1
-        self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"})
+        # trust_env: HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply to destinations without their own `proxy:`.
+        self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"}, trust_env=True)
         try:
             if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
                 code = await self._probe()
@@ -89,7 +108,18 @@ class App:
                     return code
             self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
             self.storm.restore(await self.spool.storm_windows(), self._storm_of.get)
-            return await self._serve(await self._sources())
+            http = self._http_server()
+            if http is not None:
+                try:
+                    await http.start()
+                except OSError as exc:
+                    log.error("%s", exc.strerror or exc)
+                    return 1
+            try:
+                return await self._serve(await self._sources())
+            finally:
+                if http is not None:
+                    await http.stop()
         finally:
             await self._session.close()
             await self.spool.close()
@@ -99,6 +129,8 @@ class App:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        reload_wanted = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
         for source in sources:
             await source.start()
         pending = await self.spool.pending()
@@ -112,12 +144,16 @@ class App:
             pending,
         )
         _notify_systemd("READY=1")
+        self._ready = True
         try:
             async with asyncio.TaskGroup() as group:
                 delivering = group.create_task(self.dispatcher.run(), name="dispatcher")
                 reading = [group.create_task(s.run(self.ingest), name=f"source-{s.name}") for s in sources]
                 ticking = group.create_task(self._tick_storm(), name="storm")
+                reloading = group.create_task(self._reload_on(reload_wanted), name="reload")
                 await self._stopping.wait()
+                self._ready = False
+                reloading.cancel()
                 _notify_systemd("STOPPING=1")
                 log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
                 # 1. stop the sources; what they read is committed or will be read again
@@ -142,7 +178,9 @@ class App:
         """Rules and storm control over one batch of lines; the results and checkpoints committed together."""
         notifications: list[Notification] = []
         for line in lines:
+            self.lines[line.source] += 1
             for event in self.rules.match(line):
+                self.matches[event.rule] += 1
                 notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
         await self._commit(self._route(notifications), checkpoints)
 
@@ -201,14 +239,166 @@ class App:
     def _sinks(self) -> dict[str, Sink]:
         if self._console_only:
             return {CONSOLE: ConsoleSink(CONSOLE)}
+        return {name: self._sink(name, self.config) for name in self.config.destinations}
+
+    def _sink(self, name: str, config: Config) -> Sink:
         if self.dry_run:
-            return {name: ConsoleSink(name) for name in self.config.destinations}
+            return ConsoleSink(name)
         assert self._session is not None
-        pause = GlobalPause()
-        return {
-            name: DiscordSink(destination, session=self._session, global_pause=pause)
-            for name, destination in self.config.destinations.items()
-        }
+        return DiscordSink(config.destinations[name], session=self._session, global_pause=self._global_pause)
+
+    # ── reload (SIGHUP) ─────────────────────────────────────────────────────
+
+    async def _reload_on(self, wanted: asyncio.Event) -> None:
+        while True:
+            await wanted.wait()
+            wanted.clear()
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Load the config file again and apply what can change while running; whether it loaded."""
+        log.info("reloading %s", self.config.path)
+        try:
+            new = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigError as exc:
+            self.reloads["failed"] += 1
+            count = len(exc.problems)
+            log.error(
+                "reload: %d problem%s in the configuration; the running configuration stays:\n  %s",
+                count,
+                "s" if count != 1 else "",
+                "\n  ".join(str(problem) for problem in exc.problems),
+            )
+            return False
+        await self._apply(new)
+        self.reloads["ok"] += 1
+        return True
+
+    async def _apply(self, new: Config) -> None:
+        old = self.config
+        fixed = [
+            key
+            for key, before, after in (
+                ("sources", old.sources, new.sources),
+                ("state_dir", old.state_dir, new.state_dir),
+                ("host", old.host, new.host),
+                ("spool", old.spool, new.spool),
+                ("http", old.http, new.http),
+                ("destinations (from none or to none)", not old.destinations, not new.destinations),
+            )
+            if before != after
+        ]
+        if fixed:
+            log.warning("reload: %s changed; that takes a restart, until then the old settings stay", ", ".join(fixed))
+        rules = RuleSet(new.rules, host=old.host)
+        self.rules = rules
+        self._storm_of = {rule.name: rule.storm for rule in rules.rules}
+        self.storm.default = new.storm
+        self.drain_timeout_s = new.shutdown_timeout
+        destinations, routes = old.destinations, old.routes
+        if not self._console_only and new.destinations:
+            await self._apply_destinations(old, new)
+            self.router = Router(new.routes)
+            destinations, routes = new.destinations, new.routes
+        self.config = dataclasses.replace(
+            new,
+            sources=old.sources,
+            state_dir=old.state_dir,
+            host=old.host,
+            spool=old.spool,
+            http=old.http,
+            destinations=destinations,
+            routes=routes,
+        )
+        log.info(
+            "reloaded: %d rules, %d routes, destinations: %s",
+            len(rules),
+            len(self.router.routes),
+            ", ".join(self.dispatcher.sinks) if self.dispatcher else "none",
+        )
+
+    async def _apply_destinations(self, old: Config, new: Config) -> None:
+        assert self.dispatcher is not None
+        closing: list[Sink | None] = []
+        for name in old.destinations.keys() - new.destinations.keys():
+            waiting = await self.spool.pending(name) if self.spool else 0
+            log.warning("reload: destination %s is gone; %d alerts for it stay in the spool", name, waiting)
+            closing.append(self.dispatcher.remove(name))
+        for name, destination in new.destinations.items():
+            state = self.dispatcher.states.get(name)
+            dead = state is not None and state.dead is not None
+            if old.destinations.get(name) == destination and not dead:
+                continue
+            closing.append(self.dispatcher.replace(name, self._sink(name, new)))
+        for sink in closing:
+            if sink is not None:
+                await sink.close()
+
+    # ── /healthz /readyz /metrics ───────────────────────────────────────────
+
+    def _http_server(self) -> HttpServer | None:
+        if self.config.http.listen is None:
+            return None
+        return HttpServer(self.config.http.listen, live=lambda: None, ready=self._readiness, collect=self.metrics)
+
+    def _readiness(self) -> str | None:
+        if self._stopping.is_set():
+            return "stopping"
+        if not self._ready:
+            return "starting"
+        if self._disk_full:
+            return "the disk of the spool is full; reading is paused"
+        return None
+
+    async def metrics(self) -> list[Metric]:
+        """Everything /metrics shows: counts since the start and the state now. Never a URL."""
+        assert self.spool is not None
+        status = await self.spool.status()
+        pending: Counter[str] = Counter()
+        for (destination, _), count in status.pending.items():
+            pending[destination] += count
+        states = self.dispatcher.states if self.dispatcher else {}
+        sinks = self.dispatcher.sinks if self.dispatcher else {}
+        discord = {name: sink for name, sink in sorted(sinks.items()) if isinstance(sink, DiscordSink)}
+
+        def per(label: str, values: Mapping[str, float]) -> list[Sample]:
+            return [Sample(value, {label: key}) for key, value in sorted(values.items())]
+
+        def of_states(value: Callable[[DestinationState], float]) -> list[Sample]:
+            return per("destination", {name: value(state) for name, state in states.items()})
+
+        webhooks = [
+            Sample(float(webhook.dead is not None), {"destination": name, "webhook": str(number)})
+            for name, sink in discord.items()
+            for number, webhook in enumerate(sink.webhooks, 1)
+        ]
+        table: list[tuple[str, Literal["counter", "gauge"], str, list[Sample]]] = [
+            ("tailhook_build_info", "gauge", "The running version.", [Sample(1, {"version": __version__})]),
+            ("tailhook_lines_total", "counter", "Lines read, per source.", per("source", self.lines)),
+            ("tailhook_matches_total", "counter", "Lines a rule matched, per rule.", per("rule", self.matches)),
+            ("tailhook_storm_held_total", "counter", "Events storm control held.", [Sample(self.storm.held_total)]),
+            ("tailhook_delivered_total", "counter", "Notifications Discord stored.", of_states(lambda s: s.sent)),
+            ("tailhook_delivery_retries_total", "counter", "Failed tries, to be retried (5xx, network, 429).",
+             of_states(lambda s: s.retries)),
+            ("tailhook_dead_letters_total", "counter", "Notifications refused for good (400).",
+             of_states(lambda s: s.rejected)),
+            ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
+             of_states(lambda s: float(s.dead is None))),
+            ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",
+             per("destination", {name: sink.requests for name, sink in discord.items()})),
+            ("tailhook_discord_rate_limited_total", "counter", "429 answers from Discord.",
+             per("destination", {name: sink.rate_limited for name, sink in discord.items()})),
+            ("tailhook_webhook_dead", "gauge", "1 while Discord says the webhook is gone or its token wrong.",
+             webhooks),
+            ("tailhook_spool_pending", "gauge", "Notifications waiting in the spool.",
+             per("destination", {name: pending[name] for name in set(pending) | set(states)})),
+            ("tailhook_spool_dead_letters", "gauge", "Dead letters kept in the spool.",
+             per("destination", status.dead_letters)),
+            ("tailhook_spool_bytes", "gauge", "Bytes of the spool's files on disk.", [Sample(status.file_bytes)]),
+            ("tailhook_config_reloads_total", "counter", "Config reloads (SIGHUP), per result.",
+             [Sample(self.reloads[result], {"result": result}) for result in ("ok", "failed")]),
+        ]  # fmt: skip
+        return [Metric(name, kind, help, samples) for name, kind, help, samples in table]
 
     async def _probe(self) -> int:
         assert self._session is not None
@@ -237,7 +427,7 @@ async def probe_destinations(config: Config, *, session: aiohttp.ClientSession) 
             f"tailhook {__version__} started on {config.host}: {len(config.sources)} sources, {len(config.rules)} rules"
         )
     checks = (probe_webhook(d, session=session, message=message) for d in config.destinations.values())
-    return list(await asyncio.gather(*checks))
+    return [result for results in await asyncio.gather(*checks) for result in results]
 
 
 def _notify_systemd(state: str) -> None:

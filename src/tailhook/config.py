@@ -215,10 +215,17 @@ class RuleConfig:
 @dataclass(frozen=True, slots=True)
 class DestinationConfig:
     name: str
-    url: WebhookUrl
+    urls: tuple[WebhookUrl, ...]
+    """One or more webhooks of the same channel; requests are spread across them."""
     username: str | None = None
     avatar_url: str | None = None
     thread_id: str | None = None
+    thread_name: str | None = None
+    """For a forum channel: each message opens a post named by this template."""
+    suppress_notifications: frozenset[Severity] = frozenset()
+    """Severities whose messages are posted without a push or desktop notification."""
+    proxy: str | None = None
+    """``http(s)://[user:password@]host:port``; ``None``: ``HTTPS_PROXY``/``NO_PROXY`` from the environment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,7 @@ class RouteConfig:
     severities: frozenset[Severity] | None = None
     rules: frozenset[str] | None = None
     sources: frozenset[str] | None = None
+    hosts: frozenset[str] | None = None
     style: Style = Style.FULL
     mentions: Mentions = field(default_factory=Mentions)
     continue_: bool = False
@@ -491,8 +499,8 @@ def _listen(value: Any) -> str | None:
     if text in ("off", "none"):
         return None
     _, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not host:port, such as 127.0.0.1:9420")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port, such as 127.0.0.1:9420 (port 0: any free one, logged)")
     return text
 
 
@@ -669,18 +677,51 @@ def _destinations(top: _Section, base: Path) -> dict[str, DestinationConfig]:
         item = section.sub(name)
         if item is None:
             continue
-        url = _webhook_url(item, base)
+        urls = _webhook_urls(item, base)
+        thread_id = item.get("thread_id", lambda v: _snowflakes(v)[0], None)
+        thread_name = item.get("thread_name", _thread_name, None)
+        if thread_id is not None and thread_name is not None:
+            item.file.problem(
+                item.line("thread_name"), item.key("thread_name"), "give thread_id or thread_name, not both"
+            )
         destination = DestinationConfig(
             name=name,
-            url=url,  # type: ignore[arg-type]  # None only when a problem was recorded
+            urls=urls,
             username=item.get("username", _username, None),
             avatar_url=item.get("avatar_url", _str, None),
-            thread_id=item.get("thread_id", lambda v: _snowflakes(v)[0], None),
+            thread_id=thread_id,
+            thread_name=thread_name,
+            suppress_notifications=item.get("suppress_notifications", _severities, frozenset()),
+            proxy=item.get("proxy", _proxy_url, None),
         )
         item.done()
-        if url is not None:
+        if urls:
             destinations[name] = destination
     return destinations
+
+
+THREAD_NAME_FIELDS = ("title", "rule", "severity", "host", "source")
+"""What a forum post's ``thread_name`` template may name."""
+
+
+def _thread_name(value: Any) -> str:
+    text = _str(value)
+    unknown = sorted(set(template_fields(text)) - set(THREAD_NAME_FIELDS))
+    if unknown:
+        raise ValueError(f"names {', '.join(unknown)}; a thread name may use {', '.join(THREAD_NAME_FIELDS)}")
+    return text
+
+
+def _proxy_url(value: Any) -> str:
+    text = _str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// proxy URL, such as http://proxy.internal:3128")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    return text
 
 
 def _username(value: Any) -> str:
@@ -692,17 +733,23 @@ def _username(value: Any) -> str:
     return text
 
 
-def _webhook_url(item: _Section, base: Path) -> WebhookUrl | None:
+MAX_WEBHOOKS = 15
+"""Discord allows at most 15 webhooks per channel."""
+
+
+def _webhook_urls(item: _Section, base: Path) -> tuple[WebhookUrl, ...]:
+    """The webhook URLs from ``url`` or ``url_file`` (each one or a list); a problem for each bad one."""
     has_url, has_file = item.has("url"), item.has("url_file")
     if has_url == has_file:
         item.file.problem(item.mapping.line, item.path, "needs exactly one of url or url_file")
         item.raw("url"), item.raw("url_file")
-        return None
-    if has_url:
-        return item.get("url", WebhookUrl, None)
+        return ()
+    name = "url" if has_url else "url_file"
 
-    def from_file(value: Any) -> WebhookUrl:
-        path = base / _str(value)
+    def read(value: str) -> WebhookUrl:
+        if has_url:
+            return WebhookUrl(value)
+        path = base / value
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -712,7 +759,17 @@ def _webhook_url(item: _Section, base: Path) -> WebhookUrl | None:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
-    return item.get("url_file", from_file, None)
+    def convert(value: Any) -> tuple[WebhookUrl, ...]:
+        urls = tuple(read(text) for text in _str_list(value))
+        if not urls:
+            raise ValueError("must name at least one webhook")
+        if len(urls) > MAX_WEBHOOKS:
+            raise ValueError(f"names {len(urls)} webhooks; Discord allows at most {MAX_WEBHOOKS} per channel")
+        if len(set(urls)) != len(urls):
+            raise ValueError("names the same webhook twice")
+        return urls
+
+    return item.get(name, convert, ())
 
 
 def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tuple[RouteConfig, ...]:
@@ -738,12 +795,14 @@ def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tup
             )
         rules = section.get("rules", _str_list, None)
         sources = section.get("sources", _str_list, None)
+        hosts = section.get("hosts", _str_list, None)
         routes.append(
             RouteConfig(
                 to=to,
                 severities=severities,
                 rules=frozenset(rules) if rules is not None else None,
                 sources=frozenset(sources) if sources is not None else None,
+                hosts=frozenset(hosts) if hosts is not None else None,
                 style=Style(section.get("style", _choice("full", "compact"), "full")),
                 mentions=mentions,
                 continue_=section.get("continue", _bool, False),

@@ -1,21 +1,28 @@
 """The dispatcher: notifications waiting in the spool → each destination's sink.
 
 Each destination has its own task, so a slow or dead webhook never holds up
-another. Per destination, notifications go out oldest first, one request at
-a time, and leave the spool only once the sink has settled them. What a sink
-answers decides what happens next:
+another. Per destination, notifications go out oldest first, as many per
+request as the sink can carry (Discord: 10 embeds within 6000 characters),
+one request at a time, and leave the spool only once the sink has settled
+them. What a sink answers decides what happens next:
 
-- ``SENT``: delete it from the spool; then, if notifications for this
+- ``SENT``: delete them from the spool; then, if notifications for this
   destination were dropped (the spool was full, or they waited longer than
   ``spool.max_age``), queue one message that says how many and why.
 - ``RETRY``: record the failure in the spool and wait (the receiver's
   ``retry_after``, else capped, jittered exponential backoff) before trying
-  the same notification again, so order holds; a long outage alone never
+  the same notifications again, so order holds; a long outage alone never
   drops anything.
-- ``REJECTED``: Discord will never take it (400): move it to the dead letters
-  with the error and go on with the next, so one bad payload never blocks.
-- ``DEAD``: the webhook is gone or its token wrong: say so loudly, once, and
-  stop sending to it; its notifications stay in the spool for the next start.
+- ``REJECTED``: Discord will never take it (400). A message of one
+  notification moves to the dead letters with the error, and delivery goes
+  on with the next, so one bad payload never blocks. A message of several
+  is split: they are sent one by one until each is settled, so only the one
+  Discord refuses ends in the dead letters.
+- ``DEAD``: every webhook of the destination is gone or its token wrong: say
+  so loudly, once, and stop sending to it; its notifications stay in the
+  spool. The sink is asked again (it re-checks without posting) as often as
+  it allows, and a reload that gives the destination a new sink brings it
+  back at once.
 
 Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected.
 """
@@ -28,7 +35,7 @@ import logging
 import random as _random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tailhook.events import Delivery, Kind, Notification, Severity
@@ -43,6 +50,9 @@ SPOOL_RETRY_S = 1.0
 ANNOUNCEMENT_ROOM = 16 * 1024
 """Bytes a drop announcement may take beyond ``spool.max_bytes``, so it never causes drops itself."""
 IDLE_RECHECK_S = 5.0
+LOOKAHEAD = 10
+"""Notifications read from the spool per request: no sink carries more than Discord's 10 embeds."""
+MIN_REVIVE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,15 @@ class DestinationState:
     """How one destination's deliveries have fared since the start."""
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    replaced: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a reload gave the destination a new sink."""
     sent: int = 0
+    requests: int = 0
+    """Messages that Discord stored; ``sent`` counts the notifications in them."""
     retries: int = 0
     rejected: int = 0
     dead: str | None = None
-    """Why the sink was declared dead, once it was."""
+    """Why the sink was declared dead, while it is."""
     last_error: str = ""
 
 
@@ -92,6 +106,8 @@ class Dispatcher:
         self._random = random
         self.states = {name: DestinationState() for name in self.sinks}
         self._progress = asyncio.Condition()
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         spool.on_commit(self.wake)
 
     def wake(self, destinations: set[str]) -> None:
@@ -104,8 +120,29 @@ class Dispatcher:
     async def run(self) -> None:
         """Deliver until cancelled, one task per destination."""
         async with asyncio.TaskGroup() as group:
+            self._group = group
             for name in self.sinks:
-                group.create_task(self._deliver(name), name=f"deliver-{name}")
+                self._start(name)
+
+    def replace(self, name: str, sink: Sink) -> Sink | None:
+        """Deliver to *name* through *sink* from now on (a reload); the sink it replaces, to be closed."""
+        old = self.sinks.get(name)
+        self.sinks[name] = sink
+        if name not in self.states:
+            self.states[name] = DestinationState()
+            self._start(name)
+        state = self.states[name]
+        state.replaced.set()
+        state.ready.set()
+        return old
+
+    def remove(self, name: str) -> Sink | None:
+        """Stop delivering to *name*; its notifications stay in the spool. The removed sink, to be closed."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+        self.states.pop(name, None)
+        return self.sinks.pop(name, None)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no live destination has anything waiting, at most *timeout_s*; ``True`` if so."""
@@ -120,37 +157,62 @@ class Dispatcher:
         except TimeoutError:
             return False
 
+    def _start(self, name: str) -> None:
+        if self._group is not None:
+            self._tasks[name] = self._group.create_task(self._deliver(name), name=f"deliver-{name}")
+
     async def _deliver(self, name: str) -> None:
-        state, sink = self.states[name], self.sinks[name]
+        state = self.states[name]
         attempt = 0
-        while state.dead is None:
+        one_by_one = 0  # after a refused message: how many of its notifications still go alone
+        while True:
+            if state.dead is not None:
+                await self._await_revival(name, state)
+                continue
+            state.replaced.clear()
+            sink = self.sinks[name]
             state.ready.clear()  # before looking, so a commit made meanwhile is not missed
-            waiting = await self.spool.next(name, 1)
+            waiting = await self.spool.next(name, 1 if one_by_one else LOOKAHEAD)
             if not waiting:
                 # Woken by our own commits; the timeout also finds what `tailhook spool retry` requeued.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_RECHECK_S):
                         await state.ready.wait()
                 continue
-            (item,) = waiting
-            result = await sink.send([item.delivery])
-            attempt = await self._settle(name, state, item, result, attempt)
+            batch = waiting[: sink.batch([item.delivery for item in waiting])]
+            result = await sink.send([item.delivery for item in batch])
+            if result.outcome is Outcome.REJECTED and len(batch) > 1:
+                one_by_one = len(batch)
+                log.warning(
+                    "destination %s refused a message of %d alerts (%s); sending them one by one",
+                    name,
+                    len(batch),
+                    result.detail,
+                )
+                continue
+            attempt = await self._settle(name, state, batch, result, attempt)
+            if one_by_one and result.outcome in (Outcome.SENT, Outcome.REJECTED):
+                one_by_one -= 1
             async with self._progress:
                 self._progress.notify_all()
 
-    async def _settle(self, name: str, state: DestinationState, item: Spooled, result: Result, attempt: int) -> int:
-        """Act on *result*; the number of failed tries of this notification so far."""
+    async def _settle(
+        self, name: str, state: DestinationState, batch: Sequence[Spooled], result: Result, attempt: int
+    ) -> int:
+        """Act on *result*; the number of failed tries of these notifications so far."""
+        ids = [item.id for item in batch]
         if result.outcome is Outcome.SENT:
-            await self._store(lambda: self.spool.delivered([item.id]))
-            state.sent += 1
+            await self._store(lambda: self.spool.delivered(ids))
+            state.sent += len(batch)
+            state.requests += 1
             if self.spool.has_drops(name):
                 await self._announce_drops(name)
             return 0
         state.last_error = result.detail
-        n = item.delivery.notification
         if result.outcome is Outcome.REJECTED:
-            await self._store(lambda: self.spool.reject([item.id], result.detail))
-            state.rejected += 1
+            await self._store(lambda: self.spool.reject(ids, result.detail))
+            state.rejected += len(batch)
+            n = batch[0].delivery.notification
             log.error(
                 "destination %s refused the alert %r of rule %s for good; it is in the dead letters: %s",
                 name,
@@ -163,7 +225,8 @@ class Dispatcher:
             state.dead = result.detail
             log.error(
                 "destination %s is dead: %s. No more requests go to it; its alerts stay in the spool. "
-                "Fix its URL and restart tailhook.",
+                "Fix its URL and reload (SIGHUP) or restart tailhook; until then Discord is asked again "
+                "every few minutes, without posting.",
                 name,
                 result.detail,
             )
@@ -171,12 +234,25 @@ class Dispatcher:
         state.retries += 1
         delay = result.retry_after or self.backoff.delay(attempt, self._random)
         try:  # bookkeeping only: on a full disk, go on without it
-            await self.spool.failed([item.id], result.detail, self._clock() + delay)
+            await self.spool.failed(ids, result.detail, self._clock() + delay)
         except sqlite3.OperationalError as exc:
             log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
         await self._sleep(delay)
         return attempt + 1
+
+    async def _await_revival(self, name: str, state: DestinationState) -> None:
+        """Wait for a reload or for the sink's next re-check, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(MIN_REVIVE_WAIT_S, self.sinks[name].recheck_in())):
+                await state.replaced.wait()
+        if state.replaced.is_set():
+            log.warning("destination %s: reloaded; sending to it again", name)
+        elif await self.sinks[name].revive():
+            log.warning("destination %s answers again; sending what waited for it", name)
+        else:
+            return
+        state.dead = None
 
     async def _store(self, write: Callable[[], Awaitable[None]]) -> None:
         """Write to the spool; while it cannot be written (a full disk), wait and try again.

@@ -38,4 +38,5 @@ def _matches(route: RouteConfig, n: Notification) -> bool:
         (route.severities is None or n.severity in route.severities)
         and (route.rules is None or n.rule in route.rules)
         and (route.sources is None or n.source in route.sources)
+        and (route.hosts is None or n.host in route.hosts)
     )

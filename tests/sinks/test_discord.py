@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from tests.discord_standin import TOKEN, WEBHOOK_ID, DiscordStandIn
+from tests.discord_standin import OTHER_TOKEN, TOKEN, WEBHOOK_ID, DiscordStandIn
 
 from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
@@ -31,8 +32,8 @@ async def discord() -> AsyncIterator[DiscordStandIn]:
         yield standin
 
 
-def destination(url: str, **kwargs: object) -> DestinationConfig:
-    return DestinationConfig(name="alerts", url=WebhookUrl(url), **kwargs)  # type: ignore[arg-type]
+def destination(*urls: str, **kwargs: object) -> DestinationConfig:
+    return DestinationConfig(name="alerts", urls=tuple(WebhookUrl(url) for url in urls), **kwargs)  # type: ignore[arg-type]
 
 
 NOBODY = Mentions()
@@ -165,13 +166,76 @@ async def test_network_failures_are_retried_and_never_show_the_token(
 
 
 async def test_the_probe(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
-    ok = await probe_webhook(destination(discord.url()), session=session)
-    wrong = await probe_webhook(destination(discord.url(token="x" + TOKEN[1:])), session=session)
+    (ok,) = await probe_webhook(destination(discord.url()), session=session)
+    (wrong,) = await probe_webhook(destination(discord.url(token="x" + TOKEN[1:])), session=session)
     discord.delete_webhook(WEBHOOK_ID)
-    gone = await probe_webhook(destination(discord.url()), session=session)
+    (gone,) = await probe_webhook(destination(discord.url()), session=session)
 
     assert (ok.ok, ok.dead) == (True, False)
     assert (wrong.ok, wrong.dead) == (False, True) and "401" in wrong.detail
     assert (gone.ok, gone.dead) == (False, True) and "404" in gone.detail
     assert discord.received == []  # a probe posts nothing
     assert all(TOKEN not in r.detail for r in (ok, wrong, gone))
+
+
+async def test_one_message_carries_up_to_ten_alerts(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    small = [delivery(f"alert {i}") for i in range(12)]
+    big = [delivery("x" * 1000 + f" {i}") for i in range(12)]  # a 256-character title and the line: ~1300 each
+
+    assert sink.batch(small) == 10
+    assert 1 < sink.batch(big) < 10
+    assert (await sink.send(small[:10])).outcome is Outcome.SENT
+    (message,) = discord.received
+    assert [e["title"] for e in message.payload["embeds"]] == [f"alert {i}" for i in range(10)]
+
+
+OTHER_ID = "998877665544332211"
+
+
+async def test_requests_spread_over_the_webhooks_of_a_channel_and_fail_over(session: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(
+        bucket_limit=3, bucket_reset_after=5.0, webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}
+    ) as discord:
+        sink = DiscordSink(destination(discord.url(), discord.url(OTHER_ID, OTHER_TOKEN)), session=session)
+        for i in range(6):  # two buckets of three: no waiting for a reset, no 429
+            assert (await sink.send([delivery(f"alert {i}")])).outcome is Outcome.SENT
+        hooks = [hook for _, hook, _ in discord.requests]
+        assert sorted(hooks) == sorted([OTHER_ID, WEBHOOK_ID] * 3)
+        assert sink.rate_limited == 0
+
+    async with DiscordStandIn(webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}) as discord:
+        sink = DiscordSink(destination(discord.url(), discord.url(OTHER_ID, OTHER_TOKEN)), session=session)
+        discord.delete_webhook(WEBHOOK_ID)
+        results = [await sink.send([delivery(f"alert {i}")]) for i in range(4)]
+
+        assert [r.outcome for r in results] == [Outcome.SENT] * 4  # failed over at once
+        assert [(hook, status) for _, hook, status in discord.requests].count((WEBHOOK_ID, 404)) == 1
+        assert [hook for _, hook, _ in discord.requests].count(WEBHOOK_ID) == 1  # then left alone
+        assert sink.webhooks[0].dead is not None and sink.webhooks[1].dead is None
+
+        discord.delete_webhook(OTHER_ID)
+        assert (await sink.send([delivery("last")])).outcome is Outcome.DEAD  # none left
+
+
+async def test_a_dead_webhook_is_asked_again_only_when_its_recheck_is_due(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session, recheck_s=0.3)
+    discord.fail_next(401)
+    assert (await sink.send([delivery()])).outcome is Outcome.DEAD
+
+    assert not await sink.revive()  # not due: no request at all
+    assert len(discord.requests) == 1
+    assert 0 < sink.recheck_in() <= 0.3
+    await asyncio.sleep(sink.recheck_in())
+    assert await sink.revive()  # Discord's GET says the webhook is fine again
+    assert discord.requests[-1][0] == "GET" and discord.received == []  # the check posted nothing
+    assert (await sink.send([delivery()])).outcome is Outcome.SENT
+
+    discord.delete_webhook(WEBHOOK_ID)
+    assert (await sink.send([delivery()])).outcome is Outcome.DEAD
+    await asyncio.sleep(sink.recheck_in())
+    assert not await sink.revive()  # still gone: one GET, and the next not before recheck_s
+    assert [method for method, _, _ in discord.requests].count("GET") == 2
+    assert sink.recheck_in() > 0.2

@@ -41,8 +41,20 @@ class Sink(Protocol):
 
     name: str
 
+    def batch(self, deliveries: Sequence[Delivery]) -> int:
+        """How many of *deliveries*, from the first, one request can carry (at least 1)."""
+        ...
+
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
         """Send *deliveries* (all for this sink's destination) as one request."""
+        ...
+
+    async def revive(self) -> bool:
+        """After ``DEAD``: ask the receiver again, if it is time to; whether it takes requests again."""
+        ...
+
+    def recheck_in(self) -> float:
+        """Seconds until :meth:`revive` is next worth calling."""
         ...
 
     async def close(self) -> None:

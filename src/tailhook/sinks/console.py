@@ -24,12 +24,21 @@ class ConsoleSink:
         self.name = name
         self._stream = stream
 
+    def batch(self, deliveries: Sequence[Delivery]) -> int:
+        return max(1, len(deliveries))
+
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
         stream = self._stream or sys.stdout
         for delivery in deliveries:
             stream.write(format_notification(delivery.notification, destination=delivery.destination))
         stream.flush()
         return Result(Outcome.SENT)
+
+    async def revive(self) -> bool:
+        return True
+
+    def recheck_in(self) -> float:
+        return 0.0
 
     async def close(self) -> None:
         return None

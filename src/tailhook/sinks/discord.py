@@ -2,17 +2,27 @@
 
 - Every request is ``POST <webhook>?wait=true`` so a 2xx means Discord stored
   the message; ``allowed_mentions`` is always sent (see ``discord_payload``).
+- Batching: :meth:`DiscordSink.batch` says how many of the deliveries due
+  fit one message (at most 10 embeds and 6000 counted characters).
+- Several webhooks of one channel: each has its own rate-limit bucket, and
+  each request goes to the live webhook that can take it soonest (the most
+  requests left in its bucket), so two webhooks carry twice the traffic
+  without a 429. A webhook that dies is left out and the others carry on.
 - Pacing: each response's ``X-RateLimit-Remaining`` and ``-Reset-After`` tell
-  when the bucket refills; when it is empty the sink waits before sending.
-  A 429 is waited out for its ``retry_after`` (a float, seconds) and retried;
-  a global 429 pauses every webhook sharing the same ``GlobalPause``; a 429
+  when the bucket refills; when every bucket is empty the sink waits. A 429
+  is waited out for its ``retry_after`` (a float, seconds) and retried; a
+  global 429 pauses every webhook sharing the same ``GlobalPause``; a 429
   without Discord's JSON (a Cloudflare block) is handed back as a long retry.
 - 400 is final (``REJECTED``, with Discord's error body); 401, 403 and 404
-  mean the webhook is gone or its token wrong (``DEAD``): the dispatcher stops
-  using it. 5xx, timeouts and connection errors are ``RETRY``.
+  mean the webhook is gone or its token wrong: it gets no more requests
+  (Discord bans addresses that keep sending invalid ones) and is re-checked
+  with Discord's GET, which posts nothing, at most once per
+  ``recheck_s``. When no webhook of the destination is left, the answer is
+  ``DEAD``. 5xx, timeouts and connection errors are ``RETRY``.
 - The URL holds a secret token: it is only ever used for the request itself.
-  Messages and exceptions that leave this module name the destination, never
-  the URL (aiohttp puts URLs in its errors, so they are scrubbed).
+  Messages and exceptions that leave this module name the destination and the
+  webhook's number, never the URL (aiohttp puts URLs in its errors, so they
+  are scrubbed, and so is a proxy's password).
 """
 
 from __future__ import annotations
@@ -23,26 +33,32 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Mentions
 from tailhook.sinks import Outcome, Result
-from tailhook.sinks.discord_payload import embed_for, payload_for
+from tailhook.sinks.discord_payload import LIMITS, embed_for, embed_size, payload_for
 
-__all__ = ["DiscordSink", "GlobalPause", "ProbeResult", "probe_webhook", "scrub"]
+__all__ = ["DEAD_RECHECK_S", "DiscordSink", "GlobalPause", "ProbeResult", "probe_webhook", "scrub"]
 
 log = logging.getLogger(__name__)
 
 DEAD_STATUSES = frozenset({401, 403, 404})
 CLOUDFLARE_BACKOFF_S = 300.0
 """How long to stay away after a 429 that did not come from Discord's API."""
-MAX_429_RETRIES = 5
+DEAD_RECHECK_S = 300.0
+"""How often a dead webhook is asked again (a GET, which posts nothing) whether it is back."""
+MAX_TRIES = 5
+"""Requests for one message before the dispatcher takes over: 429s waited out, dead webhooks failed over."""
 SUPPRESS_NOTIFICATIONS = 1 << 12
 """Message flag: shown in the channel, but no push or desktop notification."""
 REQUEST_TIMEOUT_S = 15.0
 _ERROR_BODY_CHARS = 2000
+_FRESH = 1 << 30
+"""How many requests a bucket not heard of yet is taken to have left: a fresh bucket is full."""
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -55,12 +71,25 @@ class GlobalPause:
 
 
 @dataclass(slots=True)
-class _Bucket:
-    """What Discord last said about this webhook's rate-limit bucket."""
+class Webhook:
+    """One webhook URL of a destination, with what Discord last said about it."""
 
+    url: WebhookUrl
+    label: str
+    """How messages name it: the destination, and its number when it has several."""
     remaining: int | None = None
+    """Requests left in its bucket; ``None`` when unknown (before the first answer, after a reset)."""
     resets_at: float = 0.0
-    name: str = ""
+    bucket: str = ""
+    dead: str | None = None
+    """Why Discord refused it (401/403/404), while it does."""
+    recheck_at: float = 0.0
+    requests: int = 0
+
+    def ready_at(self, now: float) -> float:
+        if self.remaining == 0 and now < self.resets_at:
+            return self.resets_at
+        return now
 
 
 class DiscordSink:
@@ -72,6 +101,7 @@ class DiscordSink:
         global_pause: GlobalPause | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        recheck_s: float = DEAD_RECHECK_S,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -79,30 +109,72 @@ class DiscordSink:
         self._global = global_pause or GlobalPause()
         self._clock = clock
         self._sleep = sleep
-        self._bucket = _Bucket()
+        self._recheck_s = recheck_s
+        count = len(config.urls)
+        self.webhooks = [
+            Webhook(url, config.name if count == 1 else f"{config.name} (webhook {i} of {count})")
+            for i, url in enumerate(config.urls, 1)
+        ]
+        self._proxy = config.proxy
         self.requests = 0
         self.rate_limited = 0
 
     def __repr__(self) -> str:
-        return f"DiscordSink({self.name!r}, {self.config.url!r})"
+        return f"DiscordSink({self.name!r}, {[w.url for w in self.webhooks]!r})"
+
+    def batch(self, deliveries: Sequence[Delivery]) -> int:
+        """How many of *deliveries*, from the first, fit in one message (at least 1)."""
+        total = 0
+        for count, delivery in enumerate(deliveries[: LIMITS.embeds]):
+            total += embed_size(embed_for(delivery.notification, style=delivery.style))
+            if total > LIMITS.total:
+                return max(1, count)
+        return max(1, min(len(deliveries), LIMITS.embeds))
 
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
         payload = self._payload(deliveries)
-        for _ in range(MAX_429_RETRIES):
-            await self._pace()
+        for _ in range(MAX_TRIES):
+            webhook = await self._choose()
+            if webhook is None:
+                return Result(Outcome.DEAD, self._why_dead())
             try:
-                status, headers, body = await self._post(payload)
+                status, headers, body = await self._post(webhook, payload)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                return Result(Outcome.RETRY, f"request failed: {scrub(describe(exc), self.config.url)}")
-            self._learn(headers)
+                return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
+            self._learn(webhook, headers)
+            if status in DEAD_STATUSES:
+                self._bury(webhook, f"Discord answered {status}: {_error_text(body)}")
+                continue
             if status != 429:
                 return self._result(status, body)
             self.rate_limited += 1
-            wait = self._rate_limited(headers, body)
+            wait = self._rate_limited(webhook, headers, body)
             if wait is None:
                 return Result(Outcome.RETRY, "429 without Discord's JSON (blocked upstream)", CLOUDFLARE_BACKOFF_S)
-            log.info("destination %s: rate limited by Discord; waiting %.3fs", self.name, wait)
-        return Result(Outcome.RETRY, f"still rate limited after {MAX_429_RETRIES} tries")
+            log.info("destination %s: rate limited by Discord; waiting %.3fs", webhook.label, wait)
+        return Result(Outcome.RETRY, f"no message sent after {MAX_TRIES} tries (rate limited)")
+
+    async def revive(self) -> bool:
+        """Ask Discord again about each dead webhook that is due; whether any webhook is live."""
+        now = self._clock()
+        for webhook in self.webhooks:
+            if webhook.dead is None or now < webhook.recheck_at:
+                continue
+            result = await self._check(webhook)
+            if result.ok:
+                webhook.dead = None
+                webhook.remaining = None
+                log.warning("destination %s: the webhook answers again; sending to it again", webhook.label)
+            else:
+                webhook.recheck_at = self._clock() + self._recheck_s
+                log.info("destination %s: still refused (%s); next check in %.0fs", webhook.label, result.detail,
+                         self._recheck_s)  # fmt: skip
+        return any(webhook.dead is None for webhook in self.webhooks)
+
+    def recheck_in(self) -> float:
+        """Seconds until :meth:`revive` next has a dead webhook to ask about."""
+        due = [webhook.recheck_at for webhook in self.webhooks if webhook.dead is not None]
+        return max(0.0, min(due, default=0.0) - self._clock()) if due else 0.0
 
     async def close(self) -> None:
         return None
@@ -112,26 +184,80 @@ class DiscordSink:
     def _payload(self, deliveries: Sequence[Delivery]) -> dict[str, object]:
         embeds = [embed_for(d.notification, style=d.style) for d in deliveries]
         mentions = _merge_mentions(d.mentions for d in deliveries)
+        silent = self.config.suppress_notifications
         return payload_for(
             embeds,
             mentions=mentions,
             username=self.config.username,
             avatar_url=self.config.avatar_url,
+            thread_name=self._thread_name(deliveries[0]) if self.config.thread_name else None,
+            suppress_notifications=bool(silent) and all(d.notification.severity in silent for d in deliveries),
         )
 
-    async def _post(self, payload: Mapping[str, object]) -> tuple[int, Mapping[str, str], str]:
+    def _thread_name(self, delivery: Delivery) -> str:
+        n = delivery.notification
+        values = {"title": n.title, "rule": n.rule, "severity": n.severity.label, "host": n.host, "source": n.source}
+        return (self.config.thread_name or "").format_map(values)
+
+    async def _post(self, webhook: Webhook, payload: Mapping[str, object]) -> tuple[int, Mapping[str, str], str]:
         params = {"wait": "true"}
         if self.config.thread_id:
             params["thread_id"] = self.config.thread_id
         self.requests += 1
+        webhook.requests += 1
         async with self._session.post(
-            self.config.url.reveal(),
+            webhook.url.reveal(),
             params=params,
             json=payload,
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            proxy=self._proxy,
         ) as response:
             body = await response.text(errors="replace")
             return response.status, response.headers, body
+
+    async def _check(self, webhook: Webhook) -> ProbeResult:
+        return await _probe(self.config, webhook.url, webhook.label, session=self._session)
+
+    def _scrub(self, text: str) -> str:
+        for webhook in self.webhooks:
+            text = scrub(text, webhook.url)
+        return _scrub_proxy(text, self.config.proxy)
+
+    # ── choosing a webhook ──────────────────────────────────────────────────
+
+    async def _choose(self) -> Webhook | None:
+        """The live webhook that can take a request soonest, once it can; ``None`` when all are dead."""
+        while True:
+            live = [webhook for webhook in self.webhooks if webhook.dead is None]
+            if not live:
+                return None
+            now = self._clock()
+            best = min(live, key=lambda w: (w.ready_at(now), -(_FRESH if w.remaining is None else w.remaining)))
+            wait = max(self._global.until, best.ready_at(now)) - now
+            if wait <= 0:
+                if best.remaining == 0:
+                    best.remaining = None  # its bucket has reset; the answer tells the new count
+                return best
+            await self._sleep(wait)
+
+    def _bury(self, webhook: Webhook, detail: str) -> None:
+        webhook.dead = detail
+        webhook.recheck_at = self._clock() + self._recheck_s
+        others = sum(w.dead is None for w in self.webhooks)
+        if others:
+            log.error(
+                "destination %s is dead: %s. No more requests go to it; %d other webhook%s carry on. "
+                "It is asked again every %.0fs.",
+                webhook.label,
+                detail,
+                others,
+                "s" if others != 1 else "",
+                self._recheck_s,
+            )
+
+    def _why_dead(self) -> str:
+        reasons = dict.fromkeys(w.dead for w in self.webhooks if w.dead)
+        return "; ".join(r for r in reasons if r)
 
     # ── answers ─────────────────────────────────────────────────────────────
 
@@ -139,38 +265,23 @@ class DiscordSink:
         if 200 <= status < 300:
             return Result(Outcome.SENT)
         detail = f"Discord answered {status}: {_error_text(body)}"
-        if status in DEAD_STATUSES:
-            return Result(Outcome.DEAD, detail)
         if 400 <= status < 500:
             return Result(Outcome.REJECTED, detail)
         return Result(Outcome.RETRY, detail)
 
-    async def _pace(self) -> None:
-        """Wait for a global pause or an empty bucket to end."""
-        while True:
-            now = self._clock()
-            wait = self._global.until - now
-            if self._bucket.remaining == 0:
-                wait = max(wait, self._bucket.resets_at - now)
-            if wait <= 0:
-                return
-            await self._sleep(wait)
-            if self._bucket.remaining == 0 and self._clock() >= self._bucket.resets_at:
-                self._bucket.remaining = None
-
-    def _learn(self, headers: Mapping[str, str]) -> None:
+    def _learn(self, webhook: Webhook, headers: Mapping[str, str]) -> None:
         remaining = headers.get("X-RateLimit-Remaining")
         reset_after = headers.get("X-RateLimit-Reset-After")
         if remaining is None or reset_after is None:
             return
         try:
-            self._bucket.remaining = int(remaining)
-            self._bucket.resets_at = self._clock() + float(reset_after)
+            webhook.remaining = int(remaining)
+            webhook.resets_at = self._clock() + float(reset_after)
         except ValueError:
             return
-        self._bucket.name = headers.get("X-RateLimit-Bucket", self._bucket.name)
+        webhook.bucket = headers.get("X-RateLimit-Bucket", webhook.bucket)
 
-    def _rate_limited(self, headers: Mapping[str, str], body: str) -> float | None:
+    def _rate_limited(self, webhook: Webhook, headers: Mapping[str, str], body: str) -> float | None:
         """Seconds to wait after a 429, or ``None`` when it was not Discord's."""
         try:
             answer = json.loads(body)
@@ -184,9 +295,14 @@ class DiscordSink:
             )
             self._global.until = max(self._global.until, until)
         else:
-            self._bucket.remaining = 0
-            self._bucket.resets_at = max(self._bucket.resets_at, until)
+            webhook.remaining = 0
+            webhook.resets_at = max(webhook.resets_at, until)
         return retry_after
+
+
+def _scrub_proxy(text: str, proxy: str | None) -> str:
+    password = urlsplit(proxy).password if proxy else None
+    return text.replace(password, "***") if password else text
 
 
 def _merge_mentions(all_mentions: Iterable[Mentions]) -> Mentions:
@@ -227,6 +343,7 @@ def scrub(text: str, url: WebhookUrl) -> str:
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     destination: str
+    """The destination's name, with the webhook's number when it has several."""
     ok: bool
     dead: bool
     """Discord says the webhook does not exist or the token is wrong."""
@@ -235,31 +352,56 @@ class ProbeResult:
 
 async def probe_webhook(
     config: DestinationConfig, *, session: aiohttp.ClientSession, message: str | None = None
-) -> ProbeResult:
-    """Check a webhook with Discord.
+) -> list[ProbeResult]:
+    """Check each webhook of a destination with Discord.
 
     Without *message*, Discord's GET, which validates the token and posts
-    nothing; with it, a silent post of *message* (notifications suppressed).
+    nothing; with it, a silent post of *message* (notifications suppressed)
+    through the first webhook, and a GET for the others.
     """
-    url = config.url.reveal()
+    count = len(config.urls)
+    checks = [
+        _probe(
+            config,
+            url,
+            config.name if count == 1 else f"{config.name} (webhook {i} of {count})",
+            session=session,
+            message=message if i == 1 else None,
+        )
+        for i, url in enumerate(config.urls, 1)
+    ]
+    return list(await asyncio.gather(*checks))
+
+
+async def _probe(
+    config: DestinationConfig,
+    url: WebhookUrl,
+    label: str,
+    *,
+    session: aiohttp.ClientSession,
+    message: str | None = None,
+) -> ProbeResult:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    proxy = config.proxy  # credentials stay in the URL: aiohttp sends them as Proxy-Authorization
     try:
         if message is None:
-            request = session.get(url, timeout=timeout)
+            request = session.get(url.reveal(), timeout=timeout, proxy=proxy)
         else:
             payload: dict[str, object] = {"content": message[:2000], "allowed_mentions": {"parse": []}}
             payload["flags"] = SUPPRESS_NOTIFICATIONS
             if config.username:
                 payload["username"] = config.username
+            if config.thread_name:
+                payload["thread_name"] = "tailhook started"
             params = {"wait": "true"} | ({"thread_id": config.thread_id} if config.thread_id else {})
-            request = session.post(url, params=params, json=payload, timeout=timeout)
+            request = session.post(url.reveal(), params=params, json=payload, timeout=timeout, proxy=proxy)
         async with request as response:
             body = await response.text(errors="replace")
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        detail = f"Discord unreachable: {scrub(describe(exc), config.url)}"
-        return ProbeResult(config.name, ok=False, dead=False, detail=detail)
+        detail = f"Discord unreachable: {_scrub_proxy(scrub(describe(exc), url), config.proxy)}"
+        return ProbeResult(label, ok=False, dead=False, detail=detail)
     if 200 <= status < 300:
-        return ProbeResult(config.name, ok=True, dead=False, detail="webhook exists")
-    detail = scrub(f"Discord answered {status}: {_error_text(body)}", config.url)
-    return ProbeResult(config.name, ok=False, dead=status in DEAD_STATUSES, detail=detail)
+        return ProbeResult(label, ok=True, dead=False, detail="webhook exists")
+    detail = scrub(f"Discord answered {status}: {_error_text(body)}", url)
+    return ProbeResult(label, ok=False, dead=status in DEAD_STATUSES, detail=detail)

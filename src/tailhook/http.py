@@ -1,0 +1,191 @@
+"""The status endpoints: /healthz, /readyz and /metrics on ``http.listen``.
+
+- ``GET /healthz`` and ``GET /readyz`` ask ``live()`` and ``ready()``:
+  ``None`` answers 200 ``ok``; a reason answers 503 with that reason.
+- ``GET /metrics`` answers ``render(await collect())`` in the Prometheus text
+  exposition format 0.0.4. When ``collect`` raises, the answer is a 500 that
+  names the exception, a warning is logged, and the server goes on serving.
+- HEAD works wherever GET does; other paths are 404, other methods 405.
+  Requests are never logged (no access log).
+
+This module knows nothing of the daemon: the app hands it those three callables.
+Metric and label names are checked against Prometheus' rules when a ``Metric``
+or ``Sample`` is made; a bad one is a programming error (``ValueError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+
+__all__ = ["CONTENT_TYPE", "HttpServer", "Metric", "Sample", "render"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SHUTDOWN_TIMEOUT_S = 2.0
+"""How long ``stop`` lets a request in progress finish."""
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_EXACT_INTEGERS = 2.0**53
+"""Integral floats below this print as integers (``3``, not ``3.0``), as Prometheus' own Go code prints them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Printed in this order."""
+
+    def __post_init__(self) -> None:
+        for name in self.labels:
+            if not _LABEL_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Prometheus label name")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    """Such as ``tailhook_delivered_total``."""
+    kind: Literal["counter", "gauge"]
+    help: str
+    samples: Sequence[Sample]
+
+    def __post_init__(self) -> None:
+        if not _METRIC_NAME.fullmatch(self.name):
+            raise ValueError(f"{self.name!r} is not a Prometheus metric name")
+        if self.kind not in ("counter", "gauge"):
+            raise ValueError(f"metric {self.name}: kind {self.kind!r} is neither 'counter' nor 'gauge'")
+
+
+def render(metrics: Iterable[Metric]) -> str:
+    """Prometheus text exposition format 0.0.4: # HELP and # TYPE lines, then samples."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for metric in metrics:
+        if metric.name in seen:
+            raise ValueError(f"metric {metric.name} is given twice")
+        seen.add(metric.name)
+        lines.append(f"# HELP {metric.name} {_escape_help(metric.help)}")
+        lines.append(f"# TYPE {metric.name} {metric.kind}")
+        lines.extend(f"{metric.name}{_labels(s.labels)} {_value(s.value)}" for s in metric.samples)
+    return "".join(line + "\n" for line in lines)
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = (f'{name}="{_escape_label(value)}"' for name, value in labels.items())
+    return "{" + ",".join(pairs) + "}"
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value(value: float) -> str:
+    if isinstance(value, int):  # bool included: True is 1
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < _EXACT_INTEGERS:
+        return str(int(value))
+    return repr(value)
+
+
+def _split_listen(listen: str) -> tuple[str | None, int]:
+    """``host:port`` → (host, port); ``[::1]`` loses its brackets, an empty host means every interface."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{listen!r} is not host:port, such as 127.0.0.1:9420")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or None, int(port)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class HttpServer:
+    def __init__(
+        self,
+        listen: str,
+        *,
+        live: Callable[[], str | None],
+        ready: Callable[[], str | None],
+        collect: Callable[[], Awaitable[Sequence[Metric]]],
+    ) -> None:
+        """*listen* is ``host:port`` (port 0: any free port, see ``port``); *live* and *ready*
+        return ``None`` when all is well, else the reason why not."""
+        self.listen = listen
+        self._host, self._wanted_port = _split_listen(listen)
+        self._live = live
+        self._ready = ready
+        self._collect = collect
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    async def start(self) -> None:
+        """Bind and serve; ``OSError`` naming the address when it cannot be bound."""
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._wanted_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(exc.errno, f"cannot listen on {self.listen}: {exc.strerror or exc}") from exc
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        log.info("serving /healthz, /readyz and /metrics on %s (port %d)", self.listen, self._port)
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in progress finish (at most ``SHUTDOWN_TIMEOUT_S``), free the port."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        """The port bound by ``start``: the one asked for, or the one chosen for port 0."""
+        if self._port is None:
+            raise RuntimeError("the HTTP server is not started")
+        return self._port
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return _status(self._live())
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return _status(self._ready())
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        try:
+            body = render(await self._collect())
+        except Exception as exc:
+            log.warning("/metrics: collecting the metrics failed: %s", _describe(exc))
+            return web.Response(status=500, text=f"collecting the metrics failed: {_describe(exc)}\n")
+        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def _status(reason: str | None) -> web.Response:
+    if reason is None:
+        return web.Response(text="ok\n")
+    return web.Response(status=503, text=reason + "\n")
