@@ -280,3 +280,23 @@ def test_a_destination_with_its_own_proxy_and_credentials(tmp_path: Path, discor
 
     assert statuses == [200]  # authenticated at the first try
     assert "pr0xy-pa55word" not in daemon.stdout + daemon.stderr
+
+
+def test_health_readiness_and_counts_over_http(tmp_path: Path, discord: ThreadedStandIn) -> None:
+    daemon = start(tmp_path, f"alerts: {{url: '{discord.url(FIRST)}'}}")
+    port = re.search(r"\(port (\d+)\)", daemon.stderr)[1]  # type: ignore[index]
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            assert (answer.status, answer.read()) == (200, b"ok\n")
+    daemon.append("LOUD counted", "nothing to see", "CHATTER also counted")
+    discord.wait_for_embeds(2)
+    wait_until(lambda: metrics(daemon).get('tailhook_delivered_total{destination="alerts"}') == 2, what="2 delivered")
+    stats = metrics(daemon)
+    assert daemon.stop() == 0
+
+    assert stats['tailhook_lines_total{source="app"}'] == 3
+    assert stats['tailhook_matches_total{rule="anything-loud"}'] == 1
+    assert stats['tailhook_matches_total{rule="chatter"}'] == 1
+    assert stats['tailhook_spool_pending{destination="alerts"}'] == 0
+    assert stats['tailhook_discord_requests_total{destination="alerts"}'] == len(posts(discord, FIRST))
+    assert any(name.startswith("tailhook_build_info{version=") for name in stats)

@@ -258,8 +258,10 @@ class App:
     async def reload(self) -> bool:
         """Load the config file again and apply what can change while running; whether it loaded."""
         log.info("reloading %s", self.config.path)
+        _notify_systemd("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
+            await self._apply(new)
         except ConfigError as exc:
             self.reloads["failed"] += 1
             count = len(exc.problems)
@@ -270,7 +272,8 @@ class App:
                 "\n  ".join(str(problem) for problem in exc.problems),
             )
             return False
-        await self._apply(new)
+        finally:
+            _notify_systemd("READY=1")
         self.reloads["ok"] += 1
         return True
 
