@@ -3,7 +3,7 @@
 # when they are missing. Runs apt-get as root (or through sudo when available).
 set -euo pipefail
 
-packages=(python3-venv pkg-config gcc python3-dev libsystemd-dev logrotate systemd-journal-remote)
+packages=(python3-venv pkg-config gcc python3-dev libsystemd-dev logrotate systemd-journal-remote openssl)
 missing=()
 for pkg in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

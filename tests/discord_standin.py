@@ -60,6 +60,8 @@ import itertools
 import json
 import math
 import re
+import ssl
+import subprocess
 import threading
 import time
 from collections import deque
@@ -67,6 +69,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
@@ -89,6 +92,7 @@ __all__ = [
     "Received",
     "ThreadedStandIn",
     "standin_in_thread",
+    "tls_certificate",
     "validate_message",
 ]
 
@@ -496,11 +500,13 @@ class DiscordStandIn(AsyncServer):
         bucket_reset_after: float = 2.0,
         webhooks: Mapping[str, str] | None = None,
         forum_webhooks: Collection[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`webhooks` maps each existing webhook id to its token; by default
         `{WEBHOOK_ID: TOKEN}`. The ids in `forum_webhooks` (each one of
         `webhooks`) are webhooks of a forum channel, the others of a text
-        channel. `bucket_reset_after` is in seconds."""
+        channel. `bucket_reset_after` is in seconds. With `tls`, it speaks
+        https (see `tls_certificate`)."""
         if bucket_limit < 1 or bucket_reset_after <= 0:
             raise ValueError("bucket_limit must be >= 1 and bucket_reset_after > 0")
         self.bucket_limit = bucket_limit
@@ -520,6 +526,7 @@ class DiscordStandIn(AsyncServer):
         self._listeners: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._tls = tls
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -532,7 +539,7 @@ class DiscordStandIn(AsyncServer):
             resource.add_route("GET", self._get_webhook)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._tls).start()
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
@@ -547,7 +554,8 @@ class DiscordStandIn(AsyncServer):
         return self._port
 
     def url(self, webhook_id: str = WEBHOOK_ID, token: str = TOKEN) -> str:
-        return f"http://127.0.0.1:{self.port}/api/webhooks/{webhook_id}/{token}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/api/webhooks/{webhook_id}/{token}"
 
     # -- what tests ask for -------------------------------------------------
 
@@ -931,6 +939,20 @@ class ThreadedStandIn(LoopClient):
             return function(*args, **kwargs)
 
         return self._run(call())
+
+
+def tls_certificate(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A self-signed certificate for 127.0.0.1, made by `openssl`: the server's
+    context, and the certificate's file for a client to trust (`SSL_CERT_FILE`)."""
+    cert, key = directory / "standin.crt", directory / "standin.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert
 
 
 def standin_in_thread(**kwargs: Any) -> contextlib.AbstractContextManager[ThreadedStandIn]:

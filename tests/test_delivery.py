@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Daemon, wait_until, write_config
-from tests.discord_standin import OTHER_TOKEN, TOKEN, ThreadedStandIn, standin_in_thread
+from tests.discord_standin import OTHER_TOKEN, TOKEN, ThreadedStandIn, standin_in_thread, tls_certificate
 from tests.http_proxy import proxy_in_thread
 
 pytestmark = pytest.mark.timeout(90)
@@ -300,3 +300,18 @@ def test_health_readiness_and_counts_over_http(tmp_path: Path, discord: Threaded
     assert stats['tailhook_spool_pending{destination="alerts"}'] == 0
     assert stats['tailhook_discord_requests_total{destination="alerts"}'] == len(posts(discord, FIRST))
     assert any(name.startswith("tailhook_build_info{version=") for name in stats)
+
+
+def test_https_through_the_proxy_of_the_environment(tmp_path: Path) -> None:
+    context, certificate = tls_certificate(tmp_path)
+    with standin_in_thread(webhooks={FIRST: TOKEN}, tls=context) as discord, proxy_in_thread() as proxy:
+        assert discord.url(FIRST).startswith("https://")
+        env = {"HTTPS_PROXY": proxy.url, "NO_PROXY": "", "no_proxy": "", "SSL_CERT_FILE": str(certificate)}
+        daemon = start(tmp_path, f"alerts: {{url: '{discord.url(FIRST)}'}}", env=env, probe="get")
+        daemon.append("LOUD tunnelled")
+        (embed,) = discord.wait_for_embeds(1)
+        assert daemon.stop() == 0
+        tunnels = proxy.requests
+
+    assert embed["title"] == "loud: tunnelled"
+    assert {(r.method, r.target) for r in tunnels} == {("CONNECT", f"127.0.0.1:{discord.port}")}
