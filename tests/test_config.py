@@ -222,6 +222,65 @@ def test_destination_and_route_problems_never_show_the_token(write: WriteFile) -
     assert "routes[1].mention.everyone: only a route for critical alone may ping @everyone" in text
 
 
+def test_destination_options_are_checked_and_secrets_stay_hidden(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        destinations:
+          forum: {{url: "{URL}", thread_name: "{{title:d}}"}}
+          forum2: {{url: "{URL}", thread_name: "{{title}} on {{hostname}}"}}
+          both: {{url: "{URL}", thread_name: x, thread_id: "1234567890"}}
+          many: {{url: ["{URL}", "{URL}"]}}
+          quiet: {{url: "{URL}", suppress_notifications: [loud]}}
+          proxied: {{url: "{URL}", proxy: "http://bob:pä€ss@proxy:3128"}}
+          socks: {{url: "{URL}", proxy: "socks5://proxy:1080"}}
+        routes:
+          - {{hosts: [web-1], to: forum}}
+          - {{hosts: web-2, to: forum}}
+        """,
+    )
+    text = "\n".join(problems_of(config_path))
+
+    assert TOKEN not in text and "€ss" not in text
+    assert "destinations.forum.thread_name: template field {title:d} cannot format text" in text
+    assert "destinations.forum2.thread_name: names hostname" in text
+    assert "destinations.both" in text and "thread_id" in text and "thread_name" in text
+    assert "destinations.many.url: names the same webhook twice" in text
+    assert "destinations.quiet.suppress_notifications" in text
+    assert "destinations.proxied.proxy: has a user name or password with characters outside latin-1" in text
+    assert "destinations.socks.proxy: must be an http:// or https:// proxy URL" in text
+    assert "routes[" not in text  # hosts: a name or a list
+
+
+def test_templates_must_format_text(write: WriteFile) -> None:
+    rules = write("rules.yaml", """
+        rules:
+          - {name: a, match: 'X (?P<n>.*)', title: '{n:d}'}
+          - {name: b, match: 'X (?P<n>.*)', title: '{n!x}'}
+          - {name: c, match: 'X (?P<n>.*)', title: '{n:>8} {n!r}'}
+        """)  # fmt: skip
+    config_path = write("tailhook.yaml", f"sources: [{{name: app, paths: [a.log]}}]\nrules: {{paths: [{rules}]}}\n")
+    problems = problems_of(config_path)
+
+    assert any("rules[0] (a).title: template field {n:d} cannot format text" in p for p in problems)
+    assert any("rules[1] (b).title" in p for p in problems)
+    assert not any("rules[2]" in p for p in problems)
+
+
+def test_a_proxy_password_is_not_in_the_repr(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        destinations: {{alerts: {{url: "{URL}", proxy: "http://bob:hunter2@proxy:3128"}}}}
+        """,
+    )
+    config = load_config(config_path)
+    assert config.destinations["alerts"].proxy == "http://bob:hunter2@proxy:3128"
+    assert "hunter2" not in repr(config) and TOKEN not in repr(config)
+
+
 def test_webhook_url_hides_its_token() -> None:
     url = WebhookUrl(URL)
     assert url.id == "112233445566778899"

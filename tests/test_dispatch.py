@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,7 +33,12 @@ class ScriptedSink:
         self.attempts: list[str] = []
         self.requests: list[list[str]] = []
         self.alive_again = False
+        self.dead = False
         self.rechecks = 0
+        self.recheck_after = 0.0
+        """What ``recheck_in`` says while dead, until ``recheck_soon``."""
+        self.gate: asyncio.Event | None = None
+        """When set: each send waits for it (a request in flight)."""
 
     def batch(self, deliveries: Sequence[Delivery]) -> int:
         return min(self.per_request, len(deliveries))
@@ -40,21 +46,28 @@ class ScriptedSink:
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
         assert 1 <= len(deliveries) <= self.per_request
         titles = [d.notification.title for d in deliveries]
+        if self.gate is not None:
+            await self.gate.wait()
         self.requests.append(titles)
         self.attempts.extend(titles)
         if self.refuse in titles:
             return Result(Outcome.REJECTED, "Discord answered 400")
         result = self.script.pop(0) if self.script else Result(Outcome.SENT)
+        self.dead = result.outcome is Outcome.DEAD
         if result.outcome is Outcome.SENT:
             self.sent.extend(titles)
         return result
 
     async def revive(self) -> bool:
         self.rechecks += 1
+        self.dead = not self.alive_again
         return self.alive_again
 
     def recheck_in(self) -> float:
-        return 0.0
+        return self.recheck_after if self.dead else math.inf
+
+    def recheck_soon(self) -> None:
+        self.recheck_after = 0.0
 
     async def close(self) -> None:
         return None
@@ -246,12 +259,52 @@ async def test_a_reload_with_a_new_sink_revives_a_dead_destination_at_once(spool
             while dispatcher.states["alerts"].dead is None:
                 await asyncio.sleep(0.001)
         fixed = ScriptedSink("alerts")
-        assert dispatcher.replace("alerts", fixed) is dead
+        dispatcher.replace("alerts", fixed)
         async with asyncio.timeout(5):
             while len(fixed.sent) < 2:
                 await asyncio.sleep(0.001)
-        assert dispatcher.remove("alerts") is fixed
-        assert "alerts" not in dispatcher.states
+        dispatcher.remove("alerts")
+        assert "alerts" not in dispatcher.states and "alerts" not in dispatcher.sinks
     finally:
         task.cancel()
     assert fixed.sent == ["n0", "n1"] and dead.sent == []
+
+
+async def test_a_reload_asks_a_dead_destination_again_at_once(spool: Spool) -> None:
+    sink = ScriptedSink("alerts", [Result(Outcome.DEAD, "Discord answered 404")])
+    sink.recheck_after = 3600.0  # the next re-check would be an hour away
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+    await spool.commit([delivery("n0")])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while dispatcher.states["alerts"].dead is None:
+                await asyncio.sleep(0.001)
+        sink.alive_again = True
+        dispatcher.recheck("alerts")
+        async with asyncio.timeout(5):
+            while sink.sent != ["n0"]:
+                await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert sink.rechecks == 1 and dispatcher.states["alerts"].dead is None
+
+
+async def test_removing_a_destination_mid_request_settles_the_request_first(spool: Spool) -> None:
+    sink = ScriptedSink("alerts")
+    sink.gate = asyncio.Event()
+    dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+    await spool.commit([delivery("n0")])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while not dispatcher.states["alerts"].sending:
+                await asyncio.sleep(0.001)
+        dispatcher.remove("alerts")
+        sink.gate.set()  # Discord answers after the removal
+        async with asyncio.timeout(5):
+            while await spool.pending("alerts"):
+                await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert sink.sent == ["n0"]  # delivered once and deleted from the spool: never sent again

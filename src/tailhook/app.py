@@ -1,10 +1,11 @@
 """The daemon: wires sources → rules → storm control → routes → dispatcher → sinks.
 
 SIGHUP reloads the config file and the rule files: rules, routes, storm
-defaults and destinations change in place (a destination whose webhooks or
-options changed, or that is dead, gets a new sink, which brings a dead one
-back); sources, ``state_dir``, ``spool`` and ``http`` need a restart. A config
-that does not load leaves the running one in place, and says why.
+defaults and destinations change in place, all at once (a destination whose
+webhooks or options changed gets a new sink, which brings a dead one back; in
+one left as it was, what is dead is asked about again now); sources,
+``state_dir``, ``spool`` and ``http`` need a restart. A config that does not
+load leaves the running one in place, and says why.
 
 ``App.run`` owns the one event loop's tasks in a ``TaskGroup``. Shutdown on
 SIGTERM or SIGINT reads as a sequence:
@@ -26,7 +27,7 @@ import os
 import signal
 import socket
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -42,7 +43,7 @@ from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
-from tailhook.sinks.discord import DiscordSink, GlobalPause, ProbeResult, probe_webhook
+from tailhook.sinks.discord import DiscordSink, GlobalPause, ProbeResult, describe, probe_webhook
 from tailhook.sources import Source
 from tailhook.sources.file import FileSource
 from tailhook.spool import Checkpoint, Spool, SpoolFull
@@ -80,6 +81,8 @@ class App:
         """Events, per rule."""
         self.reloads: Counter[str] = Counter()
         """Config reloads, per result: ``ok`` or ``failed``."""
+        self._retired: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per destination, the requests and 429s of the sinks reloads replaced."""
 
     # ── lifecycle ───────────────────────────────────────────────────────────
 
@@ -261,7 +264,7 @@ class App:
         _notify_systemd("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
-            await self._apply(new)
+            self._apply(new)
         except ConfigError as exc:
             self.reloads["failed"] += 1
             count = len(exc.problems)
@@ -272,12 +275,18 @@ class App:
                 "\n  ".join(str(problem) for problem in exc.problems),
             )
             return False
+        except Exception as exc:  # nothing is applied before everything is built: the old config stays
+            self.reloads["failed"] += 1
+            log.error("reload failed, the running configuration stays: %s", describe(exc))
+            return False
         finally:
             _notify_systemd("READY=1")
         self.reloads["ok"] += 1
         return True
 
-    async def _apply(self, new: Config) -> None:
+    def _apply(self, new: Config) -> None:
+        """Build everything the new config needs, then switch to it at once (no ``await``: no line
+        is routed, and no notification stored, half-way between the two)."""
         old = self.config
         fixed = [
             key
@@ -291,18 +300,35 @@ class App:
             )
             if before != after
         ]
-        if fixed:
-            log.warning("reload: %s changed; that takes a restart, until then the old settings stay", ", ".join(fixed))
         rules = RuleSet(new.rules, host=old.host)
+        destinations, routes = old.destinations, old.routes
+        changed: dict[str, Sink] = {}
+        removed: list[str] = []
+        recheck: list[str] = []
+        if not self._console_only and new.destinations:
+            destinations, routes = new.destinations, new.routes
+            removed = sorted(old.destinations.keys() - new.destinations.keys())
+            for name, destination in new.destinations.items():
+                if old.destinations.get(name) != destination:
+                    changed[name] = self._sink(name, new)
+                else:
+                    recheck.append(name)  # unchanged: whatever of it is dead is asked about again now
+
+        # the switch
         self.rules = rules
         self._storm_of = {rule.name: rule.storm for rule in rules.rules}
         self.storm.default = new.storm
         self.drain_timeout_s = new.shutdown_timeout
-        destinations, routes = old.destinations, old.routes
-        if not self._console_only and new.destinations:
-            await self._apply_destinations(old, new)
-            self.router = Router(new.routes)
-            destinations, routes = new.destinations, new.routes
+        self.router = Router(routes)
+        if self.dispatcher is not None:
+            for name in removed:
+                self._retire(name)
+                self.dispatcher.remove(name)
+            for name, sink in changed.items():
+                self._retire(name)
+                self.dispatcher.replace(name, sink)
+            for name in recheck:
+                self.dispatcher.recheck(name)
         self.config = dataclasses.replace(
             new,
             sources=old.sources,
@@ -313,29 +339,24 @@ class App:
             destinations=destinations,
             routes=routes,
         )
+
+        if fixed:
+            log.warning("reload: %s changed; that takes a restart, until then the old settings stay", ", ".join(fixed))
+        for name in removed:
+            log.warning("reload: destination %s is gone; its alerts stay in the spool (tailhook spool list)", name)
         log.info(
-            "reloaded: %d rules, %d routes, destinations: %s",
+            "reloaded: %d rules, %d routes, destinations: %s%s",
             len(rules),
             len(self.router.routes),
             ", ".join(self.dispatcher.sinks) if self.dispatcher else "none",
+            f"; new sinks for {', '.join(changed)}" if changed else "",
         )
 
-    async def _apply_destinations(self, old: Config, new: Config) -> None:
-        assert self.dispatcher is not None
-        closing: list[Sink | None] = []
-        for name in old.destinations.keys() - new.destinations.keys():
-            waiting = await self.spool.pending(name) if self.spool else 0
-            log.warning("reload: destination %s is gone; %d alerts for it stay in the spool", name, waiting)
-            closing.append(self.dispatcher.remove(name))
-        for name, destination in new.destinations.items():
-            state = self.dispatcher.states.get(name)
-            dead = state is not None and state.dead is not None
-            if old.destinations.get(name) == destination and not dead:
-                continue
-            closing.append(self.dispatcher.replace(name, self._sink(name, new)))
-        for sink in closing:
-            if sink is not None:
-                await sink.close()
+    def _retire(self, name: str) -> None:
+        """Keep the counts of a sink a reload replaces, so /metrics' counters never go back."""
+        sink = self.dispatcher.sinks.get(name) if self.dispatcher else None
+        if isinstance(sink, DiscordSink):
+            self._retired[name] += Counter(requests=sink.requests, rate_limited=sink.rate_limited)
 
     # ── /healthz /readyz /metrics ───────────────────────────────────────────
 
@@ -388,9 +409,11 @@ class App:
             ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
              of_states(lambda s: float(s.dead is None))),
             ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",
-             per("destination", {name: sink.requests for name, sink in discord.items()})),
+             per("destination", {name: sink.requests + self._retired[name]["requests"]
+                                 for name, sink in discord.items()})),
             ("tailhook_discord_rate_limited_total", "counter", "429 answers from Discord.",
-             per("destination", {name: sink.rate_limited for name, sink in discord.items()})),
+             per("destination", {name: sink.rate_limited + self._retired[name]["rate_limited"]
+                                 for name, sink in discord.items()})),
             ("tailhook_webhook_dead", "gauge", "1 while Discord says the webhook is gone or its token wrong.",
              webhooks),
             ("tailhook_spool_pending", "gauge", "Notifications waiting in the spool.",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tailhook import _yaml
 from tailhook._units import parse_duration, parse_size
@@ -224,7 +224,7 @@ class DestinationConfig:
     """For a forum channel: each message opens a post named by this template."""
     suppress_notifications: frozenset[Severity] = frozenset()
     """Severities whose messages are posted without a push or desktop notification."""
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)
     """``http(s)://[user:password@]host:port``; ``None``: ``HTTPS_PROXY``/``NO_PROXY`` from the environment."""
 
 
@@ -721,6 +721,10 @@ def _proxy_url(value: Any) -> str:
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError:
         raise ValueError("has a port that is not a number") from None
+    try:  # Proxy-Authorization is Basic, in latin-1
+        f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("has a user name or password with characters outside latin-1") from None
     return text
 
 
@@ -881,13 +885,27 @@ def template_fields(template: str) -> list[str]:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"template {template!r} is malformed: {exc}") from None
-    for _, name, _, _ in parsed:
+    for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name.isidentifier():
             raise ValueError(f"template field {{{name}}} is not a name; use {{line}} or a named capture")
+        if conversion not in (None, "r", "s", "a") or not _text_spec(spec or ""):
+            shown = f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+            raise ValueError(f"template field {shown} cannot format text; use {{{name}}}")
         names.append(name)
     return names
+
+
+def _text_spec(spec: str) -> bool:
+    """Whether *spec* formats a string (``>20`` does, ``d`` does not); no nested fields."""
+    if "{" in spec:
+        return False
+    try:
+        format("", spec)
+    except ValueError:
+        return False
+    return True
 
 
 def load_rules(paths: Iterable[str], sources: Iterable[SourceConfig]) -> tuple[RuleConfig, ...]:

@@ -22,7 +22,8 @@ them. What a sink answers decides what happens next:
   so loudly, once, and stop sending to it; its notifications stay in the
   spool. The sink is asked again (it re-checks without posting) as often as
   it allows, and a reload that gives the destination a new sink brings it
-  back at once.
+  back at once. A sink that lost only some of its webhooks is re-checked on
+  the same schedule while the others carry on.
 
 Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected.
 """
@@ -75,6 +76,11 @@ class DestinationState:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a reload gave the destination a new sink."""
+    nudged: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a reload asked for a re-check of what is dead now."""
+    sending: bool = False
+    """A request is in flight or being settled: removing the destination waits for it."""
+    removed: bool = False
     sent: int = 0
     requests: int = 0
     """Messages that Discord stored; ``sent`` counts the notifications in them."""
@@ -124,25 +130,45 @@ class Dispatcher:
             for name in self.sinks:
                 self._start(name)
 
-    def replace(self, name: str, sink: Sink) -> Sink | None:
-        """Deliver to *name* through *sink* from now on (a reload); the sink it replaces, to be closed."""
-        old = self.sinks.get(name)
+    def replace(self, name: str, sink: Sink) -> None:
+        """Deliver to *name* through *sink* from now on (a reload).
+
+        The sink it replaces is dropped, not closed: a request through it may
+        still be in flight, and settles as any other.
+        """
         self.sinks[name] = sink
         if name not in self.states:
             self.states[name] = DestinationState()
             self._start(name)
         state = self.states[name]
         state.replaced.set()
+        state.nudged.set()
         state.ready.set()
-        return old
 
-    def remove(self, name: str) -> Sink | None:
-        """Stop delivering to *name*; its notifications stay in the spool. The removed sink, to be closed."""
+    def remove(self, name: str) -> None:
+        """Stop delivering to *name*; its notifications stay in the spool.
+
+        A request in flight is settled first (cancelling it between Discord's
+        answer and the spool's delete would send its alerts twice).
+        """
         task = self._tasks.pop(name, None)
-        if task is not None:
+        state = self.states.pop(name, None)
+        self.sinks.pop(name, None)
+        if task is None or state is None:
+            return
+        if state.sending:
+            state.removed = True  # the task ends once the request is settled
+        else:
             task.cancel()
-        self.states.pop(name, None)
-        return self.sinks.pop(name, None)
+
+    def recheck(self, name: str) -> None:
+        """Ask again now about whatever of *name* is dead (a reload asked for it)."""
+        state = self.states.get(name)
+        if state is None:
+            return
+        self.sinks[name].recheck_soon()
+        state.nudged.set()
+        state.ready.set()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no live destination has anything waiting, at most *timeout_s*; ``True`` if so."""
@@ -165,23 +191,33 @@ class Dispatcher:
         state = self.states[name]
         attempt = 0
         one_by_one = 0  # after a refused message: how many of its notifications still go alone
-        while True:
+        while not state.removed:
             if state.dead is not None:
                 await self._await_revival(name, state)
                 continue
             state.replaced.clear()
-            sink = self.sinks[name]
+            state.nudged.clear()
+            if self.sinks[name].recheck_in() <= 0:  # some webhooks are dead and due for a re-check
+                await self.sinks[name].revive()
             state.ready.clear()  # before looking, so a commit made meanwhile is not missed
             waiting = await self.spool.next(name, 1 if one_by_one else LOOKAHEAD)
             if not waiting:
                 # Woken by our own commits; the timeout also finds what `tailhook spool retry` requeued.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_RECHECK_S):
+                    async with asyncio.timeout(min(IDLE_RECHECK_S, max(0.0, self.sinks[name].recheck_in()))):
                         await state.ready.wait()
                 continue
+            sink = self.sinks[name]  # after the wait: a reload may have replaced it meanwhile
             batch = waiting[: sink.batch([item.delivery for item in waiting])]
-            result = await sink.send([item.delivery for item in batch])
-            if result.outcome is Outcome.REJECTED and len(batch) > 1:
+            state.sending = True
+            try:
+                result = await sink.send([item.delivery for item in batch])
+                split = result.outcome is Outcome.REJECTED and len(batch) > 1
+                if not split:
+                    attempt, delay = await self._settle(name, state, batch, result, attempt)
+            finally:
+                state.sending = False
+            if split:
                 one_by_one = len(batch)
                 log.warning(
                     "destination %s refused a message of %d alerts (%s); sending them one by one",
@@ -190,16 +226,18 @@ class Dispatcher:
                     result.detail,
                 )
                 continue
-            attempt = await self._settle(name, state, batch, result, attempt)
             if one_by_one and result.outcome in (Outcome.SENT, Outcome.REJECTED):
                 one_by_one -= 1
             async with self._progress:
                 self._progress.notify_all()
+            if delay and not state.removed:
+                await self._sleep(delay)
 
     async def _settle(
         self, name: str, state: DestinationState, batch: Sequence[Spooled], result: Result, attempt: int
-    ) -> int:
-        """Act on *result*; the number of failed tries of these notifications so far."""
+    ) -> tuple[int, float]:
+        """Act on *result*; the number of failed tries of these notifications so far, and the
+        seconds to wait before the next try."""
         ids = [item.id for item in batch]
         if result.outcome is Outcome.SENT:
             await self._store(lambda: self.spool.delivered(ids))
@@ -207,7 +245,7 @@ class Dispatcher:
             state.requests += 1
             if self.spool.has_drops(name):
                 await self._announce_drops(name)
-            return 0
+            return 0, 0.0
         state.last_error = result.detail
         if result.outcome is Outcome.REJECTED:
             await self._store(lambda: self.spool.reject(ids, result.detail))
@@ -220,7 +258,7 @@ class Dispatcher:
                 n.rule,
                 result.detail,
             )
-            return 0
+            return 0, 0.0
         if result.outcome is Outcome.DEAD:
             state.dead = result.detail
             log.error(
@@ -230,7 +268,7 @@ class Dispatcher:
                 name,
                 result.detail,
             )
-            return attempt
+            return attempt, 0.0
         state.retries += 1
         delay = result.retry_after or self.backoff.delay(attempt, self._random)
         try:  # bookkeeping only: on a full disk, go on without it
@@ -238,14 +276,16 @@ class Dispatcher:
         except sqlite3.OperationalError as exc:
             log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
-        await self._sleep(delay)
-        return attempt + 1
+        return attempt + 1, delay
 
     async def _await_revival(self, name: str, state: DestinationState) -> None:
         """Wait for a reload or for the sink's next re-check, whichever comes first."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(MIN_REVIVE_WAIT_S, self.sinks[name].recheck_in())):
-                await state.replaced.wait()
+                await state.nudged.wait()
+        state.nudged.clear()
+        if state.removed:
+            return
         if state.replaced.is_set():
             log.warning("destination %s: reloaded; sending to it again", name)
         elif await self.sinks[name].revive():

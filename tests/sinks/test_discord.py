@@ -13,9 +13,11 @@ import pytest
 from tests.discord_standin import OTHER_TOKEN, TOKEN, WEBHOOK_ID, DiscordStandIn
 
 from tailhook.config import DestinationConfig, WebhookUrl
+from tailhook.dispatch import Dispatcher
 from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
 from tailhook.sinks import Outcome
-from tailhook.sinks.discord import CLOUDFLARE_BACKOFF_S, DiscordSink, GlobalPause, probe_webhook
+from tailhook.sinks.discord import CLOUDFLARE_BACKOFF_S, DiscordSink, GlobalPause, probe_webhook, scrub_credentials
+from tailhook.spool import Spool
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -239,3 +241,71 @@ async def test_a_dead_webhook_is_asked_again_only_when_its_recheck_is_due(
     assert not await sink.revive()  # still gone: one GET, and the next not before recheck_s
     assert [method for method, _, _ in discord.requests].count("GET") == 2
     assert sink.recheck_in() > 0.2
+
+
+async def test_alerts_that_ping_different_people_do_not_share_a_message(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    oncall = Mentions(roles=("123456789012345678",))
+    assert sink.batch([delivery("a", oncall), delivery("b", oncall), delivery("c"), delivery("d", oncall)]) == 2
+    assert sink.batch([delivery("a"), delivery("b", oncall)]) == 1
+
+
+async def test_a_message_no_request_could_carry_is_rejected_not_raised(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = DiscordSink(destination(discord.url()), session=session)
+    crowd = Mentions(roles=tuple(str(123456789012345678 + i) for i in range(101)))  # Discord takes 100
+    result = await sink.send([delivery("too many pings", crowd)])
+
+    assert result.outcome is Outcome.REJECTED and "at most 100" in result.detail
+    assert discord.requests == []
+
+
+def test_credentials_in_any_url_are_scrubbed() -> None:
+    text = "Cannot connect to host, url='http://bob:p%C3%A4%20ss@127.0.0.1:3128/x' and https://u:hunter2@proxy/"
+    scrubbed = scrub_credentials(text, "http://bob:pä ss@127.0.0.1:3128")
+    assert "bob" not in scrubbed and "p%C3%A4" not in scrubbed and "hunter2" not in scrubbed
+    assert "http://***@127.0.0.1:3128/x" in scrubbed
+
+
+async def test_a_webhook_that_died_beside_live_ones_is_rechecked_by_the_dispatcher(
+    spool: Spool, session: aiohttp.ClientSession
+) -> None:
+    async with DiscordStandIn(webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}) as discord:
+        sink = DiscordSink(
+            destination(discord.url(), discord.url(OTHER_ID, OTHER_TOKEN)), session=session, recheck_s=0.3
+        )
+        dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
+        discord.fail_next(401)  # the first request, to the first webhook, is refused once
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await spool.commit([delivery("one")])
+            await discord.wait_for(1)
+            assert sink.webhooks[0].dead is not None and dispatcher.states["alerts"].dead is None
+            async with asyncio.timeout(5):  # idle, and still the dead one is asked about when due
+                while sink.webhooks[0].dead is not None:
+                    await asyncio.sleep(0.01)
+            await spool.commit([delivery("two")])
+            await discord.wait_for(2)
+        finally:
+            task.cancel()
+
+    requests = [(method, hook, status) for method, hook, status in discord.requests]
+    assert requests[0] == ("POST", WEBHOOK_ID, 401)
+    assert ("GET", WEBHOOK_ID, 200) in requests
+    assert requests[-1] == ("POST", WEBHOOK_ID, 200)  # back in use, with its fresh bucket
+    assert [method for method, _, _ in requests].count("GET") == 1
+
+
+async def test_a_shared_429_holds_back_every_webhook_of_the_channel(session: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}) as discord:
+        sink = DiscordSink(destination(discord.url(), discord.url(OTHER_ID, OTHER_TOKEN)), session=session)
+        body = {"message": "You are being rate limited.", "retry_after": 0.3, "global": False}
+        discord.fail_next(429, body=body, headers={"X-RateLimit-Scope": "shared"})
+        before = time.monotonic()
+        assert (await sink.send([delivery()])).outcome is Outcome.SENT
+
+    assert [status for _, _, status in discord.requests] == [429, 200]
+    assert discord.received[0].time - before >= 0.3  # the other webhook waited too: same channel, same limit

@@ -50,13 +50,18 @@ class Sink(Protocol):
         ...
 
     async def revive(self) -> bool:
-        """After ``DEAD``: ask the receiver again, if it is time to; whether it takes requests again."""
+        """Ask the receiver again about what refused us (``DEAD``), where it is time to; whether any
+        part of the destination takes requests."""
         ...
 
     def recheck_in(self) -> float:
-        """Seconds until :meth:`revive` is next worth calling."""
+        """Seconds until :meth:`revive` has something to ask about; ``math.inf`` while nothing is dead."""
+        ...
+
+    def recheck_soon(self) -> None:
+        """Make what is dead due for a re-check now (a reload asked for it)."""
         ...
 
     async def close(self) -> None:
-        """Release connections; called once at shutdown."""
+        """Release connections; called once at shutdown, for the sinks in use then."""
         ...

@@ -6,6 +6,7 @@ Used when no destination is configured, and for every destination in
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -38,7 +39,10 @@ class ConsoleSink:
         return True
 
     def recheck_in(self) -> float:
-        return 0.0
+        return math.inf
+
+    def recheck_soon(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +44,15 @@ from tailhook.events import Delivery, Mentions
 from tailhook.sinks import Outcome, Result
 from tailhook.sinks.discord_payload import LIMITS, embed_for, embed_size, payload_for
 
-__all__ = ["DEAD_RECHECK_S", "DiscordSink", "GlobalPause", "ProbeResult", "probe_webhook", "scrub"]
+__all__ = [
+    "DEAD_RECHECK_S",
+    "DiscordSink",
+    "GlobalPause",
+    "ProbeResult",
+    "probe_webhook",
+    "scrub",
+    "scrub_credentials",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,16 +133,25 @@ class DiscordSink:
         return f"DiscordSink({self.name!r}, {[w.url for w in self.webhooks]!r})"
 
     def batch(self, deliveries: Sequence[Delivery]) -> int:
-        """How many of *deliveries*, from the first, fit in one message (at least 1)."""
+        """How many of *deliveries*, from the first, fit in one message (at least 1).
+
+        Only deliveries that may ping the same people share a message: mentions
+        live in its content, which has limits of its own.
+        """
         total = 0
         for count, delivery in enumerate(deliveries[: LIMITS.embeds]):
+            if delivery.mentions != deliveries[0].mentions:
+                return max(1, count)
             total += embed_size(embed_for(delivery.notification, style=delivery.style))
             if total > LIMITS.total:
                 return max(1, count)
         return max(1, min(len(deliveries), LIMITS.embeds))
 
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
-        payload = self._payload(deliveries)
+        try:
+            payload = self._payload(deliveries)
+        except ValueError as exc:  # no request could carry it: final, as Discord's 400 would be
+            return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
         for _ in range(MAX_TRIES):
             webhook = await self._choose()
             if webhook is None:
@@ -172,9 +191,15 @@ class DiscordSink:
         return any(webhook.dead is None for webhook in self.webhooks)
 
     def recheck_in(self) -> float:
-        """Seconds until :meth:`revive` next has a dead webhook to ask about."""
+        """Seconds until :meth:`revive` next has a dead webhook to ask about; ``inf`` if none is dead."""
         due = [webhook.recheck_at for webhook in self.webhooks if webhook.dead is not None]
-        return max(0.0, min(due, default=0.0) - self._clock()) if due else 0.0
+        return max(0.0, min(due) - self._clock()) if due else math.inf
+
+    def recheck_soon(self) -> None:
+        now = self._clock()
+        for webhook in self.webhooks:
+            if webhook.dead is not None:
+                webhook.recheck_at = min(webhook.recheck_at, now)
 
     async def close(self) -> None:
         return None
@@ -197,7 +222,10 @@ class DiscordSink:
     def _thread_name(self, delivery: Delivery) -> str:
         n = delivery.notification
         values = {"title": n.title, "rule": n.rule, "severity": n.severity.label, "host": n.host, "source": n.source}
-        return (self.config.thread_name or "").format_map(values)
+        try:
+            return (self.config.thread_name or "").format_map(values)
+        except (ValueError, LookupError, AttributeError):  # a template the config check let through
+            return n.title
 
     async def _post(self, webhook: Webhook, payload: Mapping[str, object]) -> tuple[int, Mapping[str, str], str]:
         params = {"wait": "true"}
@@ -221,7 +249,7 @@ class DiscordSink:
     def _scrub(self, text: str) -> str:
         for webhook in self.webhooks:
             text = scrub(text, webhook.url)
-        return _scrub_proxy(text, self.config.proxy)
+        return scrub_credentials(text, self.config.proxy)
 
     # ── choosing a webhook ──────────────────────────────────────────────────
 
@@ -246,12 +274,12 @@ class DiscordSink:
         others = sum(w.dead is None for w in self.webhooks)
         if others:
             log.error(
-                "destination %s is dead: %s. No more requests go to it; %d other webhook%s carry on. "
-                "It is asked again every %.0fs.",
+                "destination %s is dead: %s. No more requests go to it; %s carr%s on. "
+                "Discord is asked again about it every %gs, without posting.",
                 webhook.label,
                 detail,
-                others,
-                "s" if others != 1 else "",
+                f"{others} other webhook{'s' if others != 1 else ''}",
+                "y" if others != 1 else "ies",
                 self._recheck_s,
             )
 
@@ -295,12 +323,22 @@ class DiscordSink:
             )
             self._global.until = max(self._global.until, until)
         else:
-            webhook.remaining = 0
-            webhook.resets_at = max(webhook.resets_at, until)
+            # A shared limit (the channel's, which all its webhooks share) or a bucket two webhooks
+            # share holds back every webhook it covers, not just the one that met it.
+            shared = headers.get("X-RateLimit-Scope", "").lower() == "shared"
+            for other in self.webhooks:
+                if other is webhook or shared or (webhook.bucket and other.bucket == webhook.bucket):
+                    other.remaining = 0
+                    other.resets_at = max(other.resets_at, until)
         return retry_after
 
 
-def _scrub_proxy(text: str, proxy: str | None) -> str:
+_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
+
+
+def scrub_credentials(text: str, proxy: str | None = None) -> str:
+    """*text* without the credentials of any URL in it (a proxy's, however aiohttp quoted them)."""
+    text = _USERINFO.sub("***@", text)
     password = urlsplit(proxy).password if proxy else None
     return text.replace(password, "***") if password else text
 
@@ -399,7 +437,7 @@ async def _probe(
             body = await response.text(errors="replace")
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        detail = f"Discord unreachable: {_scrub_proxy(scrub(describe(exc), url), config.proxy)}"
+        detail = f"Discord unreachable: {scrub_credentials(scrub(describe(exc), url), config.proxy)}"
         return ProbeResult(label, ok=False, dead=False, detail=detail)
     if 200 <= status < 300:
         return ProbeResult(label, ok=True, dead=False, detail="webhook exists")
