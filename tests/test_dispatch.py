@@ -308,3 +308,26 @@ async def test_removing_a_destination_mid_request_settles_the_request_first(spoo
     finally:
         task.cancel()
     assert sink.sent == ["n0"]  # delivered once and deleted from the spool: never sent again
+
+
+async def test_a_destination_added_back_while_its_old_request_settles_waits_for_it(spool: Spool) -> None:
+    old = ScriptedSink("alerts")
+    old.gate = asyncio.Event()
+    dispatcher = Dispatcher({"alerts": old}, spool, host="h")
+    await spool.commit([delivery("n0")])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while not dispatcher.states["alerts"].sending:
+                await asyncio.sleep(0.001)
+        dispatcher.remove("alerts")
+        new = ScriptedSink("alerts")
+        dispatcher.replace("alerts", new)  # back, by a second reload, before Discord answered
+        await spool.commit([delivery("n1")])
+        old.gate.set()
+        async with asyncio.timeout(5):
+            while await spool.pending("alerts"):
+                await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert old.sent == ["n0"] and new.sent == ["n1"]  # n0 once, not again through the new sink

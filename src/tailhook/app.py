@@ -81,8 +81,8 @@ class App:
         """Events, per rule."""
         self.reloads: Counter[str] = Counter()
         """Config reloads, per result: ``ok`` or ``failed``."""
-        self._retired: dict[str, Counter[str]] = defaultdict(Counter)
-        """Per destination, the requests and 429s of the sinks reloads replaced."""
+        self._retired: dict[str, list[DiscordSink]] = defaultdict(list)
+        """Per destination, the sinks reloads replaced: their counts stay in /metrics."""
 
     # ── lifecycle ───────────────────────────────────────────────────────────
 
@@ -353,10 +353,10 @@ class App:
         )
 
     def _retire(self, name: str) -> None:
-        """Keep the counts of a sink a reload replaces, so /metrics' counters never go back."""
+        """Keep a sink a reload replaces, so /metrics' counters never go back (it may still be busy)."""
         sink = self.dispatcher.sinks.get(name) if self.dispatcher else None
         if isinstance(sink, DiscordSink):
-            self._retired[name] += Counter(requests=sink.requests, rate_limited=sink.rate_limited)
+            self._retired[name].append(sink)
 
     # ── /healthz /readyz /metrics ───────────────────────────────────────────
 
@@ -409,10 +409,10 @@ class App:
             ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
              of_states(lambda s: float(s.dead is None))),
             ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",
-             per("destination", {name: sink.requests + self._retired[name]["requests"]
+             per("destination", {name: sum(s.requests for s in [sink, *self._retired[name]])
                                  for name, sink in discord.items()})),
             ("tailhook_discord_rate_limited_total", "counter", "429 answers from Discord.",
-             per("destination", {name: sink.rate_limited + self._retired[name]["rate_limited"]
+             per("destination", {name: sum(s.rate_limited for s in [sink, *self._retired[name]])
                                  for name, sink in discord.items()})),
             ("tailhook_webhook_dead", "gauge", "1 while Discord says the webhook is gone or its token wrong.",
              webhooks),

@@ -114,6 +114,8 @@ class Dispatcher:
         self._progress = asyncio.Condition()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._settling: dict[str, asyncio.Task[None]] = {}
+        """Tasks of removed destinations that settle a request in flight."""
         spool.on_commit(self.wake)
 
     def wake(self, destinations: set[str]) -> None:
@@ -158,6 +160,7 @@ class Dispatcher:
             return
         if state.sending:
             state.removed = True  # the task ends once the request is settled
+            self._settling[name] = task  # a destination of this name added back waits for it
         else:
             task.cancel()
 
@@ -185,9 +188,12 @@ class Dispatcher:
 
     def _start(self, name: str) -> None:
         if self._group is not None:
-            self._tasks[name] = self._group.create_task(self._deliver(name), name=f"deliver-{name}")
+            after = self._settling.pop(name, None)
+            self._tasks[name] = self._group.create_task(self._deliver(name, after), name=f"deliver-{name}")
 
-    async def _deliver(self, name: str) -> None:
+    async def _deliver(self, name: str, after: asyncio.Task[None] | None = None) -> None:
+        if after is not None:  # the same name was removed mid-request: let that request settle first
+            await asyncio.wait([after])
         state = self.states[name]
         attempt = 0
         one_by_one = 0  # after a refused message: how many of its notifications still go alone

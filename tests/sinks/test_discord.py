@@ -268,6 +268,8 @@ def test_credentials_in_any_url_are_scrubbed() -> None:
     scrubbed = scrub_credentials(text, "http://bob:pä ss@127.0.0.1:3128")
     assert "bob" not in scrubbed and "p%C3%A4" not in scrubbed and "hunter2" not in scrubbed
     assert "http://***@127.0.0.1:3128/x" in scrubbed
+    unchanged = "https://example.com/x?to=ops@corp.example and https://example.com/#me@there"
+    assert scrub_credentials(unchanged) == unchanged
 
 
 async def test_a_webhook_that_died_beside_live_ones_is_rechecked_by_the_dispatcher(
@@ -309,3 +311,23 @@ async def test_a_shared_429_holds_back_every_webhook_of_the_channel(session: aio
 
     assert [status for _, _, status in discord.requests] == [429, 200]
     assert discord.received[0].time - before >= 0.3  # the other webhook waited too: same channel, same limit
+
+
+async def test_a_429_of_one_webhook_leaves_the_others_free(session: aiohttp.ClientSession) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async with DiscordStandIn(webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}) as discord:
+        sink = DiscordSink(destination(discord.url(), discord.url(OTHER_ID, OTHER_TOKEN)), session=session, sleep=sleep)
+        for title in ("a", "b"):  # one answer each: both learn the route's bucket hash, which is the same
+            assert (await sink.send([delivery(title)])).outcome is Outcome.SENT
+        assert sink.webhooks[0].bucket and sink.webhooks[0].bucket == sink.webhooks[1].bucket
+        body = {"message": "You are being rate limited.", "retry_after": 30.0, "global": False}
+        discord.fail_next(429, body=body, headers={"X-RateLimit-Scope": "user"})
+        assert (await sink.send([delivery("c")])).outcome is Outcome.SENT
+
+    (limited,) = [hook for _, hook, status in discord.requests if status == 429]
+    assert discord.requests[-1][1] != limited  # the other webhook took it at once
+    assert slept == []

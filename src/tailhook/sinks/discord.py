@@ -323,17 +323,17 @@ class DiscordSink:
             )
             self._global.until = max(self._global.until, until)
         else:
-            # A shared limit (the channel's, which all its webhooks share) or a bucket two webhooks
-            # share holds back every webhook it covers, not just the one that met it.
+            # Scope "shared" is a limit of the resource, here the channel that every webhook of the
+            # destination posts to: it holds them all back. Otherwise only the webhook that met it
+            # (the bucket hash names the route, and each webhook has its own count in it).
             shared = headers.get("X-RateLimit-Scope", "").lower() == "shared"
-            for other in self.webhooks:
-                if other is webhook or shared or (webhook.bucket and other.bucket == webhook.bucket):
-                    other.remaining = 0
-                    other.resets_at = max(other.resets_at, until)
+            for other in self.webhooks if shared else [webhook]:
+                other.remaining = 0
+                other.resets_at = max(other.resets_at, until)
         return retry_after
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
 
 
 def scrub_credentials(text: str, proxy: str | None = None) -> str:
