@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -290,7 +291,12 @@ async def test_a_reload_asks_a_dead_destination_again_at_once(spool: Spool) -> N
     assert sink.rechecks == 1 and dispatcher.states["alerts"].dead is None
 
 
-async def test_removing_a_destination_mid_request_settles_the_request_first(spool: Spool) -> None:
+@contextlib.asynccontextmanager
+async def removed_mid_request(spool: Spool) -> AsyncIterator[tuple[Dispatcher, ScriptedSink]]:
+    """A dispatcher whose destination "alerts" was removed while its request for "n0" was in flight.
+
+    Inside: the sink has not answered yet (``sink.gate``); after: every notification left the spool.
+    """
     sink = ScriptedSink("alerts")
     sink.gate = asyncio.Event()
     dispatcher = Dispatcher({"alerts": sink}, spool, host="h")
@@ -301,33 +307,24 @@ async def test_removing_a_destination_mid_request_settles_the_request_first(spoo
             while not dispatcher.states["alerts"].sending:
                 await asyncio.sleep(0.001)
         dispatcher.remove("alerts")
+        yield dispatcher, sink
         sink.gate.set()  # Discord answers after the removal
         async with asyncio.timeout(5):
             while await spool.pending("alerts"):
                 await asyncio.sleep(0.001)
     finally:
         task.cancel()
+
+
+async def test_removing_a_destination_mid_request_settles_the_request_first(spool: Spool) -> None:
+    async with removed_mid_request(spool) as (_, sink):
+        pass
     assert sink.sent == ["n0"]  # delivered once and deleted from the spool: never sent again
 
 
 async def test_a_destination_added_back_while_its_old_request_settles_waits_for_it(spool: Spool) -> None:
-    old = ScriptedSink("alerts")
-    old.gate = asyncio.Event()
-    dispatcher = Dispatcher({"alerts": old}, spool, host="h")
-    await spool.commit([delivery("n0")])
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        async with asyncio.timeout(5):
-            while not dispatcher.states["alerts"].sending:
-                await asyncio.sleep(0.001)
-        dispatcher.remove("alerts")
-        new = ScriptedSink("alerts")
+    new = ScriptedSink("alerts")
+    async with removed_mid_request(spool) as (dispatcher, old):
         dispatcher.replace("alerts", new)  # back, by a second reload, before Discord answered
         await spool.commit([delivery("n1")])
-        old.gate.set()
-        async with asyncio.timeout(5):
-            while await spool.pending("alerts"):
-                await asyncio.sleep(0.001)
-    finally:
-        task.cancel()
     assert old.sent == ["n0"] and new.sent == ["n1"]  # n0 once, not again through the new sink
