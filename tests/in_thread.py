@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["CONTROL_TIMEOUT", "AsyncServer", "LoopClient", "serve_in_thread"]
 
@@ -20,12 +20,6 @@ CONTROL_TIMEOUT = 10.0
 
 _T = TypeVar("_T")
 _C = TypeVar("_C", bound="LoopClient")
-
-
-class Server(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 _S = TypeVar("_S", bound="AsyncServer")
@@ -60,7 +54,7 @@ class LoopClient:
 
 
 @contextlib.contextmanager
-def serve_in_thread(server: Server, client: Callable[[asyncio.AbstractEventLoop], _C], name: str) -> Iterator[_C]:
+def serve_in_thread(server: AsyncServer, client: Callable[[asyncio.AbstractEventLoop], _C], name: str) -> Iterator[_C]:
     """Start *server* on a new loop in a thread named *name*; yield ``client(loop)``; stop it all after."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)

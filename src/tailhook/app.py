@@ -35,6 +35,7 @@ from typing import Literal
 import aiohttp
 
 from tailhook import __version__
+from tailhook._errors import describe
 from tailhook.config import Config, ConfigError, FileSourceConfig, load_config
 from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.events import Delivery, Line, Notification
@@ -43,7 +44,7 @@ from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
-from tailhook.sinks.discord import DiscordSink, GlobalPause, ProbeResult, describe, probe_webhook
+from tailhook.sinks.discord import Counts, DiscordSink, GlobalPause, ProbeResult, probe_webhook
 from tailhook.sources import Source
 from tailhook.sources.file import FileSource
 from tailhook.spool import Checkpoint, Spool, SpoolFull
@@ -81,8 +82,8 @@ class App:
         """Events, per rule."""
         self.reloads: Counter[str] = Counter()
         """Config reloads, per result: ``ok`` or ``failed``."""
-        self._retired: dict[str, list[DiscordSink]] = defaultdict(list)
-        """Per destination, the sinks reloads replaced: their counts stay in /metrics."""
+        self._counts: defaultdict[str, Counts] = defaultdict(Counts)
+        """Per destination, its Discord requests and 429s, across the sinks reloads give it."""
 
     # ── lifecycle ───────────────────────────────────────────────────────────
 
@@ -180,8 +181,9 @@ class App:
     async def ingest(self, lines: Sequence[Line], checkpoints: Sequence[Checkpoint] = ()) -> None:
         """Rules and storm control over one batch of lines; the results and checkpoints committed together."""
         notifications: list[Notification] = []
+        if lines:  # a batch comes from one source
+            self.lines[lines[0].source] += len(lines)
         for line in lines:
-            self.lines[line.source] += 1
             for event in self.rules.match(line):
                 self.matches[event.rule] += 1
                 notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
@@ -248,7 +250,12 @@ class App:
         if self.dry_run:
             return ConsoleSink(name)
         assert self._session is not None
-        return DiscordSink(config.destinations[name], session=self._session, global_pause=self._global_pause)
+        return DiscordSink(
+            config.destinations[name],
+            session=self._session,
+            global_pause=self._global_pause,
+            counts=self._counts[name],
+        )
 
     # ── reload (SIGHUP) ─────────────────────────────────────────────────────
 
@@ -322,10 +329,8 @@ class App:
         self.router = Router(routes)
         if self.dispatcher is not None:
             for name in removed:
-                self._retire(name)
                 self.dispatcher.remove(name)
             for name, sink in changed.items():
-                self._retire(name)
                 self.dispatcher.replace(name, sink)
             for name in recheck:
                 self.dispatcher.recheck(name)
@@ -351,12 +356,6 @@ class App:
             ", ".join(self.dispatcher.sinks) if self.dispatcher else "none",
             f"; new sinks for {', '.join(changed)}" if changed else "",
         )
-
-    def _retire(self, name: str) -> None:
-        """Keep a sink a reload replaces, so /metrics' counters never go back (it may still be busy)."""
-        sink = self.dispatcher.sinks.get(name) if self.dispatcher else None
-        if isinstance(sink, DiscordSink):
-            self._retired[name].append(sink)
 
     # ── /healthz /readyz /metrics ───────────────────────────────────────────
 
@@ -409,11 +408,9 @@ class App:
             ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
              of_states(lambda s: float(s.dead is None))),
             ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",
-             per("destination", {name: sum(s.requests for s in [sink, *self._retired[name]])
-                                 for name, sink in discord.items()})),
+             per("destination", {name: self._counts[name].requests for name in discord})),
             ("tailhook_discord_rate_limited_total", "counter", "429 answers from Discord.",
-             per("destination", {name: sum(s.rate_limited for s in [sink, *self._retired[name]])
-                                 for name, sink in discord.items()})),
+             per("destination", {name: self._counts[name].rate_limited for name in discord})),
             ("tailhook_webhook_dead", "gauge", "1 while Discord says the webhook is gone or its token wrong.",
              webhooks),
             ("tailhook_spool_pending", "gauge", "Notifications waiting in the spool.",

@@ -410,6 +410,10 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(_str(item) for item in value)
 
 
+def _str_set(value: Any) -> frozenset[str]:
+    return frozenset(_str_list(value))
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, not {_kind(value)}")
@@ -797,16 +801,13 @@ def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tup
                 section.key("mention.everyone"),
                 "only a route for critical alone may ping @everyone",
             )
-        rules = section.get("rules", _str_list, None)
-        sources = section.get("sources", _str_list, None)
-        hosts = section.get("hosts", _str_list, None)
         routes.append(
             RouteConfig(
                 to=to,
                 severities=severities,
-                rules=frozenset(rules) if rules is not None else None,
-                sources=frozenset(sources) if sources is not None else None,
-                hosts=frozenset(hosts) if hosts is not None else None,
+                rules=section.get("rules", _str_set, None),
+                sources=section.get("sources", _str_set, None),
+                hosts=section.get("hosts", _str_set, None),
                 style=Style(section.get("style", _choice("full", "compact"), "full")),
                 mentions=mentions,
                 continue_=section.get("continue", _bool, False),

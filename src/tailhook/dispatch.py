@@ -74,8 +74,8 @@ class DestinationState:
     """How one destination's deliveries have fared since the start."""
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    replaced: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when a reload gave the destination a new sink."""
+    replaced: bool = False
+    """A reload gave the destination a new sink since the task last looked."""
     nudged: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a reload asked for a re-check of what is dead now."""
     sending: bool = False
@@ -143,7 +143,7 @@ class Dispatcher:
             self.states[name] = DestinationState()
             self._start(name)
         state = self.states[name]
-        state.replaced.set()
+        state.replaced = True
         state.nudged.set()
         state.ready.set()
 
@@ -201,7 +201,7 @@ class Dispatcher:
             if state.dead is not None:
                 await self._await_revival(name, state)
                 continue
-            state.replaced.clear()
+            state.replaced = False
             state.nudged.clear()
             if self.sinks[name].recheck_in() <= 0:  # some webhooks are dead and due for a re-check
                 await self.sinks[name].revive()
@@ -290,9 +290,7 @@ class Dispatcher:
             async with asyncio.timeout(max(MIN_REVIVE_WAIT_S, self.sinks[name].recheck_in())):
                 await state.nudged.wait()
         state.nudged.clear()
-        if state.removed:
-            return
-        if state.replaced.is_set():
+        if state.replaced:
             log.warning("destination %s: reloaded; sending to it again", name)
         elif await self.sinks[name].revive():
             log.warning("destination %s answers again; sending what waited for it", name)

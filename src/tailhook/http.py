@@ -24,6 +24,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from tailhook._errors import describe
+
 __all__ = ["CONTENT_TYPE", "HttpServer", "Metric", "Sample", "render"]
 
 log = logging.getLogger(__name__)
@@ -116,11 +118,6 @@ def _split_listen(listen: str) -> tuple[str | None, int]:
     return host or None, int(port)
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class HttpServer:
     def __init__(
         self,
@@ -180,8 +177,8 @@ class HttpServer:
         try:
             body = render(await self._collect())
         except Exception as exc:
-            log.warning("/metrics: collecting the metrics failed: %s", _describe(exc))
-            return web.Response(status=500, text=f"collecting the metrics failed: {_describe(exc)}\n")
+            log.warning("/metrics: collecting the metrics failed: %s", describe(exc))
+            return web.Response(status=500, text=f"collecting the metrics failed: {describe(exc)}\n")
         return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

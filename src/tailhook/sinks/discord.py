@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from tailhook._errors import describe
 from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Mentions
 from tailhook.sinks import Outcome, Result
@@ -46,6 +47,7 @@ from tailhook.sinks.discord_payload import LIMITS, embed_for, embed_size, payloa
 
 __all__ = [
     "DEAD_RECHECK_S",
+    "Counts",
     "DiscordSink",
     "GlobalPause",
     "ProbeResult",
@@ -73,6 +75,15 @@ _FRESH = 1 << 30
 Sleep = Callable[[float], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class Counts:
+    """What one destination's requests met since the start; the sinks a reload puts in its place
+    count on in the same object, so /metrics' counters never go back."""
+
+    requests: int = 0
+    rate_limited: int = 0
+
+
 class GlobalPause:
     """Shared by every webhook: a global 429 stops them all until ``until``."""
 
@@ -90,11 +101,9 @@ class Webhook:
     remaining: int | None = None
     """Requests left in its bucket; ``None`` when unknown (before the first answer, after a reset)."""
     resets_at: float = 0.0
-    bucket: str = ""
     dead: str | None = None
     """Why Discord refused it (401/403/404), while it does."""
     recheck_at: float = 0.0
-    requests: int = 0
 
     def ready_at(self, now: float) -> float:
         if self.remaining == 0 and now < self.resets_at:
@@ -112,6 +121,7 @@ class DiscordSink:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         recheck_s: float = DEAD_RECHECK_S,
+        counts: Counts | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -120,14 +130,8 @@ class DiscordSink:
         self._clock = clock
         self._sleep = sleep
         self._recheck_s = recheck_s
-        count = len(config.urls)
-        self.webhooks = [
-            Webhook(url, config.name if count == 1 else f"{config.name} (webhook {i} of {count})")
-            for i, url in enumerate(config.urls, 1)
-        ]
-        self._proxy = config.proxy
-        self.requests = 0
-        self.rate_limited = 0
+        self.webhooks = [Webhook(url, label) for url, label in zip(config.urls, _labels(config), strict=True)]
+        self.counts = counts or Counts()
 
     def __repr__(self) -> str:
         return f"DiscordSink({self.name!r}, {[w.url for w in self.webhooks]!r})"
@@ -166,7 +170,7 @@ class DiscordSink:
                 continue
             if status != 429:
                 return self._result(status, body)
-            self.rate_limited += 1
+            self.counts.rate_limited += 1
             wait = self._rate_limited(webhook, headers, body)
             if wait is None:
                 return Result(Outcome.RETRY, "429 without Discord's JSON (blocked upstream)", CLOUDFLARE_BACKOFF_S)
@@ -222,23 +226,19 @@ class DiscordSink:
     def _thread_name(self, delivery: Delivery) -> str:
         n = delivery.notification
         values = {"title": n.title, "rule": n.rule, "severity": n.severity.label, "host": n.host, "source": n.source}
-        try:
-            return (self.config.thread_name or "").format_map(values)
-        except (ValueError, LookupError, AttributeError):  # a template the config check let through
-            return n.title
+        return (self.config.thread_name or "").format_map(values)  # the config checked it formats
 
     async def _post(self, webhook: Webhook, payload: Mapping[str, object]) -> tuple[int, Mapping[str, str], str]:
         params = {"wait": "true"}
         if self.config.thread_id:
             params["thread_id"] = self.config.thread_id
-        self.requests += 1
-        webhook.requests += 1
+        self.counts.requests += 1
         async with self._session.post(
             webhook.url.reveal(),
             params=params,
             json=payload,
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-            proxy=self._proxy,
+            proxy=self.config.proxy,  # credentials stay in the URL: aiohttp sends them as Proxy-Authorization
         ) as response:
             body = await response.text(errors="replace")
             return response.status, response.headers, body
@@ -307,7 +307,6 @@ class DiscordSink:
             webhook.resets_at = self._clock() + float(reset_after)
         except ValueError:
             return
-        webhook.bucket = headers.get("X-RateLimit-Bucket", webhook.bucket)
 
     def _rate_limited(self, webhook: Webhook, headers: Mapping[str, str], body: str) -> float | None:
         """Seconds to wait after a 429, or ``None`` when it was not Discord's."""
@@ -364,12 +363,6 @@ def _error_text(body: str) -> str:
     return json.dumps(answer, separators=(",", ":"))[:_ERROR_BODY_CHARS]
 
 
-def describe(exc: BaseException) -> str:
-    """An exception as ``Type: message``, for a log line."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def scrub(text: str, url: WebhookUrl) -> str:
     """*text* with the webhook's token replaced, wherever aiohttp put it."""
     return text.replace(url.token, "***")
@@ -397,18 +390,17 @@ async def probe_webhook(
     nothing; with it, a silent post of *message* (notifications suppressed)
     through the first webhook, and a GET for the others.
     """
-    count = len(config.urls)
     checks = [
-        _probe(
-            config,
-            url,
-            config.name if count == 1 else f"{config.name} (webhook {i} of {count})",
-            session=session,
-            message=message if i == 1 else None,
-        )
-        for i, url in enumerate(config.urls, 1)
+        _probe(config, url, label, session=session, message=message if i == 0 else None)
+        for i, (url, label) in enumerate(zip(config.urls, _labels(config), strict=True))
     ]
     return list(await asyncio.gather(*checks))
+
+
+def _labels(config: DestinationConfig) -> list[str]:
+    """How messages name each webhook: the destination, and the webhook's number when it has several."""
+    count = len(config.urls)
+    return [config.name if count == 1 else f"{config.name} (webhook {i} of {count})" for i in range(1, count + 1)]
 
 
 async def _probe(
@@ -420,7 +412,7 @@ async def _probe(
     message: str | None = None,
 ) -> ProbeResult:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    proxy = config.proxy  # credentials stay in the URL: aiohttp sends them as Proxy-Authorization
+    proxy = config.proxy
     try:
         if message is None:
             request = session.get(url.reveal(), timeout=timeout, proxy=proxy)
