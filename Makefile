@@ -14,14 +14,14 @@ $(BIN)/python:
 # tailhook itself; with the journald extra when libsystemd's headers are there.
 install: $(BIN)/python
 	@if pkg-config --exists libsystemd 2>/dev/null; then \
-		$(BIN)/pip install --quiet -e '.[journald]'; \
+		$(BIN)/pip install --quiet -e '.[journald,fast]'; \
 	else \
 		echo "note: libsystemd-dev is not installed, so the journald extra is left out (apt-get install libsystemd-dev pkg-config)"; \
-		$(BIN)/pip install --quiet -e .; \
+		$(BIN)/pip install --quiet -e '.[fast]'; \
 	fi
 
 install-dev: system-deps $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[journald,dev]'
+	$(BIN)/pip install --quiet -e '.[journald,fast,dev]'
 
 # Debian packages the tests use for real: logrotate, systemd-journal-remote, libsystemd headers.
 system-deps:

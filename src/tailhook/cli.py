@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -22,10 +23,21 @@ from pathlib import Path
 
 import aiohttp
 
-from tailhook import __version__, spool_admin
+from tailhook import __version__, rule_test, spool_admin
 from tailhook._units import parse_duration
 from tailhook.app import EX_CONFIG, App, probe_destinations
-from tailhook.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JournaldSourceConfig, load_config
+from tailhook.config import (
+    DEFAULT_CONFIG_PATH,
+    ENGINE_CHOICES,
+    Config,
+    ConfigError,
+    JournaldSourceConfig,
+    MatchingConfig,
+    RuleConfig,
+    load_config,
+    load_rules,
+)
+from tailhook.engines import EngineUnavailable
 from tailhook.events import Severity
 from tailhook.sources.journald import journald_available
 from tailhook.spool_admin import Selection, SpoolAdminError
@@ -69,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--probe", action="store_true", help="also ask Discord whether each webhook exists")
     check.set_defaults(command=_check)
 
+    _add_test_command(commands, common)
     _add_spool_commands(commands)
     return parser
 
@@ -110,11 +123,15 @@ def _load(args: argparse.Namespace) -> Config | None:
     try:
         return load_config(_config_path(args))
     except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"tailhook: {count} problem{'s' if count != 1 else ''} in the configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(exc)
         return None
+
+
+def _print_problems(exc: ConfigError) -> None:
+    count = len(exc.problems)
+    print(f"tailhook: {count} problem{'s' if count != 1 else ''} in the configuration:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -160,6 +177,122 @@ async def _probe(config: Config) -> int:
         elif not result.ok and code == 0:
             code = 1
     return code
+
+
+# ── tailhook test ───────────────────────────────────────────────────────────
+
+_TEST_HELP = """\
+Run the rules over log files (or standard input), offline, and report per rule
+the lines matched, sample matches with their captures, title and key, and the
+speed. gzip files are read as they are. A file's lines belong to the source of
+the config whose paths name it (or --source); lines of no known source meet
+every rule. With --expect, compare with an expectation file and fail on any
+difference."""
+
+
+def _add_test_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    test = commands.add_parser(
+        "test",
+        parents=[common],
+        help="run the rules over log files, offline, and report what they match",
+        description=_TEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    test.add_argument("logfiles", nargs="*", metavar="LOGFILE", help="log files to read; - for standard input")
+    test.add_argument(
+        "--rules", action="append", metavar="FILE", help="rule files (globs too) instead of the config's; repeatable"
+    )
+    test.add_argument("--source", metavar="NAME", help="the source the lines come from (its rules apply)")
+    test.add_argument("--host", metavar="NAME", help="the {host} of templates (default: the config's)")
+    test.add_argument("--engine", choices=ENGINE_CHOICES, help="the matching engine (default: the config's)")
+    test.add_argument("--samples", type=_count, default=3, metavar="N", help="sample matches per rule (default: 3)")
+    test.add_argument("--unmatched", action="store_true", help="print the lines no rule matched")
+    test.add_argument("--json", action="store_true", help="print JSON for machines")
+    test.add_argument(
+        "--expect", type=Path, metavar="FILE", help="an expectation file: fail unless the matches are exactly these"
+    )
+    test.set_defaults(command=_test)
+
+
+def _test(args: argparse.Namespace) -> int:
+    inputs = _test_inputs(args)
+    if isinstance(inputs, int):
+        return inputs
+    config, rules, expectation, files = inputs
+    host = args.host or (expectation.host if expectation else None) or (config.host if config else socket.gethostname())
+    matching = config.matching if config else MatchingConfig()
+    try:
+        report = rule_test.run(
+            rules,
+            files,
+            host=host,
+            engine=args.engine or matching.engine,
+            line_budget_s=matching.line_budget,
+            samples=args.samples,
+            keep_matches=expectation is not None,
+            unmatched=sys.stdout if args.unmatched and not args.json else None,
+        )
+    except OSError as exc:
+        print(f"tailhook: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except EngineUnavailable as exc:
+        print(f"tailhook: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    problems = rule_test.differences(expectation.matches, report.matches) if expectation else []
+    if args.json:
+        found = report.as_json()
+        if expectation is not None:
+            found["differences"] = problems
+        _print_json(found)
+    else:
+        print(rule_test.render(report, samples=args.samples))
+        if expectation is not None:
+            print()
+            for problem in problems:
+                print(f"  {problem}")
+            verdict = f"{len(problems)} differences" if problems else f"all {len(report.matches)} matches as expected"
+            print(f"{args.expect}: {verdict}")
+    return 1 if problems else 0
+
+
+_TestInputs = tuple[Config | None, tuple[RuleConfig, ...], rule_test.Expectation | None, list[rule_test.LogFile]]
+
+
+def _test_inputs(args: argparse.Namespace) -> _TestInputs | int:
+    """The config (when there is one), the rules, the expectation and the files; or the exit code."""
+    explicit = bool(args.config or os.environ.get("TAILHOOK_CONFIG"))
+    config = _load(args) if explicit or not args.rules else None
+    if (explicit or not args.rules) and config is None:
+        return EX_CONFIG
+    rules = config.rules if config is not None else ()
+    if args.rules:
+        try:
+            rules = load_rules(args.rules, config.sources if config else None)
+        except ConfigError as exc:
+            _print_problems(exc)
+            return EX_CONFIG
+    expectation = None
+    if args.expect is not None:
+        try:
+            expectation = rule_test.load_expectation(args.expect)
+        except ValueError as exc:
+            print(f"tailhook: {exc}", file=sys.stderr)
+            return 1
+    files = _test_files(args, config, expectation)
+    if not files:
+        print("tailhook test: name a LOGFILE (or - for standard input), or --expect FILE", file=sys.stderr)
+        return 2
+    return config, rules, expectation, files
+
+
+def _test_files(
+    args: argparse.Namespace, config: Config | None, expectation: rule_test.Expectation | None
+) -> list[rule_test.LogFile]:
+    if not args.logfiles and expectation is not None:
+        return expectation.files
+    return [rule_test.LogFile(path, path, args.source or rule_test.source_of(path, config)) for path in args.logfiles]
 
 
 # ── tailhook spool ──────────────────────────────────────────────────────────

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
-from tailhook import _yaml
+from tailhook import _yaml, engines
 from tailhook._units import parse_duration, parse_size
 from tailhook.events import Mentions, Severity, Style
 
@@ -37,6 +37,7 @@ __all__ = [
     "FileSourceConfig",
     "HttpConfig",
     "JournaldSourceConfig",
+    "MatchingConfig",
     "MultilineConfig",
     "ProbeConfig",
     "Problem",
@@ -212,6 +213,20 @@ class RuleConfig:
     storm: StormConfig | None = None
 
 
+ENGINE_CHOICES = ("auto", *engines.ENGINES)
+DEFAULT_LINE_BUDGET_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingConfig:
+    """How lines are matched against the rules (``rules:`` in the config file)."""
+
+    engine: str = "auto"
+    """``auto`` (the best installed), ``hyperscan``, ``re2`` or ``re`` (no multi-pattern engine)."""
+    line_budget: float = DEFAULT_LINE_BUDGET_S
+    """CPU seconds one rule's regex may spend on one line before the line is skipped for that rule."""
+
+
 @dataclass(frozen=True, slots=True)
 class DestinationConfig:
     name: str
@@ -267,6 +282,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     rule_paths: tuple[str, ...]
     rules: tuple[RuleConfig, ...]
+    matching: MatchingConfig
     destinations: Mapping[str, DestinationConfig]
     routes: tuple[RouteConfig, ...]
     storm: StormConfig = StormConfig()
@@ -489,6 +505,13 @@ _JOURNAL_PRIORITIES = {
 }
 
 
+def _engine(value: Any) -> str:
+    engine = str(_choice(*ENGINE_CHOICES)(value))
+    if engine != "auto" and not engines.available(engine):
+        raise ValueError(f"the {engine} engine is not installed (pip install 'tailhook[fast]'), or use auto")
+    return engine
+
+
 def _journal_priority(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
         return value
@@ -530,8 +553,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     routes = _routes(top, destinations)
     rules_section = top.sub("rules")
     rule_paths: tuple[str, ...] = ()
+    matching = MatchingConfig()
     if rules_section is not None:
         rule_paths = tuple(str(base / p) for p in rules_section.get("paths", _str_list, _NONE))
+        matching = MatchingConfig(
+            engine=rules_section.get("engine", _engine, "auto"),
+            line_budget=rules_section.get("line_budget", _positive_duration, DEFAULT_LINE_BUDGET_S),
+        )
         rules_section.done()
     storm = _storm(top.sub("storm"), StormConfig())
     probe = _probe(top.sub("probe"))
@@ -552,6 +580,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         sources=sources,
         rule_paths=rule_paths,
         rules=rules,
+        matching=matching,
         destinations=MappingProxyType(destinations),
         routes=routes,
         storm=storm,
@@ -909,13 +938,27 @@ def _text_spec(spec: str) -> bool:
     return True
 
 
-def load_rules(paths: Iterable[str], sources: Iterable[SourceConfig]) -> tuple[RuleConfig, ...]:
-    """Load every rule file matched by the globs in *paths*; ``ConfigError`` lists all problems."""
+def load_rules(paths: Iterable[str], sources: Iterable[SourceConfig] | None) -> tuple[RuleConfig, ...]:
+    """Load every rule file matched by the globs in *paths*; ``ConfigError`` lists all problems.
+
+    *sources* ``None``: the sources are not known (rule files tried alone), so any source name goes.
+    """
     problems: list[Problem] = []
-    rules = _load_rule_files(tuple(paths), _source_formats(sources), problems)
+    names = _AnySource() if sources is None else _source_formats(sources)
+    rules = _load_rule_files(tuple(paths), names, problems)
     if problems:
         raise ConfigError(problems)
     return rules
+
+
+class _AnySource(dict[str, str]):
+    """Every source name is known, as a plain one."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __missing__(self, name: str) -> str:
+        return "plain"
 
 
 def _source_formats(sources: Iterable[SourceConfig]) -> dict[str, str]:

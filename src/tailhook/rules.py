@@ -1,31 +1,54 @@
 """Rules: compiled once, matched against every line, rendered into events.
 
-This module is pure: no I/O, no clock. A line may match several rules; each
-match becomes one ``Event`` with its title, description and storm key rendered
-from the rule's templates. Templates use ``{name}`` fields: the rule's named
-captures and ``line``, ``source``, ``path``, ``host``, ``rule``, ``severity``
-and whatever the source adds (journald's ``unit``, ``identifier``, ``pid``).
-A capture that took no part in the match renders as an empty string.
+A line may match several rules; each match becomes one ``Event`` with its
+title, description and storm key rendered from the rule's templates. Templates
+use ``{name}`` fields: the rule's named captures and ``line``, ``source``,
+``path``, ``host``, ``rule``, ``severity`` and whatever the source adds
+(journald's ``unit``, ``identifier``, ``pid``). A capture that took no part in
+the match renders as an empty string.
+
+Matching is two steps. A ``Scanner`` (``tailhook.engines``) looks at the line,
+or at a whole chunk of lines, once for all rules and names the rules that may
+match; Python's ``re`` then decides each of those, so what matches, and what
+each capture holds, is always Python's answer. A line no rule may match costs
+one engine pass and, in a chunk, never becomes a Python object. Each ``re``
+search has a time budget (``tailhook.budget``): a line that spends it is
+skipped for that rule and counted in ``over_budget``; for the next
+``STRAIN_S`` seconds that rule's lines get ``STRAINED_BUDGET_S``, so a flood of
+hostile lines costs little more than a flood of ordinary ones.
 """
 
 from __future__ import annotations
 
-import importlib
+import logging
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from tailhook.config import RuleConfig, StormConfig
+from tailhook import budget
+from tailhook.config import DEFAULT_LINE_BUDGET_S, RuleConfig, StormConfig
+from tailhook.engines import Scanner, best_available, build
 from tailhook.events import Event, Line, Severity
+from tailhook.prefilter import required_literal
 
-try:  # the regex parser: private, but stable across 3.11-3.13; without it rules simply skip the prefilter
-    _sre: Any = importlib.import_module("re._constants")
-    _sre_parse: Any = importlib.import_module("re._parser")
-except ImportError:  # pragma: no cover
-    _sre = _sre_parse = None
+__all__ = [
+    "STRAINED_BUDGET_S",
+    "STRAIN_S",
+    "Rule",
+    "RuleSet",
+    "decode_line",
+    "render",
+    "required_literal",
+]
 
-__all__ = ["Rule", "RuleSet", "render", "required_literal"]
+log = logging.getLogger(__name__)
+
+STRAINED_BUDGET_S = 0.002
+"""The budget of a rule that spent a whole one lately."""
+STRAIN_S = 10.0
+"""How long a rule stays strained after it spent a whole budget."""
 
 
 class _Fields(dict[str, str]):
@@ -40,38 +63,9 @@ def render(template: str, fields: Mapping[str, str]) -> str:
     return template.format_map(_Fields(fields))
 
 
-def required_literal(pattern: str) -> str:
-    """The longest run of plain characters that every match of *pattern* contains.
-
-    ``""`` when there is none (or the pattern ignores case). A line without it
-    cannot match, and ``in`` finds that out far faster than the regex engine.
-    """
-    if _sre_parse is None:
-        return ""
-    try:
-        parsed = _sre_parse.parse(pattern)
-    except Exception:
-        return ""
-    if parsed.state.flags & re.IGNORECASE:
-        return ""
-    runs: list[str] = []
-    _collect_runs(list(parsed), runs)
-    return max(runs, key=len, default="")
-
-
-def _collect_runs(items: list[tuple[Any, Any]], runs: list[str]) -> None:
-    run: list[str] = []
-    for op, arg in items:
-        if op is _sre.LITERAL:
-            run.append(chr(arg))
-            continue
-        runs.append("".join(run))
-        run = []
-        if op is _sre.SUBPATTERN and not arg[1] & re.IGNORECASE:
-            _collect_runs(list(arg[3]), runs)  # a group in a sequence must match
-        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and arg[0] >= 1:
-            _collect_runs(list(arg[2]), runs)  # so must what repeats at least once
-    runs.append("".join(run))
+def decode_line(raw: bytes) -> str:
+    """A line's text as the file source makes it: UTF-8 (invalid bytes as U+FFFD), no trailing CR."""
+    return raw.decode("utf-8", errors="replace").removesuffix("\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +81,6 @@ class Rule:
     description: str
     sources: frozenset[str] | None
     storm: StormConfig | None
-    literal: str = ""
-    """Text every match contains: lines without it are passed over unsearched."""
 
     @classmethod
     def compile(cls, config: RuleConfig) -> Rule:
@@ -102,19 +94,24 @@ class Rule:
             description=config.description,
             sources=frozenset(config.sources) if config.sources is not None else None,
             storm=config.storm,
-            literal=required_literal(config.match),
         )
 
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
 
-    def match(self, line: Line, *, host: str) -> Event | None:
-        """The event this rule makes of *line*, or ``None`` when it does not match."""
-        if self.literal not in line.text:
+    def match(self, line: Line, *, host: str, budget_s: float = 0.0) -> Event | None:
+        """The event this rule makes of *line*, or ``None`` when it does not match.
+
+        With *budget_s*, each search stops with ``budget.BudgetSpent`` after that long.
+        """
+        found = budget.search(self.pattern, line.text, budget_s=budget_s)
+        if found is None:
             return None
-        found = self.pattern.search(line.text)
-        if found is None or (self.exclude is not None and self.exclude.search(line.text)):
+        if self.exclude is not None and budget.search(self.exclude, line.text, budget_s=budget_s):
             return None
+        return self.event(line, found, host=host)
+
+    def event(self, line: Line, found: re.Match[str], *, host: str) -> Event:
         captures = {name: value or "" for name, value in found.groupdict().items()}
         fields = _Fields(line.fields)
         fields.update(
@@ -137,28 +134,116 @@ class Rule:
         )
 
 
-class RuleSet:
-    """All rules, with the list that applies to each source worked out once."""
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The rules that apply to one source, and the scanner that picks among them."""
 
-    def __init__(self, configs: Iterable[RuleConfig], *, host: str) -> None:
+    rules: tuple[Rule, ...]
+    scanner: Scanner
+
+
+class RuleSet:
+    """All rules, with the rules and the scanner of each source worked out once.
+
+    *engine* is ``auto`` (the best installed) or one of ``engines.ENGINES``;
+    ``engines.EngineUnavailable`` when that one is not installed. *sources*
+    names the sources whose scanners are built now rather than at their first
+    line (building takes a while with many rules).
+    """
+
+    def __init__(
+        self,
+        configs: Iterable[RuleConfig],
+        *,
+        host: str,
+        engine: str = "auto",
+        line_budget_s: float = DEFAULT_LINE_BUDGET_S,
+        sources: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rules = tuple(Rule.compile(c) for c in configs)
         self.host = host
-        self._by_source: dict[str, tuple[Rule, ...]] = {}
+        self.engine = best_available() if engine == "auto" else engine
+        self.line_budget_s = line_budget_s
+        self.clock = clock
+        self.over_budget: Counter[str] = Counter()
+        """Lines skipped per rule because its search spent the budget."""
+        self._strained: dict[str, float] = {}
+        self._by_source: dict[str, Selection] = {}
+        self._by_rules: dict[tuple[int, ...], Selection] = {}
+        for source in sources:
+            self.for_source(source)
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def for_source(self, source: str) -> tuple[Rule, ...]:
-        rules = self._by_source.get(source)
-        if rules is None:
-            rules = self._by_source[source] = tuple(r for r in self.rules if r.applies_to(source))
-        return rules
+    def for_source(self, source: str) -> Selection:
+        selection = self._by_source.get(source)
+        if selection is None:
+            which = tuple(i for i, rule in enumerate(self.rules) if rule.applies_to(source))
+            selection = self._by_rules.get(which)
+            if selection is None:
+                rules = tuple(self.rules[i] for i in which)
+                scanner = build([rule.pattern.pattern for rule in rules], self.engine)
+                selection = self._by_rules[which] = Selection(rules, scanner)
+            self._by_source[source] = selection
+        return selection
+
+    def fallbacks(self) -> dict[str, str]:
+        """Rules the fast engine could not take (of the sources seen so far), with the reason."""
+        return {
+            selection.rules[index].name: reason
+            for selection in self._by_rules.values()
+            for index, reason in selection.scanner.fallbacks.items()
+        }
 
     def match(self, line: Line) -> list[Event]:
         """Every event *line* produces, one per matching rule, in rule order."""
+        selection = self.for_source(line.source)
+        picked = selection.scanner.line(line.text.encode("utf-8", "surrogatepass"))
+        return self._events(selection.rules, picked, line)
+
+    def scan(self, data: bytes, *, source: str, make_line: Callable[[str], Line]) -> Iterator[tuple[int, list[Event]]]:
+        """The events of the lines of *data* (whole ``\\n``-separated lines of *source*), as
+        ``(line's start offset, events)`` in line order, for lines with events only.
+
+        Only the lines some rule may match are cut out, decoded (``decode_line``)
+        and made into a ``Line`` by *make_line*.
+        """
+        selection = self.for_source(source)
+        for end, picked in sorted(selection.scanner.chunk(data).items()):
+            start = data.rfind(b"\n", 0, end) + 1
+            events = self._events(selection.rules, picked, make_line(decode_line(data[start:end])))
+            if events:
+                yield start, events
+
+    def _events(self, rules: Sequence[Rule], picked: Sequence[int], line: Line) -> list[Event]:
         events = []
-        for rule in self.for_source(line.source):
-            event = rule.match(line, host=self.host)
+        for index in picked:
+            rule = rules[index]
+            try:
+                event = rule.match(line, host=self.host, budget_s=self._budget(rule))
+            except budget.BudgetSpent:
+                self._spent(rule, line)
+                continue
             if event is not None:
                 events.append(event)
         return events
+
+    def _budget(self, rule: Rule) -> float:
+        until = self._strained.get(rule.name)
+        if until is not None and self.clock() < until:
+            return min(STRAINED_BUDGET_S, self.line_budget_s)
+        return self.line_budget_s
+
+    def _spent(self, rule: Rule, line: Line) -> None:
+        if not self.over_budget[rule.name]:
+            log.warning(
+                "rule %s: searching a line took over %gs, so the line was skipped for this rule "
+                "(counted in tailhook_rule_over_budget_total; logged once): %.200r",
+                rule.name,
+                self._budget(rule),
+                line.text,
+            )
+        self.over_budget[rule.name] += 1
+        self._strained[rule.name] = self.clock() + STRAIN_S

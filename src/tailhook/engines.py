@@ -1,0 +1,327 @@
+r"""Engines that pick, in one pass for all rules, the lines worth asking Python's ``re`` about.
+
+A ``Scanner`` is built once per set of rules. Given one line's bytes, or a
+chunk of whole lines (``\n``-separated), it names the rules that may match
+each line. It may name a rule that then does not match (Python decides); it
+never leaves out one that does. ``prefilter.byte_superset`` makes each rule's
+pattern wide enough for that.
+
+Engines, best first (``rules.engine: auto`` takes the first installed):
+
+``hyperscan``
+    All rules in one Hyperscan database, scanned over whole chunks. Each
+    pattern is compiled as ``(?:P)[^\n]*$`` so that a line reports each rule
+    at most once, at the line's end: the offset that names the line.
+``re2``
+    All rules in one ``re2.Set``, asked line by line (a chunk with no match
+    at all is passed over in one call).
+``re``
+    No multi-pattern engine: a rule is tried on a line only when the line
+    holds the rule's required literal (``prefilter.required_literal``).
+
+A rule a fast engine cannot take (its pattern does not translate, does not
+compile, matches an empty line, or the engine misses the sample line derived
+from it at load) stays on the literal prefilter, beside the engine; ``fallbacks``
+says which and why. Lines are bytes: UTF-8 as the source read them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from tailhook.prefilter import byte_superset, required_literal, sample
+
+__all__ = ["ENGINES", "EngineUnavailable", "Scanner", "available", "best_available", "build"]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("hyperscan", "re2", "re")
+"""Every engine name, best first."""
+
+
+class EngineUnavailable(Exception):
+    """The engine asked for is not installed."""
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def available(engine: str) -> bool:
+    """Whether *engine* can run here (its wheel is installed)."""
+    if engine == "hyperscan":
+        return _module("hyperscan") is not None
+    if engine == "re2":
+        return _module("re2") is not None
+    return engine == "re"
+
+
+def best_available() -> str:
+    return next(name for name in ENGINES if available(name))
+
+
+class Scanner(Protocol):
+    """Which rules may match which lines. Rules are numbered by their place in the list built from."""
+
+    engine: str
+    fallbacks: dict[int, str]
+    """Rules left on the literal prefilter, each with the reason."""
+
+    def line(self, data: bytes) -> list[int]:
+        """The rules that may match the one line *data*, ascending."""
+        ...
+
+    def chunk(self, data: bytes) -> dict[int, list[int]]:
+        """For each line of *data* that some rule may match: the line's end offset (its ``\\n``, or
+        ``len(data)``) and those rules, ascending. *data* holds whole lines."""
+        ...
+
+
+def build(patterns: Sequence[str], engine: str) -> Scanner:
+    """A scanner for *patterns* (Python regexes, in rule order) on *engine* (one of ``ENGINES``).
+
+    Raises ``EngineUnavailable`` when *engine* is not installed.
+    """
+    if not available(engine):
+        raise EngineUnavailable(f"rules.engine {engine}: the {engine} module is not installed")
+    if engine == "re":
+        return _Literals(patterns, range(len(patterns)), {})
+    supersets = {i: byte_superset(p) for i, p in enumerate(patterns)}
+    fallbacks = {i: "its pattern does not translate" for i, s in supersets.items() if s is None}
+    taken = {i: s for i, s in supersets.items() if s is not None}
+    fast: _Fast = _Hyperscan(taken, fallbacks) if engine == "hyperscan" else _Re2(taken, fallbacks)
+    _self_test(fast, patterns, fallbacks)
+    if fallbacks:
+        fast.drop(set(fallbacks))
+    rest = _Literals(patterns, sorted(fallbacks), fallbacks)
+    return fast if not fallbacks else _Combined(fast, rest)
+
+
+def _self_test(fast: _Fast, patterns: Sequence[str], fallbacks: dict[int, str]) -> None:
+    """Each rule's derived sample line must be picked for that rule, or the rule leaves the engine."""
+    for index in list(fast.indices):
+        text = sample(patterns[index])
+        if text is None:
+            continue
+        data = text.encode("utf-8", "surrogatepass")
+        if index not in fast.line(data) or index not in fast.chunk(b"x\n" + data + b"\ny").get(2 + len(data), ()):
+            fallbacks[index] = f"the {fast.engine} engine missed the sample line {text!r}"
+            log.warning("rule pattern %r stays on the literal prefilter: %s", patterns[index], fallbacks[index])
+
+
+class _Fast(Protocol):
+    engine: str
+    fallbacks: dict[int, str]
+    indices: list[int]
+
+    def line(self, data: bytes) -> list[int]: ...
+    def chunk(self, data: bytes) -> dict[int, list[int]]: ...
+    def drop(self, indices: set[int]) -> None: ...
+
+
+class _Hyperscan:
+    engine = "hyperscan"
+    _SUFFIX = r"[^\n]*$"
+
+    def __init__(self, supersets: dict[int, str], fallbacks: dict[int, str]) -> None:
+        self._hs = importlib.import_module("hyperscan")
+        self.fallbacks = fallbacks
+        self._supersets = supersets
+        self._prefilter: set[int] = set()
+        self.indices = self._compile(sorted(supersets))
+
+    def _expression(self, index: int) -> bytes:
+        return f"(?:{self._supersets[index]}){self._SUFFIX}".encode("ascii")
+
+    def _flags(self, index: int) -> int:
+        flags = int(self._hs.HS_FLAG_MULTILINE)
+        return flags | int(self._hs.HS_FLAG_PREFILTER) if index in self._prefilter else flags
+
+    def _try(self, indices: list[int]) -> Any:
+        database = self._hs.Database(mode=self._hs.HS_MODE_BLOCK)
+        if indices:
+            database.compile(
+                expressions=[self._expression(i) for i in indices],
+                ids=indices,
+                elements=len(indices),
+                flags=[self._flags(i) for i in indices],
+            )
+        return database
+
+    def _compile(self, indices: list[int]) -> list[int]:
+        try:
+            self._database = self._try(indices)
+            return indices
+        except self._hs.error:
+            pass
+        kept = []
+        for index in indices:  # find the ones Hyperscan refuses, one by one
+            for prefilter in (False, True):
+                if prefilter:
+                    self._prefilter.add(index)
+                try:
+                    self._try([index])
+                except self._hs.error as exc:
+                    reason = str(exc)
+                    continue
+                kept.append(index)
+                break
+            else:
+                self._prefilter.discard(index)
+                self.fallbacks[index] = f"hyperscan refuses its pattern ({reason})"
+        self._database = self._try(kept)
+        return kept
+
+    def drop(self, indices: set[int]) -> None:
+        self.indices = self._compile([i for i in self.indices if i not in indices])
+
+    def line(self, data: bytes) -> list[int]:
+        found: list[int] = []
+        if self.indices:
+            self._database.scan(data, match_event_handler=_collect_ids, context=found)
+        return sorted(found)
+
+    def chunk(self, data: bytes) -> dict[int, list[int]]:
+        ends: dict[int, list[int]] = {}
+        if self.indices:
+            self._database.scan(data, match_event_handler=_collect_ends, context=ends)
+        for ids in ends.values():
+            ids.sort()
+        return ends
+
+
+def _collect_ids(index: int, start: int, end: int, flags: int, found: list[int]) -> None:
+    found.append(index)
+
+
+def _collect_ends(index: int, start: int, end: int, flags: int, ends: dict[int, list[int]]) -> None:
+    found = ends.get(end)
+    if found is None:
+        ends[end] = [index]
+    else:
+        found.append(index)
+
+
+class _Re2:
+    engine = "re2"
+
+    def __init__(self, supersets: dict[int, str], fallbacks: dict[int, str]) -> None:
+        self._re2 = importlib.import_module("re2")
+        self.fallbacks = fallbacks
+        self._supersets = supersets
+        self.indices = self._compile(sorted(supersets))
+
+    def _compile(self, indices: list[int]) -> list[int]:
+        options = self._re2.Options()
+        options.encoding = self._re2.Options.Encoding.LATIN1
+        self._set = self._re2.Set.SearchSet(options)
+        kept = []
+        for index in indices:
+            try:
+                self._set.Add(f"(?m:{self._supersets[index]})".encode("ascii"))
+            except self._re2.error as exc:
+                self.fallbacks[index] = f"re2 refuses its pattern ({exc})"
+                continue
+            kept.append(index)
+        self._set.Compile()
+        self._ids = kept  # the set numbers its patterns 0, 1, ... in the order added
+        return kept
+
+    def drop(self, indices: set[int]) -> None:
+        self.indices = self._compile([i for i in self.indices if i not in indices])
+
+    def line(self, data: bytes) -> list[int]:
+        if not self._ids:
+            return []
+        ids = self._ids
+        return sorted(ids[i] for i in self._set.Match(data) or ())
+
+    def chunk(self, data: bytes) -> dict[int, list[int]]:
+        ends: dict[int, list[int]] = {}
+        if not self._ids or not self._set.Match(data):
+            return ends
+        for start, end in _lines(data):
+            found = self.line(data[start:end])
+            if found:
+                ends[end] = found
+        return ends
+
+
+class _Literals:
+    """Rules tried where their required literal occurs (every line, for a rule without one)."""
+
+    engine = "re"
+
+    def __init__(self, patterns: Sequence[str], indices: Sequence[int], fallbacks: dict[int, str]) -> None:
+        self.fallbacks = fallbacks
+        literals = [(i, _byte_literal(patterns[i])) for i in indices]
+        self._with = [(i, literal) for i, literal in literals if literal]
+        self._always = [i for i, literal in literals if not literal]
+
+    def line(self, data: bytes) -> list[int]:
+        found = [i for i, literal in self._with if literal in data]
+        return sorted(found + self._always) if self._always else found
+
+    def chunk(self, data: bytes) -> dict[int, list[int]]:
+        ends: dict[int, list[int]] = {}
+        size = len(data)
+        for index, literal in self._with:
+            at = data.find(literal)
+            while at >= 0:
+                end = data.find(b"\n", at)
+                if end < 0:
+                    end = size
+                ends.setdefault(end, []).append(index)
+                at = data.find(literal, end + 1)
+        if self._always:
+            for _, end in _lines(data):
+                ends.setdefault(end, []).extend(self._always)
+        for ids in ends.values():
+            ids.sort()
+        return ends
+
+
+def _byte_literal(pattern: str) -> bytes:
+    """The bytes of the pattern's required literal that every matching line's raw bytes hold.
+
+    U+FFFD in the text may stand for any invalid bytes, so only the longest piece between them counts.
+    """
+    pieces = required_literal(pattern).split("\ufffd")
+    return max(pieces, key=len).encode("utf-8", "surrogatepass")
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, int]]:
+    """Start and end offsets of each line of *data* (a final ``\\n`` ends the last line, it opens none)."""
+    start, size = 0, len(data)
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        yield start, end
+        start = end + 1
+
+
+class _Combined:
+    """A fast engine for most rules, the literal prefilter for the rules it could not take."""
+
+    def __init__(self, fast: _Fast, rest: _Literals) -> None:
+        self.engine = fast.engine
+        self.fallbacks = fast.fallbacks
+        self._fast = fast
+        self._rest = rest
+
+    def line(self, data: bytes) -> list[int]:
+        return sorted(self._fast.line(data) + self._rest.line(data))
+
+    def chunk(self, data: bytes) -> dict[int, list[int]]:
+        ends = self._fast.chunk(data)
+        for end, ids in self._rest.chunk(data).items():
+            found = ends.get(end)
+            ends[end] = ids if found is None else sorted(found + ids)
+        return ends

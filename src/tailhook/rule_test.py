@@ -1,0 +1,426 @@
+"""``tailhook test``: rules tried on log files, offline, as the daemon would match them.
+
+Per rule: lines matched, a few sample matches with captures, rendered title
+and storm key; lines no rule took (``--unmatched``); lines/s and MB/s. With an
+expectation file (the shape of ``tests/fixtures/expected.yaml``), every
+difference between what the rules find and what the file says is reported,
+and the command fails: teams test their rule files in their own CI this way.
+
+Files are read in chunks of whole lines and scanned as the file source does
+(``RuleSet.scan``): only lines some rule may match become text. gzip files
+(rotated logs) are read as they are; ``-`` is standard input. A line is
+matched whole up to ``CHUNK_BYTES``; past that it is cut, as the daemon cuts
+lines past ``max_line_bytes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+import gzip
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import yaml
+
+from tailhook.config import Config, FileSourceConfig, RuleConfig
+from tailhook.events import Line
+from tailhook.rules import RuleSet, decode_line
+from tailhook.sources.decode import CUT_MARKER
+
+__all__ = ["CHUNK_BYTES", "Expectation", "LogFile", "Match", "Report", "load_expectation", "run"]
+
+CHUNK_BYTES = 1 << 20
+ANY_SOURCE = ""
+"""The source of lines whose source is not known: every rule applies, whatever its ``sources:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """A file to read (``-``: standard input), shown as *name*, whose lines come from *source*."""
+
+    path: str
+    name: str
+    source: str = ANY_SOURCE
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    file: str
+    line: int
+    """1-based, within its file."""
+    rule: str
+    captures: dict[str, str]
+    title: str
+    key: str
+    text: str
+
+    def expected_form(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "rule": self.rule, "captures": self.captures, "title": self.title}
+
+
+@dataclass(slots=True)
+class RuleReport:
+    name: str
+    severity: str
+    matched: int = 0
+    samples: list[Match] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    engine: str
+    files: list[LogFile]
+    rules: dict[str, RuleReport]
+    lines: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    cut_lines: int = 0
+    matched_lines: int = 0
+    over_budget: dict[str, int] = field(default_factory=dict)
+    matches: list[Match] = field(default_factory=list)
+    """Every match, when asked for (an expectation file compares them)."""
+    digest: str = ""
+    """sha256 of every match as ``"{n}\\t{rule}\\t{captures as sorted JSON}\\n"``, n counting
+    lines across all files: the same text from two matchers means the same matches."""
+
+    def as_json(self) -> dict[str, Any]:
+        seconds = max(self.seconds, 1e-9)
+        return {
+            "engine": self.engine,
+            "files": [{"path": f.name, "source": f.source or None} for f in self.files],
+            "lines": self.lines,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 6),
+            "lines_per_second": round(self.lines / seconds),
+            "megabytes_per_second": round(self.bytes / 1e6 / seconds, 3),
+            "matched_lines": self.matched_lines,
+            "cut_lines": self.cut_lines,
+            "over_budget": self.over_budget,
+            "rules": [
+                {
+                    "name": r.name,
+                    "severity": r.severity,
+                    "matched": r.matched,
+                    "samples": [_sample_json(m) for m in r.samples],
+                }
+                for r in self.rules.values()
+            ],
+            "digest": self.digest,
+        }
+
+
+def _sample_json(match: Match) -> dict[str, Any]:
+    return {
+        "file": match.file,
+        "line": match.line,
+        "text": match.text,
+        "captures": match.captures,
+        "title": match.title,
+        "key": match.key,
+    }
+
+
+def run(
+    rules: Sequence[RuleConfig],
+    files: Sequence[LogFile],
+    *,
+    host: str,
+    engine: str,
+    line_budget_s: float,
+    samples: int = 3,
+    keep_matches: bool = False,
+    unmatched: IO[str] | None = None,
+) -> Report:
+    """Match *files* against *rules*; with *unmatched*, write each line no rule took to it."""
+    sets = _RuleSets(rules, host=host, engine=engine, line_budget_s=line_budget_s)
+    sets.prepare({f.source for f in files})
+    report = Report(
+        engine=sets.engine,
+        files=list(files),
+        rules={r.name: RuleReport(r.name, r.severity.label) for r in rules},
+    )
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for log_file in files:
+        ruleset = sets.for_source(log_file.source)
+        _scan_file(log_file, ruleset, report, digest, samples=samples, keep=keep_matches, unmatched=unmatched)
+    report.over_budget = {k: v for k, v in sets.over_budget().items() if v}
+    report.seconds = time.perf_counter() - started
+    report.digest = digest.hexdigest()
+    return report
+
+
+def _scan_file(
+    log_file: LogFile,
+    ruleset: RuleSet,
+    report: Report,
+    digest: Any,
+    *,
+    samples: int,
+    keep: bool,
+    unmatched: IO[str] | None,
+) -> None:
+    source, make_line = log_file.source or "test", _line_maker(log_file)
+    before = report.lines  # lines of the files before this one: the digest numbers lines across files
+    counted = 0
+    with _open(log_file.path) as stream:
+        for block in _blocks(stream, report):
+            taken: set[int] = set()
+            number, at = counted, 0
+            for start, events in ruleset.scan(block, source=source, make_line=make_line):
+                number += block.count(b"\n", at, start)
+                at = start
+                taken.add(number + 1)
+                report.matched_lines += 1
+                for event in events:
+                    match = Match(
+                        log_file.name, number + 1, event.rule, dict(event.captures), event.title, event.key,
+                        event.line.text,
+                    )  # fmt: skip
+                    _record(report, match, before, digest, samples=samples, keep=keep)
+            if unmatched is not None:
+                _write_unmatched(unmatched, log_file.name, block, counted, taken)
+            counted += block.count(b"\n") + (not block.endswith(b"\n"))
+    report.lines += counted
+
+
+def _line_maker(log_file: LogFile) -> Any:
+    source = log_file.source or "test"
+    path = "" if log_file.path == "-" else log_file.path
+
+    def make(text: str) -> Line:
+        return Line(text=text, source=source, time=time.time(), path=path)
+
+    return make
+
+
+def _record(report: Report, match: Match, before: int, digest: Any, *, samples: int, keep: bool) -> None:
+    rule = report.rules[match.rule]
+    rule.matched += 1
+    if len(rule.samples) < samples:
+        rule.samples.append(match)
+    if keep:
+        report.matches.append(match)
+    captures = json.dumps(match.captures, sort_keys=True, ensure_ascii=False)
+    digest.update(f"{before + match.line}\t{match.rule}\t{captures}\n".encode())
+
+
+def _write_unmatched(out: IO[str], name: str, block: bytes, before: int, taken: set[int]) -> None:
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for offset, raw in enumerate(lines, before + 1):
+        if offset not in taken:
+            out.write(f"{name}:{offset}: {decode_line(raw)}\n")
+
+
+class _RuleSets:
+    """One rule set for lines of known sources, one for lines whose source is not known."""
+
+    def __init__(self, rules: Sequence[RuleConfig], *, host: str, engine: str, line_budget_s: float) -> None:
+        self._configs = rules
+        self._options: dict[str, Any] = {"host": host, "engine": engine, "line_budget_s": line_budget_s}
+        self._known: RuleSet | None = None
+        self._any: RuleSet | None = None
+
+    @property
+    def engine(self) -> str:
+        return self._either().engine
+
+    def _either(self) -> RuleSet:
+        return self._known or self.for_source(ANY_SOURCE)
+
+    def prepare(self, sources: set[str]) -> None:
+        """Build every scanner before the clock starts."""
+        for source in sources:
+            self.for_source(source)
+
+    def for_source(self, source: str) -> RuleSet:
+        if source == ANY_SOURCE:
+            if self._any is None:
+                lifted = [dataclasses.replace(r, sources=None) for r in self._configs]
+                self._any = RuleSet(lifted, sources=["test"], **self._options)
+            return self._any
+        if self._known is None:
+            self._known = RuleSet(self._configs, **self._options)
+        self._known.for_source(source)
+        return self._known
+
+    def over_budget(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for rules in (self._known, self._any):
+            for name, count in (rules.over_budget if rules else {}).items():
+                total[name] = total.get(name, 0) + count
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    stream: IO[bytes]
+
+    def __enter__(self) -> IO[bytes]:
+        return self.stream
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stream is not sys.stdin.buffer:
+            self.stream.close()
+
+
+def _open(path: str) -> _Opened:
+    """The file's bytes; a gzip file's uncompressed bytes (known by its magic, not its name)."""
+    if path == "-":
+        return _Opened(sys.stdin.buffer)
+    raw = open(path, "rb")  # noqa: SIM115 - closed by _Opened
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        return _Opened(cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")))
+    return _Opened(raw)
+
+
+def _blocks(stream: IO[bytes], report: Report) -> Iterator[bytes]:
+    """Whole lines, about ``CHUNK_BYTES`` at a time; a line longer than that is cut, the rest skipped."""
+    rest = b""
+    skipping = False
+    while True:
+        data = stream.read(CHUNK_BYTES)
+        if not data:
+            break
+        report.bytes += len(data)
+        if skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                continue
+            data, skipping = data[newline + 1 :], False
+        buffer = rest + data if rest else data
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            if len(buffer) >= CHUNK_BYTES:
+                report.cut_lines += 1
+                yield buffer[:CHUNK_BYTES] + CUT_MARKER.encode() + b"\n"
+                rest, skipping = b"", True
+            else:
+                rest = buffer
+            continue
+        rest = buffer[end + 1 :]
+        yield buffer[: end + 1]
+    if rest:
+        yield rest
+
+
+# ── expectation files ───────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What rules must make of some log files: every match, in file order, then line, then rule."""
+
+    path: Path
+    files: list[LogFile]
+    host: str
+    matches: list[dict[str, Any]]
+
+
+def load_expectation(path: Path) -> Expectation:
+    """Read an expectation file; ``ValueError`` says what is wrong with it."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("matches", []), list):
+        raise ValueError(f"{path}: expected a mapping with sources: and matches:")
+    sources = document.get("sources") or {}
+    if not isinstance(sources, dict) or not sources:
+        raise ValueError(f"{path}: sources: must map each log file (relative to this file) to its source")
+    files = [LogFile(str(path.parent / name), str(name), str(source)) for name, source in sources.items()]
+    matches = [dict(m) for m in document.get("matches") or []]
+    for match in matches:
+        match.setdefault("captures", {})
+    return Expectation(path, files, str(document.get("host", "test-host")), matches)
+
+
+def differences(expected: Sequence[dict[str, Any]], found: Sequence[Match]) -> list[str]:
+    """Each expected match not found, and each match found but not expected, as one line."""
+    keys = ("file", "line", "rule")
+    wanted = {tuple(m[k] for k in keys): m for m in expected}
+    got = {tuple(getattr(m, k) for k in keys): m.expected_form() for m in found}
+    problems = []
+    for key in sorted(wanted.keys() | got.keys(), key=lambda k: (str(k[0]), int(k[1]), str(k[2]))):
+        file, line, rule = key
+        want, have = wanted.get(key), got.get(key)
+        if have is None:
+            problems.append(f"{file}:{line}: {rule}: expected, but the rule did not match")
+        elif want is None:
+            problems.append(f"{file}:{line}: {rule}: matched, but not expected (captures {have['captures']})")
+        else:
+            for name in ("captures", "title"):
+                if name in want and want[name] != have[name]:
+                    problems.append(f"{file}:{line}: {rule}: {name} {have[name]!r}, expected {want[name]!r}")
+    return problems
+
+
+# ── which source a file's lines come from ───────────────────────────────────
+
+
+def source_of(path: str, config: Config | None) -> str:
+    """The file source of *config* whose globs name *path*, else ``ANY_SOURCE``."""
+    if config is None or path == "-":
+        return ANY_SOURCE
+    absolute = str(Path(path).resolve())
+    for source in config.sources:
+        if isinstance(source, FileSourceConfig):
+            for pattern in source.paths:
+                if fnmatch.fnmatch(absolute, str(Path(pattern).resolve())) or absolute in glob.glob(pattern):
+                    return source.name
+    return ANY_SOURCE
+
+
+# ── the report, for people ──────────────────────────────────────────────────
+
+
+def render(report: Report, *, samples: int) -> str:
+    out = []
+    seconds = max(report.seconds, 1e-9)
+    names = ", ".join(f.name for f in report.files)
+    out.append(
+        f"{names}: {report.lines:,} lines, {report.bytes / 1e6:,.1f} MB in {report.seconds:.3f} s: "
+        f"{report.lines / seconds:,.0f} lines/s, {report.bytes / 1e6 / seconds:,.1f} MB/s "
+        f"({report.engine} engine)"
+    )
+    out.append(f"{report.matched_lines:,} lines matched a rule; {report.lines - report.matched_lines:,} matched none")
+    if report.cut_lines:
+        out.append(f"{report.cut_lines:,} lines longer than {CHUNK_BYTES:,} bytes were cut")
+    for name, count in sorted(report.over_budget.items()):
+        out.append(f"rule {name}: {count:,} lines skipped: its regex ran out of time on them (backtracking)")
+    width = max((len(r.name) for r in report.rules.values()), default=4)
+    out.append("")
+    out.append(f"{'rule':<{width}}  {'severity':<8}  {'matched':>9}")
+    for rule in report.rules.values():
+        out.append(f"{rule.name:<{width}}  {rule.severity:<8}  {rule.matched:>9,}")
+    if samples:
+        for rule in report.rules.values():
+            if not rule.samples:
+                continue
+            out.append("")
+            out.append(f"{rule.name}: {rule.matched:,} matches; the first {len(rule.samples)}:")
+            for match in rule.samples:
+                out.append(f"  {match.file}:{match.line}: {_clip(match.text)}")
+                if match.captures:
+                    out.append("    captures: " + ", ".join(f"{k}={v!r}" for k, v in match.captures.items()))
+                out.append(f"    title: {match.title}")
+                out.append(f"    key:   {match.key}")
+        never = [r.name for r in report.rules.values() if not r.matched]
+        if never:
+            out.append("")
+            out.append(f"never matched: {', '.join(never)}")
+    return "\n".join(out)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
