@@ -294,3 +294,25 @@ def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(ROOT / "config.example.yaml")
     assert {s.name for s in config.sources} == {"auth", "system", "nginx", "journal"}
     assert len(config.rules) >= 9
+
+
+def test_matching_settings(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml",
+        MINIMAL.replace(
+            'paths: ["rules/*.yaml"]', 'paths: ["rules/*.yaml"]\n      engine: re2\n      line_budget: 250ms'
+        ),
+    )
+    write("rules/r.yaml", RULE)
+    matching = load_config(config_path).matching
+    assert (matching.engine, matching.line_budget) == ("re2", 0.25)
+
+
+def test_an_unknown_engine_is_a_problem(write: WriteFile) -> None:
+    config_path = write(
+        "tailhook.yaml", MINIMAL.replace('paths: ["rules/*.yaml"]', 'paths: ["rules/*.yaml"]\n      engine: pcre')
+    )
+    write("rules/r.yaml", RULE)
+    assert problems_of(config_path) == [
+        f"{config_path}:7: rules.engine: must be one of auto, hyperscan, re2, re, not 'pcre'"
+    ]

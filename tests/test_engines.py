@@ -156,7 +156,8 @@ def by_chunks(rules: RuleSet, data: bytes, chunk_bytes: int = 4096) -> list[tupl
 @pytest.mark.parametrize("rule_set", ["default", "tricky"])
 def test_the_fast_path_finds_what_plain_re_finds(engine: str, rule_set: str) -> None:
     configs = default_rules() if rule_set == "default" else rule_configs(TRICKY)
-    rules = RuleSet(configs, host="h", engine=engine)
+    # a budget no search here comes near, even on a loaded machine: this test is about the engines
+    rules = RuleSet(configs, host="h", engine=engine, line_budget_s=30.0)
     checked = 0
     for name, data in corpora():
         expected = naive(configs, data)
@@ -164,6 +165,7 @@ def test_the_fast_path_finds_what_plain_re_finds(engine: str, rule_set: str) -> 
         assert by_chunks(rules, data) == expected, name
         checked += len(split(data))
     assert checked > 100
+    assert not rules.over_budget
 
 
 def test_every_engine_that_should_be_here_is() -> None:
@@ -233,3 +235,17 @@ def test_a_backtracking_rule_cannot_stall_matching(engine: str) -> None:
     assert rules.over_budget == {"r0": 21}
     # and an ordinary line still matches that rule
     assert [e.rule for e in rules.match(Line(text="xxc", source="s", time=0.0))] == ["r0"]
+
+
+@pytest.mark.parametrize("engine", INSTALLED)
+def test_a_backtracking_rule_cannot_stall_a_chunk(engine: str) -> None:
+    """The chunk path keeps the budget with one timer for all its searches."""
+    configs = rule_configs([r"(a+)+b|c", r"alert (?P<what>\w+)"])
+    rules = RuleSet(configs, host="h", engine=engine, line_budget_s=0.05)
+    hostile = b"alert now " + b"a" * 40 + b"c"
+    data = b"\n".join([b"alert first", hostile, b"xxc", hostile, b"alert last"]) + b"\n"
+    started = time.monotonic()
+    found = rules.scan(data, source="s", make_line=lambda text: Line(text=text, source="s", time=0.0))
+    assert time.monotonic() - started < 1.0
+    assert [[e.rule for e in events] for _, events in found] == [["r1"], ["r1"], ["r0"], ["r1"], ["r1"]]
+    assert rules.over_budget == {"r0": 2}

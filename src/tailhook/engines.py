@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -155,6 +156,7 @@ class _Hyperscan:
         return database
 
     def _compile(self, indices: list[int]) -> list[int]:
+        self._scratch = threading.local()  # Hyperscan's scratch space: one per thread that scans
         try:
             self._database = self._try(indices)
             return indices
@@ -181,16 +183,23 @@ class _Hyperscan:
     def drop(self, indices: set[int]) -> None:
         self.indices = self._compile([i for i in self.indices if i not in indices])
 
+    def _scratch_here(self) -> Any:
+        scratch = getattr(self._scratch, "space", None)
+        if scratch is None:
+            scratch = self._scratch.space = self._hs.Scratch(self._database)
+        return scratch
+
     def line(self, data: bytes) -> list[int]:
         found: list[int] = []
         if self.indices:
-            self._database.scan(data, match_event_handler=_collect_ids, context=found)
+            self._database.scan(data, match_event_handler=_collect_ids, context=found, scratch=self._scratch_here())
         return sorted(found)
 
     def chunk(self, data: bytes) -> dict[int, list[int]]:
         ends: dict[int, list[int]] = {}
         if self.indices:
-            self._database.scan(data, match_event_handler=_collect_ends, context=ends)
+            scratch = self._scratch_here()
+            self._database.scan(data, match_event_handler=_collect_ends, context=ends, scratch=scratch)
         for ids in ends.values():
             ids.sort()
         return ends

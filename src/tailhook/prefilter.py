@@ -109,7 +109,10 @@ class _Translation:
             return "(?:" + "|".join(self.sequence(list(items), flags) for items in arg[1]) + ")"
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, high, items = arg
-            return self.repeat(low, high, self.sequence(list(items), flags))
+            body = self.node(items[0][0], items[0][1], flags) if len(items) == 1 else self.sequence(list(items), flags)
+            if isinstance(body, _Wide):  # a repeated class: one byte class (each character is 1-4 bytes)
+                return self.repeat(low, high if high is _sre.MAXREPEAT else 4 * high, body.bytes, group=False)
+            return self.repeat(low, high, body)
         if name == "AT":
             return _anchor(str(arg))
         if name in ("ASSERT", "ASSERT_NOT"):
@@ -123,7 +126,7 @@ class _Translation:
         raise _Unsupported(name)
 
     @staticmethod
-    def repeat(low: int, high: int, body: str) -> str:
+    def repeat(low: int, high: int, body: str, *, group: bool = True) -> str:
         if not body:
             return ""
         low = min(low, MAX_BOUND)
@@ -134,7 +137,7 @@ class _Translation:
             bounds = f"{{{low}}}"
         else:
             bounds = "?" if (low, high) == (0, 1) else f"{{{low},{high}}}"
-        return f"(?:{body}){bounds}"
+        return f"(?:{body}){bounds}" if group else f"{body}{bounds}"
 
 
 def _anchor(name: str) -> str:
@@ -156,11 +159,25 @@ def _one_character(name: str, arg: Any, flags: int) -> str:
     if not ascii_bytes:
         if not beyond:
             raise _Unsupported("a class that matches nothing")
-        return _HIGH
+        return _Wide(_HIGH, r"[\x80-\xff]")
     if len(ascii_bytes) == 1 and not beyond:
         return _byte(ascii_bytes[0])
     byte_class = _byte_class(ascii_bytes)
-    return f"(?:{byte_class}|{_HIGH})" if beyond else byte_class
+    if not beyond:
+        return byte_class
+    return _Wide(f"(?:{byte_class}|{_HIGH})", byte_class[:-1] + r"\x80-\xff]")
+
+
+class _Wide(str):
+    """One character that may be ASCII or not: as a pattern for one character, and as the byte
+    class that a repeat of it may use instead (a run of them is a run of those bytes)."""
+
+    bytes: str
+
+    def __new__(cls, pattern: str, byte_class: str) -> _Wide:
+        made = super().__new__(cls, pattern)
+        made.bytes = byte_class
+        return made
 
 
 def _python_class(name: str, arg: Any) -> str:

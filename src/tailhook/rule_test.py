@@ -20,8 +20,9 @@ import fnmatch
 import glob
 import gzip
 import hashlib
-import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,8 +89,9 @@ class Report:
     matches: list[Match] = field(default_factory=list)
     """Every match, when asked for (an expectation file compares them)."""
     digest: str = ""
-    """sha256 of every match as ``"{n}\\t{rule}\\t{captures as sorted JSON}\\n"``, n counting
-    lines across all files: the same text from two matchers means the same matches."""
+    """sha256 of every match as ``"{n}\\t{rule}\\t{capture values}\\n"``, n counting lines across
+    all files from 1, the values in the pattern's order joined by U+001F (a group that took no
+    part: empty): the same digest from two matchers means the same matches."""
 
     def as_json(self) -> dict[str, Any]:
         seconds = max(self.seconds, 1e-9)
@@ -168,49 +170,69 @@ def _scan_file(
     keep: bool,
     unmatched: IO[str] | None,
 ) -> None:
-    source, make_line = log_file.source or "test", _line_maker(log_file)
+    source = log_file.source or "test"
+    path = "" if log_file.path == "-" else log_file.path
     before = report.lines  # lines of the files before this one: the digest numbers lines across files
     counted = 0
     with _open(log_file.path) as stream:
-        for block in _blocks(stream, report):
+        for block, candidates in _scanned(stream, report, ruleset, source):
             taken: set[int] = set()
             number, at = counted, 0
-            for start, events in ruleset.scan(block, source=source, make_line=make_line):
+            for start, text, hits in ruleset.confirm(block, candidates, source=source):
                 number += block.count(b"\n", at, start)
                 at = start
                 taken.add(number + 1)
                 report.matched_lines += 1
-                for event in events:
-                    match = Match(
-                        log_file.name, number + 1, event.rule, dict(event.captures), event.title, event.key,
-                        event.line.text,
-                    )  # fmt: skip
-                    _record(report, match, before, digest, samples=samples, keep=keep)
+                line: Line | None = None
+                for rule, found in hits:
+                    captures = {name: value or "" for name, value in found.groupdict().items()}
+                    digest.update(
+                        f"{before + number + 1}\t{rule.name}\t{_SEPARATOR.join(captures.values())}\n".encode()
+                    )
+                    counts = report.rules[rule.name]
+                    counts.matched += 1
+                    if len(counts.samples) >= samples and not keep:
+                        continue  # rendering is for samples and expectations only
+                    line = line or Line(text=text, source=source, time=time.time(), path=path)
+                    event = rule.event(line, found, host=ruleset.host)
+                    match = Match(log_file.name, number + 1, rule.name, captures, event.title, event.key, text)
+                    if len(counts.samples) < samples:
+                        counts.samples.append(match)
+                    if keep:
+                        report.matches.append(match)
             if unmatched is not None:
                 _write_unmatched(unmatched, log_file.name, block, counted, taken)
             counted += block.count(b"\n") + (not block.endswith(b"\n"))
     report.lines += counted
 
 
-def _line_maker(log_file: LogFile) -> Any:
-    source = log_file.source or "test"
-    path = "" if log_file.path == "-" else log_file.path
-
-    def make(text: str) -> Line:
-        return Line(text=text, source=source, time=time.time(), path=path)
-
-    return make
+_SEPARATOR = "\x1f"
 
 
-def _record(report: Report, match: Match, before: int, digest: Any, *, samples: int, keep: bool) -> None:
-    rule = report.rules[match.rule]
-    rule.matched += 1
-    if len(rule.samples) < samples:
-        rule.samples.append(match)
-    if keep:
-        report.matches.append(match)
-    captures = json.dumps(match.captures, sort_keys=True, ensure_ascii=False)
-    digest.update(f"{before + match.line}\t{match.rule}\t{captures}\n".encode())
+def _scanned(stream: IO[bytes], report: Report, ruleset: RuleSet, source: str) -> Iterator[tuple[bytes, Any]]:
+    """Blocks of whole lines with their candidate lines, read and scanned ahead in a thread.
+
+    The engine's pass runs without the GIL (Hyperscan), so on two cores it
+    overlaps with Python's ``re`` on the block before.
+    """
+    ahead: queue.Queue[tuple[bytes, Any] | BaseException | None] = queue.Queue(maxsize=4)
+
+    def work() -> None:
+        try:
+            for block in _blocks(stream, report):
+                ahead.put((block, ruleset.candidates(block, source=source)))
+        except BaseException as exc:  # handed to the reader, which raises it
+            ahead.put(exc)
+        else:
+            ahead.put(None)
+
+    worker = threading.Thread(target=work, name="tailhook-test-scan", daemon=True)
+    worker.start()
+    while (item := ahead.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
 
 
 def _write_unmatched(out: IO[str], name: str, block: bytes, before: int, taken: set[int]) -> None:

@@ -24,7 +24,8 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from tailhook import budget
@@ -99,19 +100,20 @@ class Rule:
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
 
-    def match(self, line: Line, *, host: str, budget_s: float = 0.0) -> Event | None:
-        """The event this rule makes of *line*, or ``None`` when it does not match.
+    def find(self, text: str, *, budget_s: float = 0.0) -> re.Match[str] | None:
+        """This rule's match in *text* (``None`` when it does not match, or the exclude does).
 
         With *budget_s*, each search stops with ``budget.BudgetSpent`` after that long.
         """
-        found = budget.search(self.pattern, line.text, budget_s=budget_s)
+        found = budget.search(self.pattern, text, budget_s=budget_s)
         if found is None:
             return None
-        if self.exclude is not None and budget.search(self.exclude, line.text, budget_s=budget_s):
+        if self.exclude is not None and budget.search(self.exclude, text, budget_s=budget_s):
             return None
-        return self.event(line, found, host=host)
+        return found
 
     def event(self, line: Line, found: re.Match[str], *, host: str) -> Event:
+        """The event *found* (this rule's match in *line*) makes, its templates rendered."""
         captures = {name: value or "" for name, value in found.groupdict().items()}
         fields = _Fields(line.fields)
         fields.update(
@@ -128,10 +130,14 @@ class Rule:
             severity=self.severity,
             key=self.key.format_map(fields),
             title=self.title.format_map(fields),
-            description=self.description.format_map(fields),
+            description=self.description.format_map(fields) if self.description else "",
             captures=captures,
             line=line,
         )
+
+
+Hit = tuple[Rule, re.Match[str]]
+"""A rule and its match in a line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,34 +207,65 @@ class RuleSet:
         """Every event *line* produces, one per matching rule, in rule order."""
         selection = self.for_source(line.source)
         picked = selection.scanner.line(line.text.encode("utf-8", "surrogatepass"))
-        return self._events(selection.rules, picked, line)
+        return [
+            rule.event(line, found, host=self.host) for rule, found in self._hits(selection.rules, picked, line.text)
+        ]
 
-    def scan(self, data: bytes, *, source: str, make_line: Callable[[str], Line]) -> Iterator[tuple[int, list[Event]]]:
+    def candidates(self, data: bytes, *, source: str) -> list[tuple[int, int, list[int]]]:
+        """Start and end offsets of the lines of *data* (whole ``\\n``-separated lines of *source*)
+        that some rule may match, each with those rules, in line order.
+
+        Only the engine's pass, no Python ``re``: it may run in any thread.
+        """
+        chunk = self.for_source(source).scanner.chunk(data)
+        return [(data.rfind(b"\n", 0, end) + 1, end, picked) for end, picked in sorted(chunk.items())]
+
+    def confirm(
+        self, data: bytes, candidates: Sequence[tuple[int, int, list[int]]], *, source: str
+    ) -> list[tuple[int, str, list[Hit]]]:
+        """Python's ``re`` on each candidate line: ``(start offset, text, hits)`` of the lines that match.
+
+        Each line is decoded as the file source decodes it (``decode_line``).
+        """
+        rules = self.for_source(source).rules
+        found = []
+        with self.watching():
+            for start, end, picked in candidates:
+                text = decode_line(data[start:end])
+                hits = self._hits(rules, picked, text)
+                if hits:
+                    found.append((start, text, hits))
+        return found
+
+    def scan(self, data: bytes, *, source: str, make_line: Callable[[str], Line]) -> list[tuple[int, list[Event]]]:
         """The events of the lines of *data* (whole ``\\n``-separated lines of *source*), as
         ``(line's start offset, events)`` in line order, for lines with events only.
 
-        Only the lines some rule may match are cut out, decoded (``decode_line``)
-        and made into a ``Line`` by *make_line*.
+        Only the lines some rule may match are cut out, decoded and made into a
+        ``Line`` by *make_line*.
         """
-        selection = self.for_source(source)
-        for end, picked in sorted(selection.scanner.chunk(data).items()):
-            start = data.rfind(b"\n", 0, end) + 1
-            events = self._events(selection.rules, picked, make_line(decode_line(data[start:end])))
-            if events:
-                yield start, events
+        found = []
+        for start, text, hits in self.confirm(data, self.candidates(data, source=source), source=source):
+            line = make_line(text)
+            found.append((start, [rule.event(line, match, host=self.host) for rule, match in hits]))
+        return found
 
-    def _events(self, rules: Sequence[Rule], picked: Sequence[int], line: Line) -> list[Event]:
-        events = []
+    def watching(self) -> AbstractContextManager[None]:
+        """Within: every search keeps to its budget at the cost of one timer for them all."""
+        return budget.watch(self.line_budget_s)
+
+    def _hits(self, rules: Sequence[Rule], picked: Sequence[int], text: str) -> list[Hit]:
+        hits = []
         for index in picked:
             rule = rules[index]
             try:
-                event = rule.match(line, host=self.host, budget_s=self._budget(rule))
+                found = rule.find(text, budget_s=self._budget(rule))
             except budget.BudgetSpent:
-                self._spent(rule, line)
+                self._spent(rule, text)
                 continue
-            if event is not None:
-                events.append(event)
-        return events
+            if found is not None:
+                hits.append((rule, found))
+        return hits
 
     def _budget(self, rule: Rule) -> float:
         until = self._strained.get(rule.name)
@@ -236,14 +273,14 @@ class RuleSet:
             return min(STRAINED_BUDGET_S, self.line_budget_s)
         return self.line_budget_s
 
-    def _spent(self, rule: Rule, line: Line) -> None:
+    def _spent(self, rule: Rule, text: str) -> None:
         if not self.over_budget[rule.name]:
             log.warning(
                 "rule %s: searching a line took over %gs, so the line was skipped for this rule "
                 "(counted in tailhook_rule_over_budget_total; logged once): %.200r",
                 rule.name,
                 self._budget(rule),
-                line.text,
+                text,
             )
         self.over_budget[rule.name] += 1
         self._strained[rule.name] = self.clock() + STRAIN_S

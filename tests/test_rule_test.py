@@ -1,0 +1,242 @@
+"""``tailhook test``: rules over log files, offline, as users run it (and in-process for block edges)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tailhook import rule_test
+from tailhook.config import RuleConfig
+from tests.daemon import PRINTED, run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "examples" / "sample-logs"
+EXAMPLE = str(ROOT / "config.example.yaml")
+
+RULES = """
+rules:
+  - name: ssh-failure
+    sources: [auth]
+    match: 'Failed password for (?:invalid user )?(?P<user>\\S+) from (?P<ip>[0-9a-fA-F.:]+)'
+    title: 'SSH failure for {user}'
+    key: '{ip}'
+  - name: panic
+    match: 'Kernel panic - not syncing: (?P<why>.+)'
+    severity: critical
+"""
+LOG = """\
+Nov 23 06:31:14 web-1 sshd[20201]: Failed password for invalid user oracle from 203.0.113.45 port 52114 ssh2
+Nov 23 06:31:15 web-1 sshd[20201]: Accepted publickey for deploy from 198.51.100.4 port 50100 ssh2
+Nov 23 06:31:17 web-1 kernel: Kernel panic - not syncing: Fatal exception
+Nov 23 06:31:18 web-1 sshd[20202]: Failed password for root from 198.51.100.7 port 52200 ssh2
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_example_log_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAILHOOK_LOG_DIR", raising=False)
+    monkeypatch.delenv("TAILHOOK_CONFIG", raising=False)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_rules_give_exactly_the_expected_matches() -> None:
+    result = run_cli("test", "-c", EXAMPLE, "--expect", str(SAMPLES / "expected.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = len(rule_test.load_expectation(SAMPLES / "expected.yaml").matches)
+    assert f"all {expected} matches as expected" in result.stdout
+    assert "ssh-password-failure" in result.stdout and "title: SSH password failure for oracle" in result.stdout
+
+
+def test_a_changed_fixture_fails_and_says_where(tmp_path: Path) -> None:
+    copy = tmp_path / "samples"
+    shutil.copytree(SAMPLES, copy)
+    auth = copy / "auth.log"
+    lines = auth.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[3] = lines[3].replace("203.0.113.45", "203.0.113.99")  # line 4: another address
+    lines[16] = "Nov 23 06:40:00 web-1 CRON[1]: nothing to see\n"  # line 17: the sudo failure is gone
+    auth.write_text("".join(lines), encoding="utf-8")
+
+    result = run_cli("test", "-c", EXAMPLE, "--expect", str(copy / "expected.yaml"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "auth.log:4: ssh-password-failure: captures {'user': 'oracle', 'ip': '203.0.113.99'}" in result.stdout
+    assert (
+        "auth.log:4: ssh-password-failure: title 'SSH password failure for oracle from 203.0.113.99'" in result.stdout
+    )
+    assert "auth.log:17: sudo-auth-failure: expected, but the rule did not match" in result.stdout
+    assert "3 differences" in result.stdout
+
+
+def test_an_unexpected_match_fails(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    write(tmp_path, "auth.log", LOG)
+    expect = write(
+        tmp_path,
+        "expected.yaml",
+        """
+        sources: {auth.log: auth}
+        matches:
+          - {file: auth.log, line: 1, rule: ssh-failure, captures: {user: oracle, ip: 203.0.113.45}}
+          - {file: auth.log, line: 3, rule: panic, captures: {why: Fatal exception}}
+        """,
+    )
+    result = run_cli("test", "--rules", str(rules), "--expect", str(expect), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["differences"] == [
+        "auth.log:4: ssh-failure: matched, but not expected (captures {'user': 'root', 'ip': '198.51.100.7'})"
+    ]
+
+
+def test_json_report_counts_samples_and_speed(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    log = write(tmp_path, "some.log", LOG)
+    result = run_cli("test", "--rules", str(rules), "--json", "--samples", "1", str(log))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["lines"], report["bytes"], report["matched_lines"]) == (4, len(LOG.encode()), 3)
+    assert report["engine"] == "hyperscan"
+    assert report["lines_per_second"] > 0 and report["megabytes_per_second"] > 0
+    by_name = {r["name"]: r for r in report["rules"]}
+    assert by_name["ssh-failure"]["matched"] == 2  # a file of no known source meets every rule
+    assert by_name["ssh-failure"]["samples"] == [
+        {
+            "file": str(log),
+            "line": 1,
+            "text": LOG.splitlines()[0],
+            "captures": {"user": "oracle", "ip": "203.0.113.45"},
+            "title": "SSH failure for oracle",
+            "key": "203.0.113.45",
+        }
+    ]
+    assert by_name["panic"]["matched"] == 1
+
+
+def test_lines_belong_to_the_source_whose_paths_name_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "rules.yaml", RULES)
+    (tmp_path / "logs").mkdir()
+    write(tmp_path, "logs/auth.log", LOG)
+    write(tmp_path, "logs/kern.log", LOG)
+    config = write(
+        tmp_path,
+        "tailhook.yaml",
+        """
+        state_dir: state
+        sources:
+          - {name: auth, type: file, paths: [logs/auth.log]}
+          - {name: kernel, type: file, paths: ["logs/kern*.log"]}
+        rules: {paths: [rules.yaml]}
+        """,
+    )
+    for name, ssh in (("auth.log", 2), ("kern.log", 0)):
+        result = run_cli("test", "-c", str(config), "--json", str(tmp_path / "logs" / name))
+        report = json.loads(result.stdout)
+        assert {r["name"]: r["matched"] for r in report["rules"]} == {"ssh-failure": ssh, "panic": 1}
+    # --source says it outright
+    result = run_cli("test", "-c", str(config), "--json", "--source", "kernel", str(tmp_path / "logs" / "auth.log"))
+    assert {r["name"]: r["matched"] for r in json.loads(result.stdout)["rules"]} == {"ssh-failure": 0, "panic": 1}
+
+
+def test_gzip_and_standard_input_read_the_same_lines(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    plain = write(tmp_path, "auth.log", LOG * 50)
+    packed = tmp_path / "auth.log.2.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+
+    reports = []
+    for args in ([str(plain)], [str(packed)]):
+        result = run_cli("test", "--rules", str(rules), "--json", *args)
+        reports.append(json.loads(result.stdout))
+    piped = subprocess.run(
+        [sys.executable, "-m", "tailhook", "test", "--rules", str(rules), "--json", "-"],
+        input=plain.read_bytes(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    PRINTED.append((piped.stdout + piped.stderr).decode)
+    reports.append(json.loads(piped.stdout))
+    assert [r["lines"] for r in reports] == [200, 200, 200]
+    assert len({r["digest"] for r in reports}) == 1
+    assert [sum(rule["matched"] for rule in r["rules"]) for r in reports] == [150, 150, 150]
+
+
+def test_unmatched_lines_are_printed(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    log = write(tmp_path, "auth.log", LOG)
+    result = run_cli("test", "--rules", str(rules), "--samples", "0", "--unmatched", str(log))
+    assert result.returncode == 0
+    unmatched = [
+        line for line in result.stdout.splitlines() if line.startswith(f"{log}:") and line[len(str(log)) + 1].isdigit()
+    ]
+    assert unmatched == [f"{log}:2: {LOG.splitlines()[1]}"]
+
+
+def test_broken_rules_exit_78_with_every_problem(tmp_path: Path) -> None:
+    rules = write(
+        tmp_path,
+        "rules.yaml",
+        """
+        rules:
+          - name: broken
+            match: 'unclosed (group'
+          - name: bad-template
+            match: 'x'
+            title: '{nothing}'
+        """,
+    )
+    result = run_cli("test", "--rules", str(rules), str(rules))
+    assert result.returncode == 78
+    assert f"{rules}:4: rules[0] (broken).match: regex does not compile" in result.stderr
+    assert f"{rules}:7: rules[1] (bad-template).title: {{nothing}} is neither" in result.stderr
+
+
+def test_an_unreadable_log_file_is_an_error(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    result = run_cli("test", "--rules", str(rules), str(tmp_path / "missing.log"))
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr and "missing.log" in result.stderr
+
+
+@pytest.mark.parametrize("engine", ["hyperscan", "re2", "re"])
+def test_line_numbers_and_matches_hold_across_blocks_and_cut_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """Small blocks put block edges everywhere; an over-long line is cut, not held in memory whole."""
+    monkeypatch.setattr(rule_test, "CHUNK_BYTES", 512)
+    lines = []
+    for i in range(400):
+        lines.append(f"{i} Failed password for user{i} from 10.0.{i % 250}.1 port 22" if i % 7 == 0 else f"{i} ok")
+    lines[100] = "x" * 5000 + " Failed password for long from 10.9.9.9"  # longer than a block
+    lines.append("Kernel panic - not syncing: no newline at the end")
+    log = tmp_path / "big.log"
+    log.write_bytes("\n".join(lines).encode())
+    configs = [
+        RuleConfig(name="ssh", file="r", line=1, match=r"Failed password for (?P<user>\S+) from (?P<ip>[\d.]+)"),
+        RuleConfig(name="panic", file="r", line=2, match=r"Kernel panic - not syncing: (?P<why>.+)"),
+    ]
+    report = rule_test.run(
+        configs, [rule_test.LogFile(str(log), "big.log")], host="h", engine=engine, line_budget_s=1.0, keep_matches=True
+    )
+    expected = []
+    for number, text in enumerate(lines, 1):
+        if number == 101:
+            continue  # cut at the block size: the match lay past the cut
+        for config in configs:
+            found = re.search(config.match, text)
+            if found:
+                expected.append((number, config.name, found.groupdict()))
+    assert [(m.line, m.rule, m.captures) for m in report.matches] == expected
+    assert (report.lines, report.cut_lines) == (401, 1)
