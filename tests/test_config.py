@@ -292,7 +292,9 @@ def test_webhook_url_hides_its_token() -> None:
 def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAILHOOK_LOG_DIR", raising=False)
     config = load_config(ROOT / "config.example.yaml")
-    assert {s.name for s in config.sources} == {"auth", "system", "nginx", "journal"}
+    assert {s.name for s in config.sources} == {
+        "auth", "system", "journal", "nginx", "nginx-access", "apache", "apache-access", "postgresql", "mysql"
+    }  # fmt: skip
     assert len(config.rules) >= 9
 
 

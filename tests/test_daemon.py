@@ -187,7 +187,7 @@ def test_the_example_config_checks_out() -> None:
     example = Path(__file__).resolve().parent.parent / "config.example.yaml"
     result = run_cli("check", "-c", str(example))
     assert result.returncode == 0, result.stderr
-    assert "OK: 4 sources" in result.stdout
+    assert "OK: 9 sources" in result.stdout
 
 
 def test_version_and_usage() -> None:

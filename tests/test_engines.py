@@ -249,3 +249,18 @@ def test_a_backtracking_rule_cannot_stall_a_chunk(engine: str) -> None:
     assert time.monotonic() - started < 1.0
     assert [[e.rule for e in events] for _, events in found] == [["r1"], ["r1"], ["r0"], ["r1"], ["r1"]]
     assert rules.over_budget == {"r0": 2}
+
+
+def test_end_anchors_stay_on_the_fast_engine() -> None:
+    """Hyperscan takes ``$`` only at a pattern's end: such rules go without the line-end suffix."""
+    patterns = [r"timeout$", r"\Acomplete\Z", r"(?:disk full$|quota)", r"x"]
+    scanner = build(patterns, "hyperscan")
+    assert scanner.fallbacks == {}
+    data = b"a timeout\nquota hit quota\ncomplete\r\nno timeout here\ndisk full\n"
+    assert scanner.chunk(data) == {9: [0], 25: [2], 35: [1], 61: [2]}
+
+
+@pytest.mark.parametrize("engine", [e for e in INSTALLED if e != "re"])
+def test_the_shipped_rules_all_run_on_the_fast_engine(engine: str) -> None:
+    rules = RuleSet(default_rules(), host="h", engine=engine, sources=["s"])
+    assert rules.fallbacks() == {}

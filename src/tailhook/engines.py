@@ -135,10 +135,14 @@ class _Hyperscan:
         self.fallbacks = fallbacks
         self._supersets = supersets
         self._prefilter: set[int] = set()
+        self._unsuffixed: set[int] = set()
+        """Rules compiled without the suffix (Hyperscan takes ``$`` only at a pattern's end):
+        they may report anywhere in a line, and several times."""
         self.indices = self._compile(sorted(supersets))
 
     def _expression(self, index: int) -> bytes:
-        return f"(?:{self._supersets[index]}){self._SUFFIX}".encode("ascii")
+        suffix = "" if index in self._unsuffixed else self._SUFFIX
+        return f"(?:{self._supersets[index]}){suffix}".encode("ascii")
 
     def _flags(self, index: int) -> int:
         flags = int(self._hs.HS_FLAG_MULTILINE)
@@ -163,19 +167,21 @@ class _Hyperscan:
         except self._hs.error:
             pass
         kept = []
-        for index in indices:  # find the ones Hyperscan refuses, one by one
-            for prefilter in (False, True):
-                if prefilter:
-                    self._prefilter.add(index)
+        reason = ""
+        for index in indices:  # find the ones Hyperscan refuses as they are, one by one
+            for unsuffixed, prefilter in ((False, False), (False, True), (True, False), (True, True)):
+                (self._unsuffixed.add if unsuffixed else self._unsuffixed.discard)(index)
+                (self._prefilter.add if prefilter else self._prefilter.discard)(index)
                 try:
                     self._try([index])
                 except self._hs.error as exc:
-                    reason = str(exc)
+                    reason = reason if unsuffixed else str(exc)  # the first refusal says most
                     continue
                 kept.append(index)
                 break
             else:
                 self._prefilter.discard(index)
+                self._unsuffixed.discard(index)
                 self.fallbacks[index] = f"hyperscan refuses its pattern ({reason})"
         self._database = self._try(kept)
         return kept
@@ -193,13 +199,17 @@ class _Hyperscan:
         found: list[int] = []
         if self.indices:
             self._database.scan(data, match_event_handler=_collect_ids, context=found, scratch=self._scratch_here())
-        return sorted(found)
+        return sorted(set(found)) if self._unsuffixed else sorted(found)
 
     def chunk(self, data: bytes) -> dict[int, list[int]]:
         ends: dict[int, list[int]] = {}
         if self.indices:
             scratch = self._scratch_here()
-            self._database.scan(data, match_event_handler=_collect_ends, context=ends, scratch=scratch)
+            if self._unsuffixed:
+                context = (ends, data, self._unsuffixed)
+                self._database.scan(data, match_event_handler=_collect_line_ends, context=context, scratch=scratch)
+            else:
+                self._database.scan(data, match_event_handler=_collect_ends, context=ends, scratch=scratch)
         for ids in ends.values():
             ids.sort()
         return ends
@@ -207,6 +217,20 @@ class _Hyperscan:
 
 def _collect_ids(index: int, start: int, end: int, flags: int, found: list[int]) -> None:
     found.append(index)
+
+
+def _collect_line_ends(
+    index: int, start: int, end: int, flags: int, context: tuple[dict[int, list[int]], bytes, set[int]]
+) -> None:
+    """As ``_collect_ends``, for a database where some rules report before a line's end, maybe twice."""
+    ends, data, unsuffixed = context
+    if index in unsuffixed:
+        newline = data.find(b"\n", end)
+        end = len(data) if newline < 0 else newline
+        found = ends.get(end)
+        if found is not None and index in found:
+            return
+    _collect_ends(index, start, end, flags, ends)
 
 
 def _collect_ends(index: int, start: int, end: int, flags: int, ends: dict[int, list[int]]) -> None:
