@@ -1,6 +1,7 @@
 """Sources: where lines come from. Each kind is one module; ``app`` picks them.
 
-A source reads a batch of lines and hands it to ``emit`` with the checkpoints
+A source reads a batch of lines (``Line``s, or ``Block``s of plain lines not
+yet cut apart) and hands it to ``emit`` with the checkpoints
 that say how far those lines go; ``emit`` returns once the spool has stored
 what the lines produced together with those checkpoints (the ingest commit).
 The source reads on only after that, so a crash loses nothing and a slow
@@ -10,14 +11,33 @@ disk slows the reading instead of piling lines up in memory.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tailhook.events import Line
 from tailhook.spool import Checkpoint
 
-__all__ = ["Emit", "Source"]
+__all__ = ["Block", "Emit", "Source"]
 
-Emit = Callable[[Sequence[Line], Sequence[Checkpoint]], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole plain lines of one file, read in one piece and not yet cut apart.
+
+    The rules scan it in one pass: only the lines some rule may match become
+    ``Line``s (with this ``source``, ``path`` and ``time``); the rest are counted.
+    """
+
+    data: bytes
+    """The lines' bytes, each line ended by its newline; a trailing CR is part of its line."""
+    lines: int
+    source: str
+    path: str
+    time: float
+
+
+Emit = Callable[[Sequence[Line | Block], Sequence[Checkpoint]], Awaitable[None]]
+"""Hands one batch, in the order read, to the ingest commit with the checkpoints it reaches."""
 
 
 class Source(Protocol):

@@ -63,15 +63,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import watchfiles
 
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
-from tailhook.sources import Emit
+from tailhook.sources import Block, Emit
 from tailhook.sources.decode import CUT_MARKER, Framer, MultilineSettings, Record
+from tailhook.sources.reader import LineCutter, Run
 from tailhook.spool import Checkpoint
 
 __all__ = ["CUT_MARKER", "FileSource"]
@@ -110,13 +111,8 @@ class _Followed:
     handle: BinaryIO
     device: int
     inode: int
-    offset: int = 0
-    """Bytes consumed, including the ``partial`` line."""
-    partial: bytearray = field(default_factory=bytearray)
-    skipping: bool = False
-    """Inside an over-long line whose head was already emitted."""
-    padding: bool = False
-    """Just truncated: NUL bytes at the start of a line are a writer's padding."""
+    cutter: LineCutter
+    """Where reading stands: the offset, a partial line, an over-long line being skipped."""
     head: str = ""
     head_len: int = 0
     committed: int = -1
@@ -129,9 +125,24 @@ class _Followed:
     """Turns raw lines into events (containers' partial lines, JSON, multiline); ``None`` for plain lines."""
 
     @property
+    def offset(self) -> int:
+        """Bytes consumed, including a partial line."""
+        return self.cutter.offset
+
+    @property
+    def skipping(self) -> bool:
+        return self.cutter.skipping
+
+    def resume(self, offset: int, *, skipping: bool = False) -> None:
+        """Read on from *offset* (*skipping*: inside an over-long line whose head was given out)."""
+        self.cutter.restart(offset)
+        self.cutter.skipping = skipping
+        self.handle.seek(offset)
+
+    @property
     def position(self) -> int:
         """Where reading would start again: before the partial line and anything the framer holds."""
-        position = self.offset - len(self.partial)
+        position = self.cutter.position
         if self.framer is not None:
             held = self.framer.held_from()
             if held is not None and held < position:
@@ -165,8 +176,11 @@ class FileSource:
         *,
         checkpoints: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        blocks: bool = False,
     ) -> None:
         self.name = config.name
+        self._runs = blocks
+        """Plain lines go out as ``Block``s of whole lines (the daemon's rules scan them in one pass)."""
         self.config = config
         self.clock = clock
         self._saved: dict[str, Mapping[str, Any]] = dict(checkpoints or {})
@@ -377,9 +391,7 @@ class FileSource:
             log.info("source %s: %s (rotated from %s) %s; not read again", self.name, found, path, reason)
             self._close(followed)
             return
-        followed.offset = int(saved.get("offset", 0))
-        followed.skipping = bool(saved.get("skipping"))
-        followed.handle.seek(followed.offset)
+        followed.resume(int(saved.get("offset", 0)), skipping=bool(saved.get("skipping")))
         self._drain(followed)
         log.info(
             "source %s: %s was rotated to %s while tailhook was stopped; reading the rest of it from byte %d",
@@ -438,18 +450,15 @@ class FileSource:
         if saved is not None:
             reason = self._changed(followed, saved)
             if reason is None:
-                followed.offset = int(saved.get("offset", 0))
-                followed.skipping = bool(saved.get("skipping"))
+                followed.resume(int(saved.get("offset", 0)), skipping=bool(saved.get("skipping")))
             else:
                 log.info("source %s: %s %s; reading it from the start", self.name, path, reason)
-                followed.padding = True
+                followed.cutter.padding = True
                 self._recover(path, saved, copy=True)  # copytruncate while we were stopped
         elif at_end and stat.st_size:
-            followed.offset = stat.st_size
-            followed.handle.seek(stat.st_size - 1)
-            followed.skipping = followed.handle.read(1) != b"\n"  # do not emit the tail of a half line
-            if followed.skipping:
-                followed.offset = stat.st_size - 1
+            half_line = os.pread(followed.handle.fileno(), 1, stat.st_size - 1) != b"\n"
+            # do not emit the tail of a half line: skip from just before the end to its newline
+            followed.resume(stat.st_size - 1 if half_line else stat.st_size, skipping=half_line)
         followed.handle.seek(followed.offset)
         log.info("source %s: following %s from byte %d", self.name, path, followed.offset)
 
@@ -465,11 +474,17 @@ class FileSource:
             self._skipped.add(found)
             log.info("source %s: %s is compressed; not read", self.name, found)
             return None
-        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, offset, framer=self._framer())
+        framer = self._framer()
+        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, self._cutter(offset, framer), framer=framer)
         self._fingerprint(followed)
         self._files[key] = followed
         self._by_id[followed.id] = followed
         return followed
+
+    def _cutter(self, offset: int, framer: Framer | None, *, skipping: bool = False) -> LineCutter:
+        """Whole lines go out in runs when the source asks for them and no framer needs each line."""
+        runs = self._runs and framer is None
+        return LineCutter(self.config.max_line_bytes, offset, runs=runs, skipping=skipping)
 
     def _framer(self) -> Framer | None:
         config = self.config
@@ -574,7 +589,7 @@ class FileSource:
 
     # ── reading (worker thread) ─────────────────────────────────────────────
 
-    def _read_turn(self, only: set[str] | None = None) -> tuple[list[Line], list[Checkpoint], bool]:
+    def _read_turn(self, only: set[str] | None = None) -> tuple[list[Line | Block], list[Checkpoint], bool]:
         """One bounded read of the followed files: their lines, their new checkpoints, and
         whether any file has more to read already.
 
@@ -600,7 +615,7 @@ class FileSource:
             self._check_paths(files)
             files = [f for f in files if f.key in self._files]
         self._behind = set()
-        lines: list[Line] = []
+        lines: list[Line | Block] = []
         checkpoints: list[Checkpoint] = []
         total = 0
         more = False
@@ -669,16 +684,13 @@ class FileSource:
         except OSError:
             return followed.offset
 
-    def _truncated(self, followed: _Followed, size: int) -> list[Line]:
+    def _truncated(self, followed: _Followed, size: int) -> list[Line | Block]:
         """copytruncate: take what was not yet read from the copy, then read the file again from 0."""
         log.info("source %s: %s was truncated; reading it again from the start", self.name, followed.path)
         self.counters.truncations += 1
         lines = self._from_copy(followed)
         lines.extend(self._flush(followed))
-        followed.offset = 0
-        followed.partial.clear()
-        followed.skipping = False
-        followed.padding = True
+        followed.cutter.restart(0, padding=True)
         followed.head, followed.head_len = "", 0
         followed.handle.seek(0)
         return lines
@@ -701,9 +713,9 @@ class FileSource:
         except OSError:
             return False
 
-    def _from_copy(self, followed: _Followed) -> list[Line]:
+    def _from_copy(self, followed: _Followed) -> list[Line | Block]:
         """The lines after *followed*'s offset in the copy logrotate made just before truncating it."""
-        offset = followed.offset - len(followed.partial)
+        offset = followed.cutter.position
         saved = {"head": followed.head, "head_len": followed.head_len, "offset": offset}
         found = self._find(os.path.dirname(followed.path), lambda entry: self._is_copy(entry, saved))
         if found is None:
@@ -713,7 +725,8 @@ class FileSource:
         except OSError:
             return []
         stat = os.fstat(handle.fileno())
-        copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, offset, skipping=followed.skipping)
+        cutter = self._cutter(offset, None, skipping=followed.skipping)
+        copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, cutter)
         handle.seek(offset)
         lines, _ = self._read(copy, budget=None)
         self.counters.recovered_from_copies += 1
@@ -729,24 +742,22 @@ class FileSource:
             handle.close()
         return lines
 
-    def _flush(self, followed: _Followed) -> list[Line]:
+    def _flush(self, followed: _Followed) -> list[Line | Block]:
         """What *followed* holds back (a last line without a newline, an open multiline event),
         when the file is left for good."""
-        lines: list[Line] = []
+        lines: list[Line | Block] = []
         now = self.clock()
-        if followed.partial:
-            raw = bytes(followed.partial)
-            start = followed.offset - len(raw)
-            followed.partial.clear()
-            lines = self._line(followed, raw, now, (start, followed.offset), cut=False)
+        last = followed.cutter.flush()
+        if last is not None:
+            lines.extend(self._line(followed, last.raw, now, (last.start, last.end), cut=False))
         if followed.framer is not None:
             lines.extend(self._lines(followed, followed.framer.flush(), now))
         return lines
 
-    def _read(self, followed: _Followed, *, budget: int | None) -> tuple[list[Line], bool]:
+    def _read(self, followed: _Followed, *, budget: int | None) -> tuple[list[Line | Block], bool]:
         """Complete lines from *followed*, up to *budget* bytes (``None``: to the end); and
         whether the read met the file's end (a full budget counts as not yet)."""
-        lines: list[Line] = []
+        lines: list[Line | Block] = []
         read = 0
         while budget is None or read < budget:
             chunk = followed.handle.read(_CHUNK_BYTES)
@@ -757,51 +768,14 @@ class FileSource:
             lines.extend(self._split(followed, chunk))
         return lines, False
 
-    def _split(self, followed: _Followed, chunk: bytes) -> Iterator[Line]:
-        limit = self.config.max_line_bytes
-        start = 0
+    def _split(self, followed: _Followed, chunk: bytes) -> Iterator[Line | Block]:
         now = self.clock()
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            piece = chunk[start:end]
-            start = end + 1
-            line_start = followed.offset - len(followed.partial)
-            followed.offset += len(piece) + 1
-            if followed.skipping:
-                followed.skipping = False
-                followed.partial.clear()
-                continue
-            if followed.partial:
-                followed.partial += piece
-                piece = bytes(followed.partial)
-                followed.partial.clear()
-            if followed.padding:
-                piece = piece.lstrip(b"\0")
-                if not piece:
-                    continue
-                followed.padding = False
-            yield from self._line(followed, piece[:limit], now, (line_start, followed.offset), cut=len(piece) > limit)
-        rest = chunk[start:]
-        line_start = followed.offset - len(followed.partial)
-        followed.offset += len(rest)
-        if followed.skipping:
-            return
-        if followed.padding and not followed.partial:
-            stripped = rest.lstrip(b"\0")
-            if not stripped:
-                return  # all padding so far: nothing to keep
-            rest = stripped
-            followed.padding = False
-        if len(followed.partial) + len(rest) > limit:
-            # An over-long line with no newline yet: emit its head, skip the rest.
-            head = bytes(followed.partial + rest[: limit - len(followed.partial)])
-            followed.partial.clear()
-            followed.skipping = True
-            yield from self._line(followed, head, now, (line_start, followed.offset), cut=True)
-        else:
-            followed.partial += rest
+        for piece in followed.cutter.split(chunk):
+            if isinstance(piece, Run):
+                self.counters.lines += piece.lines
+                yield Block(piece.data, piece.lines, self.name, followed.path, now)
+            else:
+                yield from self._line(followed, piece.raw, now, (piece.start, piece.end), cut=piece.cut)
 
     def _line(self, followed: _Followed, raw: bytes, now: float, span: tuple[int, int], *, cut: bool) -> list[Line]:
         """The line(s) one raw line makes: itself, or what its file's framer gives out for it."""
