@@ -60,6 +60,16 @@ def test_the_shipped_rules_give_exactly_the_expected_matches() -> None:
     assert "ssh-password-failure" in result.stdout and "title: SSH password failure for oracle" in result.stdout
 
 
+@pytest.mark.parametrize("engine", ["hyperscan", "re2", "re"])
+def test_the_fixtures_give_exactly_their_expected_matches_on_every_engine(engine: str) -> None:
+    expected = ROOT / "tests" / "fixtures" / "expected.yaml"
+    result = run_cli("test", "-c", EXAMPLE, "--engine", engine, "--samples", "0", "--expect", str(expected))
+    assert result.returncode == 0, result.stdout + result.stderr
+    count = len(rule_test.load_expectation(expected).matches)
+    assert f"all {count} matches as expected" in result.stdout
+    assert f"({engine} engine)" in result.stdout
+
+
 def test_a_changed_fixture_fails_and_says_where(tmp_path: Path) -> None:
     copy = tmp_path / "samples"
     shutil.copytree(SAMPLES, copy)
@@ -240,3 +250,58 @@ def test_line_numbers_and_matches_hold_across_blocks_and_cut_lines(
                 expected.append((number, config.name, found.groupdict()))
     assert [(m.line, m.rule, m.captures) for m in report.matches] == expected
     assert (report.lines, report.cut_lines) == (401, 1)
+
+
+def test_storm_replays_the_lines_times(tmp_path: Path) -> None:
+    """Storm control as the daemon would run it: per key, 3 alerts then one digest per window."""
+    rules = write(
+        tmp_path,
+        "rules.yaml",
+        """
+        rules:
+          - name: ssh-failure
+            match: 'Failed password for (?P<user>\\S+) from (?P<ip>[\\d.]+)'
+            key: '{ip}'
+            storm: {window: 60s, max_per_window: 3}
+        """,
+    )
+    lines = [
+        f"2026-11-23T10:{i // 60:02d}:{i % 60:02d}Z sshd[1]: Failed password for root from 192.0.2.1"
+        for i in range(100)
+    ]
+    lines += ["2026-11-23T10:00:30Z sshd[1]: Failed password for bob from 192.0.2.2"]  # another key, out of order
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run_cli("test", "--rules", str(rules), "--json", "--storm", str(log))
+    storm = json.loads(result.stdout)["storm"]
+    # 192.0.2.1: windows open at 0 s (3 alerts, 57 held) and at 60 s (3 alerts, 37 held); 192.0.2.2: 1 alert
+    assert storm["rules"] == {"ssh-failure": {"alerts": 7, "digests": 2, "events": 101}}
+    assert [(s["kind"], s["key"], s["count"]) for s in storm["first"]] == [
+        ("alert", "192.0.2.1", 1), ("alert", "192.0.2.1", 1), ("alert", "192.0.2.1", 1),
+        ("digest", "192.0.2.1", 57),
+        ("alert", "192.0.2.1", 1), ("alert", "192.0.2.1", 1), ("alert", "192.0.2.1", 1),
+        ("alert", "192.0.2.2", 1),
+        ("digest", "192.0.2.1", 37),
+    ]  # fmt: skip
+
+    # At 1 line a second from the file's start, the same: the lines are a second apart anyway.
+    by_rate = run_cli("test", "--rules", str(rules), "--json", "--rate", "1", str(log))
+    assert json.loads(by_rate.stdout)["storm"]["rules"]["ssh-failure"]["digests"] == 2
+    # At 1,000 lines a second everything falls in one window.
+    fast = run_cli("test", "--rules", str(rules), "--json", "--rate", "1000", str(log))
+    assert json.loads(fast.stdout)["storm"]["rules"] == {"ssh-failure": {"alerts": 4, "digests": 1, "events": 101}}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2026-11-23T10:00:01.5Z app: x", 1795428001.5),
+        ("2026-11-23 10:00:01,250 INFO x", 1795428001.25),
+        ("Nov 23 10:00:01 web-1 sshd[1]: x", 974973601.0),
+        ('203.0.113.9 - - [23/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200', 1795428001.0),
+        ("no time here", None),
+    ],
+)
+def test_line_times(text: str, seconds: float | None) -> None:
+    assert rule_test.line_time(text) == seconds

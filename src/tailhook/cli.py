@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tailhook import __version__, rule_test, spool_admin
+from tailhook import __version__, rule_lint, rule_test, spool_admin
 from tailhook._units import parse_duration
 from tailhook.app import EX_CONFIG, App, probe_destinations
 from tailhook.config import (
@@ -34,6 +34,7 @@ from tailhook.config import (
     JournaldSourceConfig,
     MatchingConfig,
     RuleConfig,
+    StormConfig,
     load_config,
     load_rules,
 )
@@ -149,10 +150,13 @@ def _check(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return EX_CONFIG
+    disabled = sum(not rule.enabled for rule in config.rules)
     print(
-        f"{config.path}: OK: {len(config.sources)} sources, {len(config.rules)} rules, "
-        f"{len(config.destinations)} destinations"
+        f"{config.path}: OK: {len(config.sources)} sources, {len(config.rules)} rules"
+        f"{f' ({disabled} disabled)' if disabled else ''}, {len(config.destinations)} destinations"
     )
+    for warning in rule_lint.lint(config.rules, line_budget_s=config.matching.line_budget):
+        print(f"warning: {warning}", file=sys.stderr)
     journald = [s.name for s in config.sources if isinstance(s, JournaldSourceConfig)]
     if journald and not journald_available():
         print(
@@ -213,6 +217,13 @@ def _add_test_command(
     test.add_argument(
         "--expect", type=Path, metavar="FILE", help="an expectation file: fail unless the matches are exactly these"
     )
+    test.add_argument(
+        "--storm",
+        action="store_true",
+        help="show what storm control would have sent, each line at the time it names (ISO 8601, syslog, "
+        "common log format)",
+    )
+    test.add_argument("--rate", type=_rate, metavar="N", help="with --storm: line n at n/N seconds instead")
     test.set_defaults(command=_test)
 
 
@@ -233,6 +244,9 @@ def _test(args: argparse.Namespace) -> int:
             samples=args.samples,
             keep_matches=expectation is not None,
             unmatched=sys.stdout if args.unmatched and not args.json else None,
+            storm=rule_test.StormReplay(config.storm if config else StormConfig(), host=host, rate=args.rate)
+            if args.storm or args.rate
+            else None,
         )
     except OSError as exc:
         print(f"tailhook: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -383,6 +397,16 @@ def _row_id(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number from 1)")
     return int(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (lines per second, more than 0)")
+    return rate
 
 
 def _count(text: str) -> int:

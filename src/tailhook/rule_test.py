@@ -15,15 +15,18 @@ lines past ``max_line_bytes``.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import fnmatch
 import glob
 import gzip
 import hashlib
 import queue
+import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +34,23 @@ from typing import IO, Any, cast
 
 import yaml
 
-from tailhook.config import Config, FileSourceConfig, RuleConfig
-from tailhook.events import Line
-from tailhook.rules import RuleSet, decode_line
+from tailhook.config import Config, FileSourceConfig, RuleConfig, StormConfig
+from tailhook.events import Event, Kind, Line, Notification
+from tailhook.rules import Rule, RuleSet, decode_line
 from tailhook.sources.decode import CUT_MARKER
+from tailhook.storm import StormControl
 
-__all__ = ["CHUNK_BYTES", "Expectation", "LogFile", "Match", "Report", "load_expectation", "run"]
+__all__ = [
+    "CHUNK_BYTES",
+    "Expectation",
+    "LogFile",
+    "Match",
+    "Report",
+    "StormReplay",
+    "line_time",
+    "load_expectation",
+    "run",
+]
 
 CHUNK_BYTES = 1 << 20
 ANY_SOURCE = ""
@@ -88,6 +102,8 @@ class Report:
     over_budget: dict[str, int] = field(default_factory=dict)
     matches: list[Match] = field(default_factory=list)
     """Every match, when asked for (an expectation file compares them)."""
+    storm: StormReplay | None = None
+    """What storm control would have sent, when asked for."""
     digest: str = ""
     """sha256 of every match as ``"{n}\\t{rule}\\t{capture values}\\n"``, n counting lines across
     all files from 1, the values in the pattern's order joined by U+001F (a group that took no
@@ -116,6 +132,7 @@ class Report:
                 for r in self.rules.values()
             ],
             "digest": self.digest,
+            **({"storm": self.storm.as_json()} if self.storm is not None else {}),
         }
 
 
@@ -140,8 +157,10 @@ def run(
     samples: int = 3,
     keep_matches: bool = False,
     unmatched: IO[str] | None = None,
+    storm: StormReplay | None = None,
 ) -> Report:
-    """Match *files* against *rules*; with *unmatched*, write each line no rule took to it."""
+    """Match *files* against *rules*; with *unmatched*, write each line no rule took to it; with
+    *storm*, pass every match through storm control on the replay's clock."""
     sets = _RuleSets(rules, host=host, engine=engine, line_budget_s=line_budget_s)
     sets.prepare({f.source for f in files})
     report = Report(
@@ -149,61 +168,72 @@ def run(
         files=list(files),
         rules={r.name: RuleReport(r.name, r.severity.label) for r in rules},
     )
-    digest = hashlib.sha256()
+    report.storm = storm
+    reading = _Reading(report, samples=samples, keep=keep_matches, unmatched=unmatched, storm=storm)
     started = time.perf_counter()
     for log_file in files:
-        ruleset = sets.for_source(log_file.source)
-        _scan_file(log_file, ruleset, report, digest, samples=samples, keep=keep_matches, unmatched=unmatched)
+        reading.file(log_file, sets.for_source(log_file.source))
+    if storm is not None:
+        storm.finish()
     report.over_budget = {k: v for k, v in sets.over_budget().items() if v}
     report.seconds = time.perf_counter() - started
-    report.digest = digest.hexdigest()
+    report.digest = reading.digest.hexdigest()
     return report
 
 
-def _scan_file(
-    log_file: LogFile,
-    ruleset: RuleSet,
-    report: Report,
-    digest: Any,
-    *,
-    samples: int,
-    keep: bool,
-    unmatched: IO[str] | None,
-) -> None:
-    source = log_file.source or "test"
-    path = "" if log_file.path == "-" else log_file.path
-    before = report.lines  # lines of the files before this one: the digest numbers lines across files
-    counted = 0
-    with _open(log_file.path) as stream:
-        for block, candidates in _scanned(stream, report, ruleset, source):
-            taken: set[int] = set()
-            number, at = counted, 0
-            for start, text, hits in ruleset.confirm(block, candidates, source=source):
-                number += block.count(b"\n", at, start)
-                at = start
-                taken.add(number + 1)
-                report.matched_lines += 1
-                line: Line | None = None
-                for rule, found in hits:
-                    captures = {name: value or "" for name, value in found.groupdict().items()}
-                    digest.update(
-                        f"{before + number + 1}\t{rule.name}\t{_SEPARATOR.join(captures.values())}\n".encode()
-                    )
-                    counts = report.rules[rule.name]
-                    counts.matched += 1
-                    if len(counts.samples) >= samples and not keep:
-                        continue  # rendering is for samples and expectations only
-                    line = line or Line(text=text, source=source, time=time.time(), path=path)
-                    event = rule.event(line, found, host=ruleset.host)
-                    match = Match(log_file.name, number + 1, rule.name, captures, event.title, event.key, text)
-                    if len(counts.samples) < samples:
-                        counts.samples.append(match)
-                    if keep:
-                        report.matches.append(match)
-            if unmatched is not None:
-                _write_unmatched(unmatched, log_file.name, block, counted, taken)
-            counted += block.count(b"\n") + (not block.endswith(b"\n"))
-    report.lines += counted
+@dataclass
+class _Reading:
+    """One ``run``: what it counts, keeps and prints as it reads."""
+
+    report: Report
+    samples: int
+    keep: bool
+    unmatched: IO[str] | None
+    storm: StormReplay | None
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def file(self, log_file: LogFile, ruleset: RuleSet) -> None:
+        source = log_file.source or "test"
+        before = self.report.lines  # lines of the files before this one: the digest numbers lines across files
+        counted = 0
+        with _open(log_file.path) as stream:
+            for block, candidates in _scanned(stream, self.report, ruleset, source):
+                taken: set[int] = set()
+                number, at = counted, 0
+                for start, text, hits in ruleset.confirm(block, candidates, source=source):
+                    number += block.count(b"\n", at, start)
+                    at = start
+                    taken.add(number + 1)
+                    self.report.matched_lines += 1
+                    line = Line(text=text, source=source, time=0.0, path="" if log_file.path == "-" else log_file.path)
+                    for rule, found in hits:
+                        self._hit(log_file, (before + number + 1, number + 1), (rule, found), line, ruleset.host)
+                if self.unmatched is not None:
+                    _write_unmatched(self.unmatched, log_file.name, block, counted, taken)
+                counted += block.count(b"\n") + (not block.endswith(b"\n"))
+        self.report.lines += counted
+
+    def _hit(
+        self, log_file: LogFile, numbers: tuple[int, int], hit: tuple[Rule, re.Match[str]], line: Line, host: str
+    ) -> None:
+        """One rule's match: *numbers* are the line's across all files and within its own."""
+        overall, number = numbers
+        rule, found = hit
+        captures = {name: value or "" for name, value in found.groupdict().items()}
+        self.digest.update(f"{overall}\t{rule.name}\t{_SEPARATOR.join(captures.values())}\n".encode())
+        counts = self.report.rules[rule.name]
+        counts.matched += 1
+        wanted = len(counts.samples) < self.samples
+        if not (wanted or self.keep or self.storm):
+            return  # rendering is for samples, expectations and storm control only
+        event = rule.event(line, found, host=host)
+        if self.storm is not None:
+            self.storm.admit(event, rule.storm, overall)
+        match = Match(log_file.name, number, rule.name, captures, event.title, event.key, line.text)
+        if wanted:
+            counts.samples.append(match)
+        if self.keep:
+            self.report.matches.append(match)
 
 
 _SEPARATOR = "\x1f"
@@ -336,6 +366,94 @@ def _blocks(stream: IO[bytes], report: Report) -> Iterator[bytes]:
         yield rest
 
 
+# ── storm control, replayed ─────────────────────────────────────────────────
+
+
+class StormReplay:
+    """Storm control as the daemon runs it, on a replayed clock: each line at the time it names
+    (ISO 8601, syslog, or common log format; a line naming none at the time of the line before),
+    or, with *rate*, line n at n / *rate* seconds."""
+
+    def __init__(self, default: StormConfig, *, host: str, rate: float | None = None, shown: int = 20) -> None:
+        self.now = 0.0
+        self.control = StormControl(default, host=host, clock=lambda: self.now, max_keys=1_000_000)
+        self.rate = rate
+        self.shown = shown
+        self.sent: Counter[tuple[str, Kind]] = Counter()
+        self.covered: Counter[str] = Counter()
+        """Events each rule's notifications stand for (an alert 1, a digest its count)."""
+        self.first: list[tuple[float, Notification]] = []
+
+    def admit(self, event: Event, storm: StormConfig | None, line_number: int) -> None:
+        when = line_number / self.rate if self.rate else line_time(event.line.text)
+        self.now = max(self.now, when if when is not None else self.now)
+        for notification in self.control.admit(event, storm):
+            self._sent(notification)
+
+    def finish(self) -> None:
+        for notification in self.control.due(float("inf")):
+            self._sent(notification)
+
+    def _sent(self, notification: Notification) -> None:
+        self.sent[notification.rule, notification.kind] += 1
+        self.covered[notification.rule] += notification.count
+        if len(self.first) < self.shown:
+            self.first.append((self.now, notification))
+
+    def as_json(self) -> dict[str, Any]:
+        rules = sorted({rule for rule, _ in self.sent})
+        return {
+            "alerts": sum(n for (_, kind), n in self.sent.items() if kind is Kind.ALERT),
+            "digests": sum(n for (_, kind), n in self.sent.items() if kind is Kind.DIGEST),
+            "rules": {
+                rule: {
+                    "alerts": self.sent[rule, Kind.ALERT],
+                    "digests": self.sent[rule, Kind.DIGEST],
+                    "events": self.covered[rule],
+                }
+                for rule in rules
+            },
+            "first": [
+                {
+                    "at": round(at, 3),
+                    "kind": n.kind.value,
+                    "rule": n.rule,
+                    "key": n.key,
+                    "title": n.title,
+                    "count": n.count,
+                }
+                for at, n in self.first
+            ],
+        }
+
+
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?")
+_SYSLOG = re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)")
+_COMMON_LOG = re.compile(r"\[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d)")
+_MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
+
+
+def line_time(text: str) -> float | None:
+    """Seconds (UTC, zone ignored: only the spacing of lines matters) of the time a line starts
+    with or holds near its start; ``None`` when it names none. A syslog time, which has no year,
+    is taken in 2000."""
+    head = text[:96]
+    found = _ISO.search(head)
+    if found:
+        year, month, day, hour, minute, second, fraction = found.groups()
+        whole = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second)))
+        return whole + (float(f"0.{fraction}") if fraction else 0.0)
+    found = _SYSLOG.search(head)
+    if found and found.group(1) in _MONTHS:
+        month, day, hour, minute, second = found.groups()
+        return calendar.timegm((2000, _MONTHS[month], int(day), int(hour), int(minute), int(second)))
+    found = _COMMON_LOG.search(head)
+    if found and found.group(2) in _MONTHS:
+        day, month, year, hour, minute, second = found.groups()
+        return calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second)))
+    return None
+
+
 # ── expectation files ───────────────────────────────────────────────────────
 
 
@@ -441,7 +559,23 @@ def render(report: Report, *, samples: int) -> str:
         if never:
             out.append("")
             out.append(f"never matched: {', '.join(never)}")
+    if report.storm is not None:
+        out.extend(_render_storm(report.storm))
     return "\n".join(out)
+
+
+def _render_storm(storm: StormReplay) -> list[str]:
+    summary = storm.as_json()
+    out = ["", f"storm control would have sent {summary['alerts']:,} alerts and {summary['digests']:,} digests:"]
+    for rule, sent in summary["rules"].items():
+        out.append(f"  {rule}: {sent['alerts']:,} alerts, {sent['digests']:,} digests for {sent['events']:,} events")
+    if summary["first"]:
+        out.append(f"the first {len(summary['first'])}, at seconds from the first line's time:")
+        start = summary["first"][0]["at"]
+        for sent in summary["first"]:
+            count = f" ({sent['count']} held)" if sent["kind"] == "digest" else ""
+            out.append(f"  {sent['at'] - start:>9.1f}s  {sent['kind']:<6} {sent['rule']}: {sent['title']}{count}")
+    return out
 
 
 def _clip(text: str, limit: int = 200) -> str:
