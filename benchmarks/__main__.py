@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import delivery, matching, spool, tailing
+from benchmarks import delivery, rules, spool, tailing
 
 
 def main() -> int:
-    for bench in (matching, spool, tailing, delivery):
+    for bench in (rules, spool, tailing, delivery):
         bench.main()
     return 0
 

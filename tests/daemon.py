@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,3 +154,13 @@ class Daemon:
         """After a test: kill the daemon if it still runs, and close its output files."""
         if self.process.poll() is None or not self._stdout.closed:
             self.kill()
+
+
+def metrics(daemon: Daemon) -> dict[str, float]:
+    """/metrics as ``{'name{labels}': value}``."""
+    port = re.search(r"/metrics on \S+ \(port (\d+)\)", daemon.stderr)
+    assert port, daemon.stderr
+    with urllib.request.urlopen(f"http://127.0.0.1:{port[1]}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(value) for name, value in samples}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tailhook._units import parse_duration, parse_size
-from tailhook.config import ConfigError, FileSourceConfig, WebhookUrl, load_config
-from tailhook.events import Severity, Style
+from tailhook.config import ConfigError, FieldConfig, FileSourceConfig, WebhookUrl, load_config, load_rules
+from tailhook.events import Mentions, Severity, Style
 from tests.conftest import WriteFile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +318,130 @@ def test_an_unknown_engine_is_a_problem(write: WriteFile) -> None:
     assert problems_of(config_path) == [
         f"{config_path}:7: rules.engine: must be one of auto, hyperscan, re2, re, not 'pcre'"
     ]
+
+
+# ── enabled, fields, to and mention in a rule ──────────────────────────────
+
+WITH_DESTINATIONS = f"""
+    sources:
+      - {{name: app, paths: ["logs/*.log"]}}
+      - {{name: events, paths: ["logs/*.json"], format: json}}
+    destinations:
+      alerts: {{url: "{URL}"}}
+      security: {{url: "{URL}"}}
+    rules:
+      paths: ["rules/*.yaml"]
+"""
+
+
+def test_enabled_fields_to_and_mention_are_read(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", WITH_DESTINATIONS)
+    write(
+        "rules/r.yaml",
+        """
+        rules:
+          - name: ssh
+            match: 'Failed password for (?P<user>\\S+) from (?P<ip>\\S+)'
+            severity: critical
+            enabled: false
+            fields:
+              - {name: runbook, value: 'https://wiki.example.com/ssh?ip={ip}'}
+              - {name: '{user} on {host}', value: '{line}', inline: true}
+            to: [security, alerts]
+            mention: {roles: ["123456789012345678"], users: "876543210987654321", everyone: true}
+          - name: plain
+            match: 'x'
+            to: security
+            mention: {}
+          - {name: bare, match: 'y'}
+        """,
+    )
+    ssh, plain, bare = load_config(config_path).rules
+
+    assert not ssh.enabled and plain.enabled and bare.enabled
+    assert ssh.fields == (
+        FieldConfig("runbook", "https://wiki.example.com/ssh?ip={ip}"),
+        FieldConfig("{user} on {host}", "{line}", inline=True),
+    )
+    assert ssh.to == ("security", "alerts")
+    assert ssh.mentions == Mentions(("123456789012345678",), ("876543210987654321",), everyone=True)
+    assert (plain.to, plain.mentions) == (("security",), Mentions())  # mention: {} pings nobody
+    assert (bare.fields, bare.to, bare.mentions) == ((), None, None)
+
+
+def test_problems_of_enabled_fields_to_and_mention(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", WITH_DESTINATIONS)
+    rules = write(
+        "rules/r.yaml",
+        """
+        rules:
+          - name: one
+            match: 'user (?P<user>\\w+)'
+            enabled: maybe
+            sources: [app]
+            fields:
+              - {name: who, value: '{usr}'}
+              - {name: who}
+              - {name: '{0}', value: v, inline: yes please, url: x}
+              - just text
+            to: [security, nowhere, security]
+            mention: {roles: [abc], channel: x, everyone: true}
+          - name: two
+            match: 'x'
+            fields: runbook
+            to: []
+          - name: parked
+            match: '(unclosed'
+            enabled: false
+        """,
+    )
+    problems = problems_of(config_path)
+    known = "host, identifier, line, path, pid, rule, severity, source, stream, unit, user"
+    not_a_name = "template field {0} is not a name; use {line} or a named capture"
+    unclosed = "regex does not compile: missing ), unterminated subpattern at position 0"
+
+    assert problems == [
+        f"{rules}:4: rules[0] (one).enabled: must be true or false, not str 'maybe'",
+        f"{rules}:7: rules[0] (one).fields[0].value: {{usr}} is neither a named capture of match nor one of: {known}",
+        f"{rules}:8: rules[0] (one).fields[1].value: is required",
+        f"{rules}:9: rules[0] (one).fields[2].name: {not_a_name}",
+        f"{rules}:9: rules[0] (one).fields[2].inline: must be true or false, not str 'yes please'",
+        f"{rules}:9: rules[0] (one).fields[2].url: unknown key",
+        f"{rules}:10: rules[0] (one).fields[3]: must be a mapping of keys to values, not str 'just text'",
+        f"{rules}:11: rules[0] (one).to: no destination is named 'nowhere'",
+        f"{rules}:11: rules[0] (one).to: names a destination twice",
+        f"{rules}:12: rules[0] (one).mention.roles: 'abc' is not a Discord ID (a number of 17 to 20 digits)",
+        f"{rules}:12: rules[0] (one).mention.channel: unknown key",
+        f"{rules}:12: rules[0] (one).mention.everyone: only a rule of severity critical may ping @everyone",
+        f"{rules}:15: rules[1] (two).fields: must be a list, not str 'runbook'",
+        f"{rules}:16: rules[1] (two).to: must name at least one destination (or leave it out: the routes decide)",
+        f"{rules}:18: rules[2] (parked).match: {unclosed}",
+    ]
+
+
+def test_a_rule_may_add_at_most_22_fields(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", WITH_DESTINATIONS)
+    items = "".join(f"\n      - {{name: f{i}, value: v}}" for i in range(23))
+    rules = write("rules/r.yaml", f"rules:\n  - name: many\n    match: x\n    fields:{items}\n")
+    assert problems_of(config_path) == [
+        f"{rules}:4: rules[0] (many).fields: has 23 fields; a rule may add at most 22 "
+        "(a Discord embed takes 25, and source, host and the captures need the rest)"
+    ]
+    write("rules/r.yaml", f"rules:\n  - name: many\n    match: x\n    fields:{items.rsplit(chr(10), 1)[0]}\n")
+    assert len(load_config(config_path).rules[0].fields) == 22
+
+
+def test_field_templates_of_a_json_source_rule_may_name_any_key(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", WITH_DESTINATIONS)
+    write("rules/r.yaml", "rules:\n  - {name: j, sources: [events], match: x, fields: [{name: s, value: '{svc}'}]}\n")
+    assert load_config(config_path).rules[0].fields == (FieldConfig("s", "{svc}"),)
+
+
+def test_without_destinations_a_rules_to_names_anything(write: WriteFile) -> None:
+    config_path = write("tailhook.yaml", MINIMAL)  # every alert goes to the console
+    write("rules/r.yaml", "rules:\n  - {name: r, match: x, to: somewhere}\n")
+    assert load_config(config_path).rules[0].to == ("somewhere",)
+    rules_file = write("alone.yaml", "rules:\n  - {name: r, match: x, to: somewhere}\n")
+    assert load_rules([str(rules_file)], None)[0].to == ("somewhere",)
+    with pytest.raises(ConfigError, match="no destination is named 'somewhere'"):
+        load_rules([str(rules_file)], None, destinations=["alerts"])

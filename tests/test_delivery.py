@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon, wait_until, write_config
+from tests.daemon import Daemon, metrics, wait_until, write_config
 from tests.discord_standin import OTHER_TOKEN, TOKEN, ThreadedStandIn, standin_in_thread, tls_certificate
 from tests.http_proxy import proxy_in_thread
 
@@ -45,16 +45,6 @@ def start(
     except BaseException:
         daemon.kill()
         raise
-
-
-def metrics(daemon: Daemon) -> dict[str, float]:
-    """/metrics as ``{'name{labels}': value}``."""
-    port = re.search(r"/metrics on \S+ \(port (\d+)\)", daemon.stderr)
-    assert port, daemon.stderr
-    with urllib.request.urlopen(f"http://127.0.0.1:{port[1]}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    return {name: float(value) for name, value in samples}
 
 
 def posts(discord: ThreadedStandIn, webhook_id: str) -> list[int]:
@@ -131,7 +121,7 @@ def test_a_dead_webhook_goes_silent_until_a_reload_gives_a_new_url(
     assert [e["title"] for e in embeds] == ["loud: one", "loud: two", "loud: three"]
     assert posts(discord, FIRST) == [status]
     assert stats['tailhook_destination_up{destination="alerts"}'] == 1
-    assert stats['tailhook_config_reloads_total{result="ok"}'] == 1
+    assert stats['tailhook_config_reloads_total{result="success"}'] == 1
 
 
 def test_a_broken_config_on_reload_keeps_the_running_one(tmp_path: Path, discord: ThreadedStandIn) -> None:
@@ -148,7 +138,7 @@ def test_a_broken_config_on_reload_keeps_the_running_one(tmp_path: Path, discord
 
     assert embed["title"] == "loud: still delivering"
     assert "storm.window" in daemon.stderr and "no destination is named 'nowhere'" in daemon.stderr
-    assert stats['tailhook_config_reloads_total{result="failed"}'] == 1
+    assert stats['tailhook_config_reloads_total{result="failure"}'] == 1
 
 
 def test_a_reload_applies_new_rules_and_routes(tmp_path: Path, discord: ThreadedStandIn) -> None:

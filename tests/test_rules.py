@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tailhook.config import RuleConfig
-from tailhook.events import Line, Severity
+from tailhook.config import FieldConfig, RuleConfig
+from tailhook.events import AlertField, Line, Notification, Severity
 from tailhook.rules import RuleSet, required_literal
 
 
@@ -70,6 +70,39 @@ def test_template_braces_in_log_text_are_not_interpreted() -> None:
     config = rule("json", r"error (?P<body>.*)", title="got {body}")
     (event,) = RuleSet([config], host="h").match(line('error {"a": "{line}"}'))
     assert event.title == 'got {"a": "{line}"}'
+
+
+def test_a_disabled_rule_is_left_out_so_it_never_matches() -> None:
+    off = rule("ssh-off", SSH.match, enabled=False)
+    rules = RuleSet([off, SSH], host="h")
+
+    assert [r.name for r in rules.rules] == ["ssh"]
+    assert [r.name for r in rules.for_source("auth").rules] == ["ssh"]  # the engine never sees it
+    assert [e.rule for e in rules.match(line("Failed password for root from 203.0.113.9"))] == ["ssh"]
+    assert len(RuleSet([off], host="h")) == 0
+
+
+def test_fields_are_rendered_with_the_match_and_carried_by_the_alert() -> None:
+    config = rule(
+        "ssh",
+        SSH.match + r"(?: port (?P<port>\d+))?",
+        fields=(
+            FieldConfig("runbook", "https://wiki.example.com/{rule}?ip={ip}"),
+            FieldConfig("{user} on {host}", "port {port}, {severity}", inline=True),
+        ),
+    )
+    (event,) = RuleSet([config], host="web-1").match(line("Failed password for {line} from 203.0.113.9"))
+
+    assert event.fields == (
+        AlertField("runbook", "https://wiki.example.com/ssh?ip=203.0.113.9", False),
+        AlertField("{line} on web-1", "port , warning", True),  # log text is not a template; no port: empty
+    )
+    assert Notification.alert(event, host="web-1").fields == event.fields
+
+
+def test_a_rule_without_fields_renders_none() -> None:
+    (event,) = RuleSet([SSH], host="h").match(line("Failed password for root from 203.0.113.9"))
+    assert event.fields == ()
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
-from tailhook.spool import _SCHEMA_V1, FILE_NAME, SCHEMA_VERSION, Checkpoint, Spool, decode_delivery, encode_delivery
+from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.spool import (
+    _SCHEMA_V1,
+    FILE_NAME,
+    SCHEMA_VERSION,
+    Checkpoint,
+    Spool,
+    decode_delivery,
+    encode_delivery,
+    encode_notification,
+)
 from tailhook.storm import WindowChange, WindowState
 from tests.conftest import FakeClock
 from tests.conftest import make_delivery as delivery
@@ -25,6 +36,62 @@ def test_the_codec_keeps_every_field() -> None:
     )  # fmt: skip
     original = Delivery("audit", n, Style.COMPACT, Mentions(roles=("123456789012345678",), everyone=True))
     assert decode_delivery(encode_delivery(original)) == original
+
+
+RUNBOOK = (AlertField("runbook", "https://wiki.example.com/ssh ✓"), AlertField("team", "ops", inline=True))
+
+
+def with_fields(title: str) -> Delivery:
+    d = delivery(title)
+    return Delivery(d.destination, replace(d.notification, fields=RUNBOOK))
+
+
+def test_the_codec_keeps_a_rules_fields_and_writes_none_when_there_are_none() -> None:
+    original = with_fields("t")
+    assert decode_delivery(encode_delivery(original)) == original
+    assert "fields" not in json.loads(encode_delivery(delivery("t")))  # bodies as before fields existed
+
+
+async def test_fields_survive_a_restart_in_alerts_and_in_storm_windows(tmp_path: Path) -> None:
+    held = with_fields("held").notification
+    spool = await Spool.open(tmp_path)
+    await spool.commit([with_fields("alert")], [], [(("r", "k"), WindowState("r", "k", 1.0, 1, 4, held))])
+    await spool.close()
+
+    spool = await Spool.open(tmp_path)
+    try:
+        (stored,) = await spool.next("alerts")
+        assert stored.delivery == with_fields("alert")
+        (window,) = await spool.storm_windows()
+        assert window.last_held is not None and window.last_held.fields == RUNBOOK
+    finally:
+        await spool.close()
+
+
+async def test_bodies_written_before_fields_existed_read_as_having_none(tmp_path: Path) -> None:
+    """A spool of the current schema, written by a tailhook without ``fields``: bodies without the key."""
+    old = delivery("old")
+    body = json.loads(encode_delivery(old))
+    last_held = json.loads(encode_notification(old.notification))
+    assert "fields" not in body and "fields" not in last_held
+    spool = await Spool.open(tmp_path)
+    await spool.close()
+    with sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None) as db:
+        text = json.dumps(body)
+        db.execute(
+            "INSERT INTO notifications (destination, severity, created, size, body) VALUES ('alerts', 40, 1.0, ?, ?)",
+            (len(text.encode()), text),
+        )
+        db.execute("INSERT INTO storm_windows VALUES ('r', 'k', 1.0, 1, 2, ?)", (json.dumps(last_held),))
+
+    spool = await Spool.open(tmp_path)
+    try:
+        (stored,) = await spool.next("alerts")
+        assert stored.delivery == old and stored.delivery.notification.fields == ()
+        (window,) = await spool.storm_windows()
+        assert window.last_held == old.notification
+    finally:
+        await spool.close()
 
 
 async def test_round_trip_in_order_per_destination(spool: Spool) -> None:

@@ -196,6 +196,7 @@ async def test_show_prints_everything_about_one(tmp_path: Path, spool: Spool) ->
         "kind": "alert", "rule": "ssh", "key": "1.2.3.4", "title": "old error", "description": "seen on web-1",
         "source": "auth", "path": "/var/log/auth.log", "host": "web-1", "time": "2026-09-21T14:13:20Z", "count": "1",
         "style": "full", "mentions": "roles: 123456789012345678; users: -; everyone: no", "ip": "1.2.3.4",
+        "fields": "-",
     }  # fmt: skip
     assert "(2h00m ago)" in fields["created"] and "(in " in fields["next attempt"]
     assert "  line:\n    the log line" in shown.stdout

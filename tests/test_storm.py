@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from tailhook.config import StormConfig
-from tailhook.events import Event, Kind, Line, Severity
+from tailhook.events import AlertField, Event, Kind, Line, Severity
 from tailhook.storm import StormControl
 from tests.conftest import FakeClock
 
 
-def event(key: str = "k", text: str = "boom", rule: str = "r") -> Event:
+def event(key: str = "k", text: str = "boom", rule: str = "r", fields: tuple[AlertField, ...] = ()) -> Event:
     return Event(
         rule=rule,
         severity=Severity.ERROR,
@@ -17,6 +17,7 @@ def event(key: str = "k", text: str = "boom", rule: str = "r") -> Event:
         description="",
         captures={},
         line=Line(text=text, source="s", time=5.0),
+        fields=fields,
     )
 
 
@@ -113,3 +114,40 @@ def test_restored_windows_follow_the_rules_current_settings(clock: FakeClock) ->
     clock.advance(11)
     (digest,) = again.due()
     assert digest.count == 1
+
+
+def test_a_digest_carries_the_fields_of_the_last_event_held(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+
+    def runbook(i: int) -> tuple[AlertField, ...]:
+        return (AlertField("runbook", f"https://wiki.example.com/{i}"),)
+
+    (first,) = [n for i in range(3) for n in storm.admit(event(text=f"line {i}", fields=runbook(i)))]
+    assert first.fields == runbook(0)
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert (digest.kind, digest.line, digest.fields) == (Kind.DIGEST, "line 2", runbook(2))
+
+
+def test_windows_close_in_deadline_order_whatever_their_lengths(clock: FakeClock) -> None:
+    """Due windows are found by their close times, not by looking at all of them; a window
+    closed early (at the key cap) and opened again closes at its new time, once."""
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock, max_keys=3)
+    short = StormConfig(window=5, max_per_window=1)
+    for key in ("a", "b"):
+        storm.admit(event(key=key))
+        storm.admit(event(key=key))  # held: each window owes a digest
+    storm.admit(event(key="s"), short)
+    storm.admit(event(key="s"), short)
+    assert storm.next_deadline() == clock.now + 5
+    clock.advance(5)
+    assert [(n.kind, n.key) for n in storm.due()] == [(Kind.DIGEST, "s")]
+    assert storm.next_deadline() == clock.now + 55
+
+    clock.advance(1)
+    storm.admit(event(key="c"))
+    storm.admit(event(key="d"))  # at the cap of 3: "a", the oldest, closes early with its digest
+    assert [(n.kind, n.key) for n in storm.admit(event(key="a"))] == [(Kind.DIGEST, "b"), (Kind.ALERT, "a")]
+    clock.advance(54)  # "a"'s first window would have closed now; its new one has not
+    assert storm.due() == []
+    assert storm.next_deadline() == clock.now + 6

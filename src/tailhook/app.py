@@ -1,6 +1,7 @@
 """The daemon: wires sources → rules → storm control → routes → dispatcher → sinks.
 
-SIGHUP reloads the config file and the rule files: rules, routes, storm
+SIGHUP, or a change to the config file or a rule file (``ConfigWatch``, one
+reload at a time either way), reloads them: rules, routes, storm
 defaults and destinations change in place, all at once (a destination whose
 webhooks or options changed gets a new sink, which brings a dead one back; in
 one left as it was, what is dead is asked about again now); sources,
@@ -27,6 +28,7 @@ import os
 import signal
 import socket
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,15 +39,17 @@ import aiohttp
 from tailhook import __version__
 from tailhook._errors import describe
 from tailhook.config import Config, ConfigError, FileSourceConfig, load_config
+from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import DestinationState, Dispatcher
-from tailhook.events import Delivery, Line, Notification
+from tailhook.engines import ENGINES, best_available
+from tailhook.events import Delivery, Event, Line, Notification
 from tailhook.http import HttpServer, Metric, Sample
 from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
 from tailhook.sinks.discord import Counts, DiscordSink, GlobalPause, ProbeResult, probe_webhook
-from tailhook.sources import Source
+from tailhook.sources import Block, Source
 from tailhook.sources.file import FileSource
 from tailhook.spool import Checkpoint, Spool, SpoolFull
 from tailhook.storm import StormControl
@@ -64,10 +68,10 @@ class App:
         self.config = config
         self.dry_run = dry_run
         self.drain_timeout_s = config.shutdown_timeout
-        self.rules = RuleSet(config.rules, host=config.host)
+        self.rules = rule_set(config, host=config.host)
         self._storm_of = {rule.name: rule.storm for rule in self.rules.rules}
         self.storm = StormControl(config.storm, host=config.host)
-        self.router = Router(config.routes) if config.destinations else Router(())
+        self.router = Router(config.routes, rules=config.rules) if config.destinations else Router(())
         self._console_only = not config.destinations
         self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
@@ -81,7 +85,12 @@ class App:
         self.matches: Counter[str] = Counter()
         """Events, per rule."""
         self.reloads: Counter[str] = Counter()
-        """Config reloads, per result: ``ok`` or ``failed``."""
+        """Config reloads, per result: ``success`` or ``failure``."""
+        self.loaded_at = time.time()
+        """When the running config was loaded (the start, or the last successful reload)."""
+        self._reloading = asyncio.Lock()
+        """One reload at a time, whether a signal or a file change asked for it."""
+        self.config_watch = ConfigWatch(lambda: (self.config.path, self.config.rule_paths), self._reload_for)
         self._counts: defaultdict[str, Counts] = defaultdict(Counts)
         """Per destination, its Discord requests and 429s, across the sinks reloads give it."""
 
@@ -137,6 +146,7 @@ class App:
         loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
         for source in sources:
             await source.start()
+        await self.config_watch.start()  # from here on, edits to the config and rule files are seen
         pending = await self.spool.pending()
         log.info(
             "tailhook %s started on %s: %d sources, %d rules, destinations: %s; %d alerts waiting in the spool",
@@ -147,6 +157,7 @@ class App:
             ", ".join(self.dispatcher.sinks) + (" (dry run: console only)" if self.dry_run else ""),
             pending,
         )
+        log.info("%s", describe_matching(self.rules))
         _notify_systemd("READY=1")
         self._ready = True
         try:
@@ -155,13 +166,14 @@ class App:
                 reading = [group.create_task(s.run(self.ingest), name=f"source-{s.name}") for s in sources]
                 ticking = group.create_task(self._tick_storm(), name="storm")
                 reloading = group.create_task(self._reload_on(reload_wanted), name="reload")
+                watching = group.create_task(self.config_watch.run(), name="config-watch")
                 await self._stopping.wait()
                 self._ready = False
                 reloading.cancel()
                 _notify_systemd("STOPPING=1")
                 log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
-                # 1. stop the sources; what they read is committed or will be read again
-                for task in [*reading, ticking]:
+                # 1. stop the sources and the config watch; what they read is committed or will be read again
+                for task in [*reading, ticking, watching]:
                     task.cancel()
                 # 2. storm windows stay open across the restart; a dry run's spool does not survive it
                 await self._commit(self._route(self.storm.due(float("inf") if self.dry_run else None)))
@@ -178,16 +190,31 @@ class App:
 
     # ── the pipeline ────────────────────────────────────────────────────────
 
-    async def ingest(self, lines: Sequence[Line], checkpoints: Sequence[Checkpoint] = ()) -> None:
-        """Rules and storm control over one batch of lines; the results and checkpoints committed together."""
+    async def ingest(self, lines: Sequence[Line | Block], checkpoints: Sequence[Checkpoint] = ()) -> None:
+        """Rules and storm control over one batch of lines; the results and checkpoints committed together.
+
+        A ``Block`` of plain lines is scanned whole: only the lines some rule may match become ``Line``s.
+        """
         notifications: list[Notification] = []
-        if lines:  # a batch comes from one source
-            self.lines[lines[0].source] += len(lines)
-        for line in lines:
-            for event in self.rules.match(line):
-                self.matches[event.rule] += 1
-                notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
+        with self.rules.watching():
+            for item in lines:
+                if isinstance(item, Block):
+                    self.lines[item.source] += item.lines
+                    events = self._block_events(item)
+                else:
+                    self.lines[item.source] += 1
+                    events = self.rules.match(item)
+                for event in events:
+                    self.matches[event.rule] += 1
+                    notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
         await self._commit(self._route(notifications), checkpoints)
+
+    def _block_events(self, block: Block) -> list[Event]:
+        def line(text: str) -> Line:
+            return Line(text=text, source=block.source, time=block.time, path=block.path)
+
+        found = self.rules.scan(block.data, source=block.source, make_line=line)
+        return [event for _, events in found for event in events]
 
     def _route(self, notifications: Sequence[Notification]) -> list[Delivery]:
         if self._console_only:
@@ -234,7 +261,7 @@ class App:
         for config in self.config.sources:
             checkpoints = await self.spool.checkpoints(config.name)
             if isinstance(config, FileSourceConfig):
-                sources.append(FileSource(config, checkpoints=checkpoints))
+                sources.append(FileSource(config, checkpoints=checkpoints, blocks=True))
             else:
                 from tailhook.sources.journald import JournaldSource  # noqa: PLC0415 - optional extra
 
@@ -257,7 +284,7 @@ class App:
             counts=self._counts[name],
         )
 
-    # ── reload (SIGHUP) ─────────────────────────────────────────────────────
+    # ── reload (SIGHUP, or a change to the config or rule files) ────────────
 
     async def _reload_on(self, wanted: asyncio.Event) -> None:
         while True:
@@ -265,15 +292,27 @@ class App:
             wanted.clear()
             await self.reload()
 
+    async def _reload_for(self, changed: Sequence[str]) -> None:
+        log.info("reloading: %s changed", ", ".join(changed))
+        await self.reload()
+
     async def reload(self) -> bool:
-        """Load the config file again and apply what can change while running; whether it loaded."""
+        """Load the config file again and apply what can change while running; whether it loaded.
+
+        One at a time; what the files hold as it starts counts as loaded for the config watch.
+        """
+        async with self._reloading, self.config_watch.loading():
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         log.info("reloading %s", self.config.path)
         _notify_systemd("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
-            self._apply(new)
+            rules = await asyncio.to_thread(rule_set, new, host=self.config.host)  # compiling takes a while
+            self._apply(new, rules)
         except ConfigError as exc:
-            self.reloads["failed"] += 1
+            self.reloads["failure"] += 1
             count = len(exc.problems)
             log.error(
                 "reload: %d problem%s in the configuration; the running configuration stays:\n  %s",
@@ -283,15 +322,16 @@ class App:
             )
             return False
         except Exception as exc:  # nothing is applied before everything is built: the old config stays
-            self.reloads["failed"] += 1
+            self.reloads["failure"] += 1
             log.error("reload failed, the running configuration stays: %s", describe(exc))
             return False
         finally:
             _notify_systemd("READY=1")
-        self.reloads["ok"] += 1
+        self.reloads["success"] += 1
+        self.loaded_at = time.time()
         return True
 
-    def _apply(self, new: Config) -> None:
+    def _apply(self, new: Config, rules: RuleSet) -> None:
         """Build everything the new config needs, then switch to it at once (no ``await``: no line
         is routed, and no notification stored, half-way between the two)."""
         old = self.config
@@ -307,7 +347,6 @@ class App:
             )
             if before != after
         ]
-        rules = RuleSet(new.rules, host=old.host)
         destinations, routes = old.destinations, old.routes
         changed: dict[str, Sink] = {}
         removed: list[str] = []
@@ -326,7 +365,7 @@ class App:
         self._storm_of = {rule.name: rule.storm for rule in rules.rules}
         self.storm.default = new.storm
         self.drain_timeout_s = new.shutdown_timeout
-        self.router = Router(routes)
+        self.router = Router(routes, rules=new.rules)
         if self.dispatcher is not None:
             for name in removed:
                 self.dispatcher.remove(name)
@@ -399,6 +438,9 @@ class App:
             ("tailhook_build_info", "gauge", "The running version.", [Sample(1, {"version": __version__})]),
             ("tailhook_lines_total", "counter", "Lines read, per source.", per("source", self.lines)),
             ("tailhook_matches_total", "counter", "Lines a rule matched, per rule.", per("rule", self.matches)),
+            ("tailhook_rule_over_budget_total", "counter",
+             "Lines skipped for a rule because its regex ran out of time on them (backtracking), per rule.",
+             per("rule", self.rules.over_budget)),
             ("tailhook_storm_held_total", "counter", "Events storm control held.", [Sample(self.storm.held_total)]),
             ("tailhook_delivered_total", "counter", "Notifications Discord stored.", of_states(lambda s: s.sent)),
             ("tailhook_delivery_retries_total", "counter", "Failed tries, to be retried (5xx, network, 429).",
@@ -418,8 +460,11 @@ class App:
             ("tailhook_spool_dead_letters", "gauge", "Dead letters kept in the spool.",
              per("destination", status.dead_letters)),
             ("tailhook_spool_bytes", "gauge", "Bytes of the spool's files on disk.", [Sample(status.file_bytes)]),
-            ("tailhook_config_reloads_total", "counter", "Config reloads (SIGHUP), per result.",
-             [Sample(self.reloads[result], {"result": result}) for result in ("ok", "failed")]),
+            ("tailhook_config_reloads_total", "counter", "Config reloads (SIGHUP or a file change), per result.",
+             [Sample(self.reloads[result], {"result": result}) for result in ("success", "failure")]),
+            ("tailhook_config_last_reload_success_timestamp_seconds", "gauge",
+             "When the running config was loaded (the start or the last successful reload), in Unix time.",
+             [Sample(self.loaded_at)]),
         ]  # fmt: skip
         return [Metric(name, kind, help, samples) for name, kind, help, samples in table]
 
@@ -440,6 +485,31 @@ class App:
             else:
                 log.warning("destination %s: %s; alerts wait until it answers", result.destination, result.detail)
         return EX_CONFIG if exit_now else 0
+
+
+def rule_set(config: Config, *, host: str) -> RuleSet:
+    """The rules of *config*, matched as its ``rules:`` section says, scanners built for every source."""
+    return RuleSet(
+        config.rules,
+        host=host,
+        engine=config.matching.engine,
+        line_budget_s=config.matching.line_budget,
+        sources=[source.name for source in config.sources],
+    )
+
+
+def describe_matching(rules: RuleSet) -> str:
+    """How the rules are matched, for the log at start: the engine, and what stays off it."""
+    text = f"rules: matched with the {rules.engine} engine"
+    best = best_available()
+    if rules.engine != best:
+        text += f" (set by rules.engine; {best} is installed)"
+    elif best != ENGINES[0]:
+        text += f" ({ENGINES[0]} is not installed: pip install 'tailhook[fast]')"
+    fallbacks = rules.fallbacks()
+    if fallbacks:
+        text += "; on the literal prefilter: " + "; ".join(f"{name} ({why})" for name, why in sorted(fallbacks.items()))
+    return text
 
 
 async def probe_destinations(config: Config, *, session: aiohttp.ClientSession) -> list[ProbeResult]:

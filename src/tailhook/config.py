@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -28,12 +28,14 @@ from urllib.parse import unquote, urlsplit
 from tailhook import _yaml, engines
 from tailhook._units import parse_duration, parse_size
 from tailhook.events import Mentions, Severity, Style
+from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "Config",
     "ConfigError",
     "DestinationConfig",
+    "FieldConfig",
     "FileSourceConfig",
     "HttpConfig",
     "JournaldSourceConfig",
@@ -199,6 +201,15 @@ class StormConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldConfig:
+    """One of a rule's ``fields:``: an extra embed field, its name and value templates."""
+
+    name: str
+    value: str
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RuleConfig:
     name: str
     file: str
@@ -211,6 +222,13 @@ class RuleConfig:
     description: str = ""
     sources: tuple[str, ...] | None = None
     storm: StormConfig | None = None
+    enabled: bool = True
+    """``False``: loaded and checked, but never matched."""
+    fields: tuple[FieldConfig, ...] = ()
+    to: tuple[str, ...] | None = None
+    """The destinations of this rule's alerts, instead of what the routes say; ``None``: the routes decide."""
+    mentions: Mentions | None = None
+    """Who this rule's alerts ping, in every delivery, instead of the route's; ``None``: the route's."""
 
 
 ENGINE_CHOICES = ("auto", *engines.ENGINES)
@@ -570,7 +588,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
     top.done()
 
-    rules = _load_rule_files(rule_paths, _source_formats(sources), problems)
+    # Without a destinations section everything goes to the console, whatever a `to:` names.
+    known_destinations = destinations if top.has("destinations") else None
+    rules = _load_rule_files(rule_paths, _source_formats(sources), problems, known_destinations)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -938,14 +958,18 @@ def _text_spec(spec: str) -> bool:
     return True
 
 
-def load_rules(paths: Iterable[str], sources: Iterable[SourceConfig] | None) -> tuple[RuleConfig, ...]:
+def load_rules(
+    paths: Iterable[str], sources: Iterable[SourceConfig] | None, *, destinations: Iterable[str] | None = None
+) -> tuple[RuleConfig, ...]:
     """Load every rule file matched by the globs in *paths*; ``ConfigError`` lists all problems.
 
-    *sources* ``None``: the sources are not known (rule files tried alone), so any source name goes.
+    *sources* ``None``: the sources are not known (rule files tried alone), so any source name goes;
+    likewise any destination name in a rule's ``to:`` with *destinations* ``None``.
     """
     problems: list[Problem] = []
     names = _AnySource() if sources is None else _source_formats(sources)
-    rules = _load_rule_files(tuple(paths), names, problems)
+    known = None if destinations is None else frozenset(destinations)
+    rules = _load_rule_files(tuple(paths), names, problems, known)
     if problems:
         raise ConfigError(problems)
     return rules
@@ -967,8 +991,12 @@ def _source_formats(sources: Iterable[SourceConfig]) -> dict[str, str]:
 
 
 def _load_rule_files(
-    patterns: tuple[str, ...], source_names: Mapping[str, str], problems: list[Problem]
+    patterns: tuple[str, ...],
+    source_names: Mapping[str, str],
+    problems: list[Problem],
+    destinations: Container[str] | None = None,
 ) -> tuple[RuleConfig, ...]:
+    """*destinations* ``None``: not known, so any name in a rule's ``to:`` goes."""
     rules: list[RuleConfig] = []
     seen: dict[str, str] = {}
     for pattern in patterns:
@@ -976,7 +1004,7 @@ def _load_rule_files(
         if not matched and not glob.has_magic(pattern):
             problems.append(Problem(pattern, 0, "", "rule file does not exist"))
         for path in matched:
-            for rule in _rule_file(path, source_names, problems):
+            for rule in _rule_file(path, source_names, problems, destinations):
                 if rule.name in seen:
                     problems.append(
                         Problem(path, rule.line, "name", f"rule {rule.name!r} is also defined in {seen[rule.name]}")
@@ -986,7 +1014,9 @@ def _load_rule_files(
     return tuple(rules)
 
 
-def _rule_file(path: str, source_names: Mapping[str, str], problems: list[Problem]) -> list[RuleConfig]:
+def _rule_file(
+    path: str, source_names: Mapping[str, str], problems: list[Problem], destinations: Container[str] | None
+) -> list[RuleConfig]:
     file = _File(path, problems)
     document = _read_yaml(Path(path), file)
     top = file.section(document, "", 1) if document is not _MISSING else None
@@ -997,7 +1027,7 @@ def _rule_file(path: str, source_names: Mapping[str, str], problems: list[Proble
         named = isinstance(item, dict) and isinstance(item.get("name"), str)
         section = file.section(item, f"{index_key} ({item['name']})" if named else index_key, line)
         if section is not None:
-            rule = _rule(section, path, line, source_names)
+            rule = _rule(section, path, line, source_names, destinations)
             section.done()
             if rule is not None:
                 rules.append(rule)
@@ -1005,7 +1035,13 @@ def _rule_file(path: str, source_names: Mapping[str, str], problems: list[Proble
     return rules
 
 
-def _rule(section: _Section, path: str, line: int, source_names: Mapping[str, str]) -> RuleConfig | None:
+def _rule(
+    section: _Section,
+    path: str,
+    line: int,
+    source_names: Mapping[str, str],
+    destinations: Container[str] | None,
+) -> RuleConfig | None:
     name = section.get("name", _name, "", required=True)
     match = section.get("match", _regex, "", required=True)
     exclude = section.get("exclude", _regex, None)
@@ -1021,7 +1057,17 @@ def _rule(section: _Section, path: str, line: int, source_names: Mapping[str, st
     for key in ("key", "title", "description"):
         templates[key] = section.get(key, _str, None)
         _check_template(section, key, templates[key], captures, any_name=json_fields)
+    fields = _rule_fields(section, captures, any_name=json_fields)
     storm = _storm(section.sub("storm"), StormConfig()) if section.has("storm") else None
+    enabled = section.get("enabled", _bool, True)
+    to = _rule_to(section, destinations)
+    mentions = _mentions(section.sub("mention")) if section.has("mention") else None
+    if mentions is not None and mentions.everyone and severity is not Severity.CRITICAL:
+        section.file.problem(
+            section.line("mention"),
+            section.key("mention.everyone"),
+            "only a rule of severity critical may ping @everyone",
+        )
     if not name or not match:
         return None
     return RuleConfig(
@@ -1036,7 +1082,56 @@ def _rule(section: _Section, path: str, line: int, source_names: Mapping[str, st
         description=templates["description"] or "",
         sources=sources,
         storm=storm,
+        enabled=enabled,
+        fields=fields,
+        to=to,
+        mentions=mentions,
     )
+
+
+def _rule_fields(section: _Section, captures: set[str], *, any_name: bool) -> tuple[FieldConfig, ...]:
+    """A rule's ``fields:``: each a name and a value template, and whether it sits inline."""
+    fields = []
+    items = section.items("fields")
+    for item, key, line in items:
+        field_section = section.file.section(item, key, line)
+        if field_section is None:
+            continue
+        templates = {}
+        for part in ("name", "value"):
+            templates[part] = field_section.get(part, _str, "", required=True)
+            _check_template(field_section, part, templates[part] or None, captures, any_name=any_name)
+        inline = field_section.get("inline", _bool, False)
+        field_section.done()
+        if templates["name"] and templates["value"]:
+            fields.append(FieldConfig(templates["name"], templates["value"], inline))
+    if len(items) > RULE_FIELDS_MAX:
+        section.file.problem(
+            section.line("fields"),
+            section.key("fields"),
+            f"has {len(items)} fields; a rule may add at most {RULE_FIELDS_MAX} "
+            f"(a Discord embed takes {LIMITS.fields}, and source, host and the captures need the rest)",
+        )
+    return tuple(fields)
+
+
+def _rule_to(section: _Section, destinations: Container[str] | None) -> tuple[str, ...] | None:
+    to = section.get("to", _str_list, None)
+    if to is None:
+        return None
+    if not to:
+        section.file.problem(
+            section.line("to"),
+            section.key("to"),
+            "must name at least one destination (or leave it out: the routes decide)",
+        )
+        return None
+    for name in to:
+        if destinations is not None and name not in destinations:
+            section.file.problem(section.line("to"), section.key("to"), f"no destination is named {name!r}")
+    if len(set(to)) != len(to):
+        section.file.problem(section.line("to"), section.key("to"), "names a destination twice")
+    return to
 
 
 def _check_template(

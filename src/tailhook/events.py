@@ -12,11 +12,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = [
     "AUDIT_COLOUR",
     "RECOVERY_COLOUR",
     "SEVERITY_CHOICES",
+    "AlertField",
     "Delivery",
     "Event",
     "Kind",
@@ -96,6 +98,17 @@ class Line:
     fields: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
+class AlertField(NamedTuple):
+    """One of a rule's ``fields:`` as rendered for one event: a name, a value, side by side or not.
+
+    Rendered in full; a sink cuts what its receiver cannot show (Discord: name 256, value 1024).
+    """
+
+    name: str
+    value: str
+    inline: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A line that a rule matched, with everything rendered from its templates."""
@@ -107,6 +120,7 @@ class Event:
     description: str
     captures: Mapping[str, str]
     line: Line
+    fields: tuple[AlertField, ...] = ()
 
 
 class Kind(enum.StrEnum):
@@ -122,7 +136,8 @@ class Notification:
     """What storm control lets through, ready for any sink to render.
 
     ``count`` is how many events the notification stands for: 1 for an alert,
-    the number held back for a digest.
+    the number held back for a digest. ``fields`` are the rule's ``fields:``
+    rendered for the event (a digest's: those of the last event held back).
     """
 
     kind: Kind
@@ -138,6 +153,7 @@ class Notification:
     path: str = ""
     captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     count: int = 1
+    fields: tuple[AlertField, ...] = ()
 
     @classmethod
     def alert(cls, event: Event, *, host: str) -> Notification:
@@ -154,6 +170,7 @@ class Notification:
             time=event.line.time,
             path=event.line.path,
             captures=event.captures,
+            fields=event.fields,
         )
 
 

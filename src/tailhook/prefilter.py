@@ -35,7 +35,15 @@ import importlib
 import re
 from typing import Any
 
-__all__ = ["CASE_FOLDS_BEYOND_ASCII", "MAX_BOUND", "byte_superset", "needs_backtracking", "required_literal", "sample"]
+__all__ = [
+    "CASE_FOLDS_BEYOND_ASCII",
+    "MAX_BOUND",
+    "byte_superset",
+    "needs_backtracking",
+    "parse",
+    "required_literal",
+    "sample",
+]
 
 try:  # the regex parser: private, but stable across 3.11-3.13
     _sre: Any = importlib.import_module("re._constants")
@@ -61,7 +69,9 @@ _CATEGORIES = {
 _PYTHON_FLAGS = re.IGNORECASE | re.DOTALL | re.ASCII
 
 
-def _parse(pattern: str) -> Any:
+def parse(pattern: str) -> Any:
+    """The regex parser's tree of *pattern* (private to ``re``, stable across 3.11-3.13); ``None``
+    when it cannot be had."""
     if _sre_parse is None:
         return None
     try:
@@ -79,7 +89,7 @@ def byte_superset(pattern: str) -> str | None:
     Meant for an engine running multi-line over UTF-8 bytes; ``None`` when
     *pattern* cannot be read.
     """
-    parsed = _parse(pattern)
+    parsed = parse(pattern)
     if parsed is None:
         return None
     try:
@@ -247,7 +257,7 @@ def _byte_class(values: tuple[int, ...]) -> str:
 
 def needs_backtracking(pattern: str) -> bool:
     """Whether *pattern* uses what no linear-time engine can run: backreferences or lookaround."""
-    parsed = _parse(pattern)
+    parsed = parse(pattern)
     if parsed is None:
         return False
     return _walk_any(list(parsed), {"GROUPREF", "GROUPREF_EXISTS", "ASSERT", "ASSERT_NOT"})
@@ -286,7 +296,7 @@ def required_literal(pattern: str) -> str:
     ``""`` when there is none (or the pattern ignores case). A line without it
     cannot match, and ``in`` finds that out far faster than the regex engine.
     """
-    parsed = _parse(pattern)
+    parsed = parse(pattern)
     if parsed is None or parsed.state.flags & re.IGNORECASE:
         return ""
     runs: list[str] = []
@@ -315,7 +325,7 @@ def sample(pattern: str) -> str | None:
     Used to self-test a fast engine on each rule at load: the engine must pick
     the sample line, or the rule does not use that engine.
     """
-    parsed = _parse(pattern)
+    parsed = parse(pattern)
     if parsed is None:
         return None
     try:

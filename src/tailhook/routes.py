@@ -1,25 +1,44 @@
 """Routes: which destinations a notification goes to, with what style and pings.
 
 Routes are tried in order; the first that matches wins unless it says
-``continue: true``, in which case later routes are tried as well. Pure.
+``continue: true``, in which case later routes are tried as well. A rule may
+override them for its own notifications (alerts and digests alike, which carry
+its name): with ``to:``, they go to exactly those destinations, in full style,
+and the routes are not consulted; with ``mention:``, every delivery made for
+them pings those (and only those), whether ``to:`` or a route made it. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tailhook.config import RouteConfig
-from tailhook.events import Delivery, Notification
+from tailhook.config import RouteConfig, RuleConfig
+from tailhook.events import Delivery, Mentions, Notification, Style
 
 __all__ = ["Router"]
 
 
 class Router:
-    def __init__(self, routes: Iterable[RouteConfig]) -> None:
+    """*routes* in order; *rules*: the rules whose ``to:`` or ``mention:`` override them."""
+
+    def __init__(self, routes: Iterable[RouteConfig], *, rules: Iterable[RuleConfig] = ()) -> None:
         self.routes = tuple(routes)
+        self._overrides = {rule.name: rule for rule in rules if rule.to is not None or rule.mentions is not None}
+        """Only the rules that override something: a rule looked up by name, once per notification."""
 
     def deliveries(self, notification: Notification) -> list[Delivery]:
         """One delivery per destination the notification is routed to."""
+        rule = self._overrides.get(notification.rule)
+        if rule is not None and rule.to is not None:
+            mentions = rule.mentions or Mentions()
+            return [Delivery(name, notification, Style.FULL, mentions) for name in rule.to]
+        out = self._routed(notification)
+        if rule is not None and rule.mentions is not None:
+            mentions = rule.mentions
+            out = [Delivery(d.destination, d.notification, d.style, mentions) for d in out]
+        return out
+
+    def _routed(self, notification: Notification) -> list[Delivery]:
         out: list[Delivery] = []
         for route in self.routes:
             if not _matches(route, notification):

@@ -166,7 +166,7 @@ def run(
     report = Report(
         engine=sets.engine,
         files=list(files),
-        rules={r.name: RuleReport(r.name, r.severity.label) for r in rules},
+        rules={r.name: RuleReport(r.name, r.severity.label) for r in rules if _applies(r, files)},
     )
     report.storm = storm
     reading = _Reading(report, samples=samples, keep=keep_matches, unmatched=unmatched, storm=storm)
@@ -179,6 +179,13 @@ def run(
     report.seconds = time.perf_counter() - started
     report.digest = reading.digest.hexdigest()
     return report
+
+
+def _applies(rule: RuleConfig, files: Sequence[LogFile]) -> bool:
+    """Whether *rule* (enabled) sees the lines of any of *files* (those of no known source meet every rule)."""
+    if not rule.enabled:
+        return False
+    return any(f.source == ANY_SOURCE or rule.sources is None or f.source in rule.sources for f in files)
 
 
 @dataclass
@@ -205,27 +212,28 @@ class _Reading:
                     at = start
                     taken.add(number + 1)
                     self.report.matched_lines += 1
-                    line = Line(text=text, source=source, time=0.0, path="" if log_file.path == "-" else log_file.path)
                     for rule, found in hits:
-                        self._hit(log_file, (before + number + 1, number + 1), (rule, found), line, ruleset.host)
+                        self._hit(log_file, (before + number + 1, number + 1), (rule, found), text, ruleset.host)
                 if self.unmatched is not None:
                     _write_unmatched(self.unmatched, log_file.name, block, counted, taken)
                 counted += block.count(b"\n") + (not block.endswith(b"\n"))
         self.report.lines += counted
 
     def _hit(
-        self, log_file: LogFile, numbers: tuple[int, int], hit: tuple[Rule, re.Match[str]], line: Line, host: str
+        self, log_file: LogFile, numbers: tuple[int, int], hit: tuple[Rule, re.Match[str]], text: str, host: str
     ) -> None:
-        """One rule's match: *numbers* are the line's across all files and within its own."""
+        """One rule's match in the line *text*: *numbers* are the line's across all files and within its own."""
         overall, number = numbers
         rule, found = hit
-        captures = {name: value or "" for name, value in found.groupdict().items()}
+        captures = found.groupdict("")
         self.digest.update(f"{overall}\t{rule.name}\t{_SEPARATOR.join(captures.values())}\n".encode())
         counts = self.report.rules[rule.name]
         counts.matched += 1
         wanted = len(counts.samples) < self.samples
         if not (wanted or self.keep or self.storm):
             return  # rendering is for samples, expectations and storm control only
+        path = "" if log_file.path == "-" else log_file.path
+        line = Line(text=text, source=log_file.source or "test", time=0.0, path=path)
         event = rule.event(line, found, host=host)
         if self.storm is not None:
             self.storm.admit(event, rule.storm, overall)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from tailhook import budget
 from tailhook.config import DEFAULT_LINE_BUDGET_S, RuleConfig, StormConfig
 from tailhook.engines import Scanner, best_available, build
-from tailhook.events import Event, Line, Severity
+from tailhook.events import AlertField, Event, Line, Severity
 from tailhook.prefilter import required_literal
 
 __all__ = [
@@ -82,6 +82,8 @@ class Rule:
     description: str
     sources: frozenset[str] | None
     storm: StormConfig | None
+    fields: tuple[AlertField, ...] = ()
+    """The rule's ``fields:`` as templates: name, value, inline."""
 
     @classmethod
     def compile(cls, config: RuleConfig) -> Rule:
@@ -95,6 +97,7 @@ class Rule:
             description=config.description,
             sources=frozenset(config.sources) if config.sources is not None else None,
             storm=config.storm,
+            fields=tuple(AlertField(f.name, f.value, f.inline) for f in config.fields),
         )
 
     def applies_to(self, source: str) -> bool:
@@ -105,6 +108,11 @@ class Rule:
 
         With *budget_s*, each search stops with ``budget.BudgetSpent`` after that long.
         """
+        if budget.watched(budget_s):
+            found = budget.quick(self.pattern, text)
+            if found is not None and self.exclude is not None and budget.quick(self.exclude, text):
+                return None
+            return found
         found = budget.search(self.pattern, text, budget_s=budget_s)
         if found is None:
             return None
@@ -133,6 +141,10 @@ class Rule:
             description=self.description.format_map(fields) if self.description else "",
             captures=captures,
             line=line,
+            fields=tuple(
+                AlertField(name.format_map(fields), value.format_map(fields), inline)
+                for name, value, inline in self.fields
+            ),
         )
 
 
@@ -154,7 +166,8 @@ class RuleSet:
     *engine* is ``auto`` (the best installed) or one of ``engines.ENGINES``;
     ``engines.EngineUnavailable`` when that one is not installed. *sources*
     names the sources whose scanners are built now rather than at their first
-    line (building takes a while with many rules).
+    line (building takes a while with many rules). A rule with ``enabled:
+    false`` is left out here, so no engine ever sees it.
     """
 
     def __init__(
@@ -167,7 +180,7 @@ class RuleSet:
         sources: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rules = tuple(Rule.compile(c) for c in configs)
+        self.rules = tuple(Rule.compile(c) for c in configs if c.enabled)
         self.host = host
         self.engine = best_available() if engine == "auto" else engine
         self.line_budget_s = line_budget_s
@@ -268,7 +281,7 @@ class RuleSet:
         return hits
 
     def _budget(self, rule: Rule) -> float:
-        until = self._strained.get(rule.name)
+        until = self._strained.get(rule.name) if self._strained else None
         if until is not None and self.clock() < until:
             return min(STRAINED_BUDGET_S, self.line_budget_s)
         return self.line_budget_s

@@ -50,6 +50,12 @@ Schema version 2::
 notification as JSON (``encode_notification``); times are seconds since the
 epoch. Version 1 had no ``storm_windows``, no index on ``created`` and no
 ``reason`` in ``drops`` (every drop then was for a full spool).
+
+The JSON of a notification may gain keys without a new schema version, as
+long as a body without the key still reads as it meant when it was written:
+the decoder gives the key's default, and an older tailhook ignores the key.
+So far: ``fields`` (a rule's ``fields:``, a list of ``{name, value, inline}``,
+written only when there are some; absent: none).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tailhook.events import Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.storm import WindowChange, WindowState
 
 __all__ = [
@@ -163,7 +169,7 @@ _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def _notification_fields(n: Notification) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "kind": n.kind.value,
         "rule": n.rule,
         "severity": n.severity.label,
@@ -178,6 +184,9 @@ def _notification_fields(n: Notification) -> dict[str, Any]:
         "captures": dict(n.captures),
         "count": n.count,
     }
+    if n.fields:  # left out when there are none: such a body reads the same in any version
+        data["fields"] = [{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields]
+    return data
 
 
 def _notification_from(data: Mapping[str, Any]) -> Notification:
@@ -195,6 +204,7 @@ def _notification_from(data: Mapping[str, Any]) -> Notification:
         path=data["path"],
         captures=data["captures"],
         count=data["count"],
+        fields=tuple(AlertField(f["name"], f["value"], f["inline"]) for f in data.get("fields", ())),
     )
 
 

@@ -604,6 +604,7 @@ def _fields(head: Sequence[str | tuple[str, str]], delivery: Delivery) -> str:
             f"everyone: {'yes' if mentions.everyone else 'no'}",
         ),
         ("captures", "".join(f"\n{k}: {v}" for k, v in n.captures.items()) or "-"),
+        ("fields", "".join(f"\n{f.name}: {f.value}" for f in n.fields) or "-"),
         ("line", "\n" + n.line if n.line else "-"),
     ]
     return "\n".join(_field(pair) for pair in pairs)

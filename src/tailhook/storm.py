@@ -4,7 +4,9 @@ Each ``(rule, key)`` pair has its own window, which opens at the first event
 for that key. Within a window the first ``max_per_window`` events go out as
 alerts at once; later ones are held back and counted. When the window closes,
 one digest says how many were held (if ``digest`` is on), and the key starts
-afresh with its next event.
+afresh with its next event. A digest is the last held event's notification
+with its count, title and description changed: its line, captures and the
+rule's ``fields:`` are that event's, so a runbook link still shows.
 
 Pure: time comes from the ``clock`` given, so tests advance a fake clock
 instead of sleeping. It is the wall clock (seconds since the epoch) because
@@ -22,6 +24,7 @@ cap).
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -86,6 +89,9 @@ class StormControl:
         self.clock = clock
         self.max_keys = max_keys
         self._windows: dict[StormKey, _Window] = {}
+        self._closing: list[tuple[float, StormKey]] = []
+        """A heap of (close time, key), so that finding the windows due costs nothing while none is.
+        An entry whose window closed early, or opened again since, is passed over when it comes up."""
         self._changed: set[StormKey] = set()
         self.held_total = 0
 
@@ -102,6 +108,7 @@ class StormControl:
             if len(self._windows) >= self.max_keys:
                 out.extend(self._close(next(iter(self._windows))))
             window = self._windows[key] = _Window(storm or self.default, opened=now)
+            heapq.heappush(self._closing, (window.closes(), key))
         if window.sent < window.config.max_per_window:
             window.sent += 1
             out.append(Notification.alert(event, host=self.host))
@@ -115,12 +122,25 @@ class StormControl:
     def due(self, now: float | None = None) -> list[Notification]:
         """Digests of every window that has closed by *now*."""
         now = self.clock() if now is None else now
-        closed = [key for key, window in self._windows.items() if window.closes() <= now]
-        return [n for key in closed for n in self._close(key)]
+        out: list[Notification] = []
+        closing = self._closing
+        while closing and closing[0][0] <= now:
+            closes, key = heapq.heappop(closing)
+            window = self._windows.get(key)
+            if window is not None and window.closes() == closes:
+                out.extend(self._close(key))
+        return out
 
     def next_deadline(self) -> float | None:
         """When the earliest open window closes, on this object's clock."""
-        return min((w.closes() for w in self._windows.values()), default=None)
+        closing = self._closing
+        while closing:
+            closes, key = closing[0]
+            window = self._windows.get(key)
+            if window is not None and window.closes() == closes:
+                return closes
+            heapq.heappop(closing)  # that window closed early or opened again: forget the entry
+        return None
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -151,9 +171,10 @@ class StormControl:
         """
         for state in states:
             config = config_of(state.rule) or self.default
-            self._windows[(state.rule, state.key)] = _Window(
+            window = self._windows[(state.rule, state.key)] = _Window(
                 config, state.opened, state.sent, state.held, state.last_held
             )
+            heapq.heappush(self._closing, (window.closes(), (state.rule, state.key)))
 
     def _close(self, key: StormKey) -> list[Notification]:
         window = self._windows.pop(key)

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from tailhook.events import AUDIT_COLOUR, RECOVERY_COLOUR, Kind, Mentions, Notification, Severity, Style
+from tailhook.events import AUDIT_COLOUR, RECOVERY_COLOUR, AlertField, Kind, Mentions, Notification, Severity, Style
 from tailhook.sinks.discord_payload import (
     LIMITS,
+    RULE_FIELDS_MAX,
     TRUNCATION_MARKER,
     embed_for,
     embed_size,
@@ -359,6 +360,66 @@ def test_short_values_survive_when_the_rest_is_long() -> None:
     embed = embed_for(note(line=HOG_LINE, description="d" * 3000, captures=captures))
     within_embed_limits(embed)
     assert fields(embed)[0]["value"] == "203.0.113.9"
+
+
+# --- embed_for, a rule's fields ----------------------------------------------------
+
+RUNBOOK = AlertField("runbook", "https://wiki.example.com/ssh")
+
+
+def test_rule_fields_follow_source_and_host_and_keep_their_inline() -> None:
+    embed = embed_for(note(fields=(RUNBOOK, AlertField("team", "security", inline=True))))
+    assert fields(embed)[-3:] == [
+        {"name": "host", "value": "host1", "inline": True},
+        {"name": "runbook", "value": "<https://wiki.example.com/ssh>", "inline": False},  # short, yet as the rule says
+        {"name": "team", "value": "security", "inline": True},
+    ]
+    within_embed_limits(embed)
+
+
+def test_a_rule_field_over_the_limits_is_cut_with_the_marker() -> None:
+    at, over = AlertField("n" * 256, "v" * 1024), AlertField("m" * 257, "w" * 1025)
+    found = fields(embed_for(note(captures={}, fields=(at, over))))[-2:]
+    assert [(f["name"], f["value"]) for f in found] == [
+        ("n" * 256, "v" * 1024),
+        ("m" * 255 + MARK, "w" * 1023 + MARK),
+    ]
+
+
+def test_an_empty_or_multiline_rule_field_is_one_line_or_a_dash() -> None:
+    found = fields(embed_for(note(fields=(AlertField("", " "), AlertField("two\nlines", "a\nb")))))[-2:]
+    assert [(f["name"], f["value"]) for f in found] == [("\u2014", "\u2014"), ("two lines", "a\nb")]
+
+
+def test_rule_fields_take_their_room_from_the_captures() -> None:
+    captures = {f"c{i:02}": str(i) for i in range(5)}
+    extra = tuple(AlertField(f"f{i:02}", str(i)) for i in range(RULE_FIELDS_MAX))
+    found = fields(embed_for(note(captures=captures, fields=extra)))
+    assert len(found) == LIMITS.fields == RULE_FIELDS_MAX + 3
+    assert found[0] == {"name": "more captures", "value": "5 not shown: c00, c01, c02, c03, c04", "inline": True}
+    assert [f["name"] for f in found[1:]] == ["source", "host", *(f.name for f in extra)]
+    too_many = tuple(AlertField(f"f{i:02}", str(i)) for i in range(40))
+    assert len(fields(embed_for(note(fields=too_many)))) == LIMITS.fields
+
+
+def test_long_rule_fields_fit_the_6000_total_and_every_limit() -> None:
+    extra = tuple(AlertField("n" * 300, "v" * 2000) for _ in range(RULE_FIELDS_MAX))
+    embed = embed_for(note(line=HOG_LINE, description="d" * 5000, fields=extra))
+    within_embed_limits(embed)
+    assert embed_size(embed) >= 5900
+    assert fields(embed)[-1]["value"].endswith(MARK)
+
+
+def test_rule_fields_are_neutralised() -> None:
+    embed = embed_for(note(fields=(AlertField("@here", MENTIONS_IN_LOGS + " **bold**"),)))
+    field = fields(embed)[-1]
+    assert not LIVE_MENTION.search(field["name"] + field["value"])
+    assert rendered(field["value"]) == MENTIONS_IN_LOGS + " **bold**"
+
+
+def test_compact_style_leaves_the_rule_fields_out() -> None:
+    embed = embed_for(note(fields=(RUNBOOK,)), style=Style.COMPACT)
+    assert "fields" not in embed and "wiki" not in description(embed)
 
 
 # --- embed_for, compact style -----------------------------------------------------
@@ -743,6 +804,9 @@ def _sample_payloads() -> dict[str, dict[str, object]]:
         "long everything": payload_for([embed_for(hog)]),
         "ten compact": payload_for([embed_for(note(title="t" * 500), style=Style.COMPACT)] * 10),
         "log mentions": payload_for([embed_for(note(title=MENTIONS_IN_LOGS, line=MENTIONS_IN_LOGS))]),
+        "rule fields": payload_for(
+            [embed_for(note(fields=tuple(AlertField("n" * 300, "v" * 2000, i % 2 == 0) for i in range(30))))]
+        ),
     }
 
 

@@ -49,7 +49,7 @@ class ConsoleSink:
 
 
 def format_notification(n: Notification, *, destination: str) -> str:
-    """A readable block: a header line, the title, captures, and the log line."""
+    """A readable block: a header line, the title, captures, the rule's fields, and the log line."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.time))
     tag = {Kind.ALERT: "", Kind.DIGEST: " digest", Kind.RECOVERY: " recovery"}[n.kind]
     lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{n.rule}] → {destination}", f"   {n.title}"]
@@ -58,6 +58,7 @@ def format_notification(n: Notification, *, destination: str) -> str:
     captures = "  ".join(f"{k}={v}" for k, v in n.captures.items() if v)
     if captures:
         lines.append(f"   {captures}")
+    lines.extend(f"   {name}: {value}" for name, value, _ in n.fields)
     where = f"{n.source}:{n.path}" if n.path else n.source
     text = n.line if len(n.line) <= _MAX_LINE_CHARS else n.line[:_MAX_LINE_CHARS] + f"… [{len(n.line)} chars]"
     lines.append(f"   {where} | {text}")

@@ -54,6 +54,7 @@ from tailhook.events import (
 
 __all__ = [
     "LIMITS",
+    "RULE_FIELDS_MAX",
     "TRUNCATION_MARKER",
     "embed_for",
     "embed_size",
@@ -94,6 +95,9 @@ _INLINE_MAX = 40  # a field value up to this long, on one line, sits inline
 _DIGEST_PART_MAX = 100  # rule and key as quoted in a digest's first line
 _COMPACT_PART_MAX = 256  # rule, host and source in a compact line
 _FIXED_FIELDS = 2  # "source" and "host" follow the captures
+RULE_FIELDS_MAX = LIMITS.fields - _FIXED_FIELDS - 1
+"""How many ``fields:`` a rule may have: with "source" and "host", one field is left for
+the captures (or for the note that says which are not shown)."""
 _NO_MENTIONS = Mentions()
 _RESERVED_NAMES = ("discord", "clyde")  # webhook names may not contain these
 _FORBIDDEN_NAMES = ("everyone", "here")  # nor be one of these
@@ -121,7 +125,8 @@ def embed_for(n: Notification, *, style: Style = Style.FULL) -> dict[str, object
     """Render *n* as one Discord embed that is within every embed limit.
 
     ``Style.FULL`` gives title, description with the log line in a code block,
-    one field per capture plus "source" and "host", footer and timestamp.
+    one field per capture plus "source" and "host", then the rule's own
+    fields (``Notification.fields``), footer and timestamp.
     ``Style.COMPACT`` gives the one-line audit mirror: a description only.
     """
     if style is Style.COMPACT:
@@ -329,14 +334,15 @@ class _Draft:
     """The counted text of a full embed, rendered but not yet assembled.
 
     ``line`` is the fence-safe log line without its fence; ``intro`` is the
-    digest's first line, short by construction and never cut.
+    digest's first line, short by construction and never cut. Each field is
+    ``(name, value, inline)``, inline ``None`` for "if the value is short".
     """
 
     title: str
     intro: str
     text: str
     line: str
-    fields: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, str, bool | None], ...]
     footer: str
 
 
@@ -367,28 +373,40 @@ def _events(count: int) -> str:
     return "event" if count == 1 else "events"
 
 
-def _fields(n: Notification) -> tuple[tuple[str, str], ...]:
-    """One field per capture, then "source" and "host": at most 25 in all.
+def _fields(n: Notification) -> tuple[tuple[str, str, bool | None], ...]:
+    """One field per capture, then "source" and "host", then the rule's own: at most 25 in all.
 
-    When the captures do not fit, the last capture field says which are left out.
+    The rule's fields come first for room (at most ``RULE_FIELDS_MAX`` of them):
+    when the captures do not fit in the rest, the last capture field says which
+    are left out.
     """
+    extra = n.fields[:RULE_FIELDS_MAX]
     captures = list(n.captures.items())
-    room = LIMITS.fields - _FIXED_FIELDS
+    room = LIMITS.fields - _FIXED_FIELDS - len(extra)
     shown = captures if len(captures) <= room else captures[: room - 1]
-    fields = [(_field_name(name), _field_value(value)) for name, value in shown]
+    fields: list[tuple[str, str, bool | None]] = [
+        (_field_name(name), _field_value(value), None) for name, value in shown
+    ]
     hidden = [name for name, _ in captures[len(shown) :]]
     if hidden:
         listed = f"{len(hidden)} not shown: {', '.join(hidden)}"
-        fields.append(("more captures", _field_value(listed)))
+        fields.append(("more captures", _field_value(listed), None))
     source = n.source + (_DOT + n.path if n.path else "")
-    fields.append(("source", _field_value(source)))
-    fields.append(("host", _field_value(n.host)))
+    fields.append(("source", _field_value(source), None))
+    fields.append(("host", _field_value(n.host), None))
+    fields.extend((_rule_field_name(name), _field_value(value), inline) for name, value, inline in extra)
     return tuple(fields)
 
 
 def _field_name(name: str) -> str:
     """A capture's name: written by ops in a rule, so shown as is."""
     return _cut(name.strip() or _EMPTY_VALUE, LIMITS.field_name)
+
+
+def _rule_field_name(name: str) -> str:
+    """A rule field's rendered name: its template may hold log text, so it is neutralised."""
+    text = _one_line(name).strip()
+    return _cut(neutralise(text) if text else _EMPTY_VALUE, LIMITS.field_name)
 
 
 def _field_value(value: str) -> str:
@@ -402,7 +420,7 @@ def _description(draft: _Draft) -> str:
 
 
 def _draft_size(draft: _Draft) -> int:
-    fields = sum(len(name) + len(value) for name, value in draft.fields)
+    fields = sum(len(name) + len(value) for name, value, _ in draft.fields)
     return len(draft.title) + len(_description(draft)) + fields + len(draft.footer)
 
 
@@ -419,13 +437,14 @@ def _fit_total(draft: _Draft) -> _Draft:
     """Cut every counted part, longest first, to an embed of at most 6000."""
     if _draft_size(draft) <= LIMITS.total:
         return draft
-    names = [name for name, _ in draft.fields]
-    values = [value for _, value in draft.fields]
+    names = [name for name, _, _ in draft.fields]
+    values = [value for _, value, _ in draft.fields]
+    inline = [inline for _, _, inline in draft.fields]
     parts = [draft.title, draft.text, draft.line, draft.footer, *names, *values]
     fixed = _draft_size(draft) - sum(len(part) for part in parts)
     title, text, line, footer, *rest = _shrink(parts, LIMITS.total - fixed)
     count = len(draft.fields)
-    fields = tuple(zip(rest[:count], rest[count:], strict=True))
+    fields = tuple(zip(rest[:count], rest[count:], inline, strict=True))
     return replace(draft, title=title, text=text, line=line, fields=fields, footer=footer)
 
 
@@ -436,7 +455,10 @@ def _render(draft: _Draft, *, colour: int) -> dict[str, object]:
     description = _description(draft)
     if description:
         embed["description"] = description
-    embed["fields"] = [{"name": name, "value": value, "inline": _is_short(value)} for name, value in draft.fields]
+    embed["fields"] = [
+        {"name": name, "value": value, "inline": _is_short(value) if inline is None else inline}
+        for name, value, inline in draft.fields
+    ]
     embed["footer"] = {"text": draft.footer}
     return embed
 
