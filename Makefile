@@ -43,6 +43,7 @@ format: $(BIN)/python
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: install-dev
+	scripts/system-deps.sh bench
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tailhook's tests and the journald extra need,
-# when they are missing. Runs apt-get as root (or through sudo when available).
+# when they are missing; with the argument `bench`, also the peers the
+# benchmarks run beside tailhook (fail2ban, for fail2ban-regex). Runs apt-get
+# as root (or through sudo when available).
 set -euo pipefail
 
 packages=(python3-venv pkg-config gcc python3-dev libsystemd-dev logrotate systemd-journal-remote openssl)
+if [ "${1:-}" = bench ]; then
+	packages+=(fail2ban)
+fi
 missing=()
 for pkg in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
