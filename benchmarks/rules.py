@@ -49,6 +49,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -559,7 +560,9 @@ class DaemonRun:
 
 
 def daemon_config(folder: Path, rule_file: Path, corpus: Corpus) -> Path:
-    """One file source over the corpus from its beginning, the rules, /metrics on a free port, no destinations."""
+    """One file source over the corpus from its beginning, the rules, /metrics on a free port, and one
+    destination that is down (a closed port on loopback, no start-up probe): the alerts stay in the
+    spool, as the path measured ends there, instead of being printed by the console sink."""
     path = folder / "tailhook.yaml"
     text = f"""
         state_dir: state
@@ -568,9 +571,19 @@ def daemon_config(folder: Path, rule_file: Path, corpus: Corpus) -> Path:
         rules:
           paths: ['{rule_file}']
         http: {{listen: '127.0.0.1:0'}}
+        probe: {{mode: 'off'}}
+        destinations:
+          down: {{url: 'http://127.0.0.1:{closed_port()}/api/webhooks/123456789012345678/benchmark'}}
         """
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
     return path
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def metrics(port: int) -> tuple[int, dict[str, int]]:

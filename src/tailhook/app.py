@@ -175,8 +175,13 @@ class App:
                 # 1. stop the sources and the config watch; what they read is committed or will be read again
                 for task in [*reading, ticking, watching]:
                     task.cancel()
-                # 2. storm windows stay open across the restart; a dry run's spool does not survive it
-                await self._commit(self._route(self.storm.due(float("inf") if self.dry_run else None)))
+                # 2. storm windows stay open across the restart; a dry run's spool does not survive it.
+                #    Bounded too: on a disk that stays full the commit would wait for ever.
+                try:
+                    async with asyncio.timeout(self.drain_timeout_s):
+                        await self._commit(self._route(self.storm.due(float("inf") if self.dry_run else None)))
+                except TimeoutError:
+                    log.error("stopping without storing the storm windows: the disk of the spool is still full")
                 # 3. deliver what is due, bounded
                 if not await self.dispatcher.drain(self.drain_timeout_s):
                     log.warning("stopping with %d alerts in the spool; they are sent at the next start",
@@ -210,11 +215,23 @@ class App:
         await self._commit(self._route(notifications), checkpoints)
 
     def _block_events(self, block: Block) -> list[Event]:
-        def line(text: str) -> Line:
-            return Line(text=text, source=block.source, time=block.time, path=block.path)
+        rules = self.rules
+        scanned = block.scanned
+        if isinstance(scanned, Prescanned) and scanned.rules is rules:
+            candidates = scanned.candidates
+        else:  # not scanned ahead, or by rules a reload has replaced since
+            candidates = rules.candidates(block.data, source=block.source)
+        return [
+            rule.event(Line(text=text, source=block.source, time=block.time, path=block.path), found, host=rules.host)
+            for _, text, hits in rules.confirm(block.data, candidates, source=block.source)
+            for rule, found in hits
+        ]
 
-        found = self.rules.scan(block.data, source=block.source, make_line=line)
-        return [event for _, events in found for event in events]
+    def _prescan(self, data: bytes, source: str) -> Prescanned:
+        """The rules' engine pass over a block, in the source's reading thread (Hyperscan lets go of
+        the GIL, so it overlaps with the loop's work on the block before)."""
+        rules = self.rules
+        return Prescanned(rules, rules.candidates(data, source=source))
 
     def _route(self, notifications: Sequence[Notification]) -> list[Delivery]:
         if self._console_only:
@@ -261,7 +278,7 @@ class App:
         for config in self.config.sources:
             checkpoints = await self.spool.checkpoints(config.name)
             if isinstance(config, FileSourceConfig):
-                sources.append(FileSource(config, checkpoints=checkpoints, blocks=True))
+                sources.append(FileSource(config, checkpoints=checkpoints, blocks=True, prescan=self._prescan))
             else:
                 from tailhook.sources.journald import JournaldSource  # noqa: PLC0415 - optional extra
 
@@ -485,6 +502,14 @@ class App:
             else:
                 log.warning("destination %s: %s; alerts wait until it answers", result.destination, result.detail)
         return EX_CONFIG if exit_now else 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prescanned:
+    """A block's candidate lines, and the rules that found them."""
+
+    rules: RuleSet
+    candidates: list[tuple[int, int, list[int]]]
 
 
 def rule_set(config: Config, *, host: str) -> RuleSet:

@@ -9,7 +9,7 @@ can depend on it without creating a cycle.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -25,6 +25,7 @@ __all__ = [
     "Line",
     "Mentions",
     "Notification",
+    "Rendered",
     "Severity",
     "Style",
 ]
@@ -109,18 +110,61 @@ class AlertField(NamedTuple):
     inline: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A line that a rule matched, with everything rendered from its templates."""
+Rendered = tuple[str, str, tuple[AlertField, ...]]
+"""An event's title, description and fields."""
 
-    rule: str
-    severity: Severity
-    key: str
-    title: str
-    description: str
-    captures: Mapping[str, str]
-    line: Line
-    fields: tuple[AlertField, ...] = ()
+
+class Event:
+    """A line that a rule matched, with its storm key.
+
+    Its title, description and fields come from templates too, but most events
+    of a storm are only counted: given *render* instead, they are rendered the
+    first time they are asked for, and only then.
+    """
+
+    __slots__ = ("_render", "_rendered", "captures", "key", "line", "rule", "severity")
+
+    def __init__(
+        self,
+        *,
+        rule: str,
+        severity: Severity,
+        key: str,
+        captures: Mapping[str, str],
+        line: Line,
+        title: str = "",
+        description: str = "",
+        fields: tuple[AlertField, ...] = (),
+        render: Callable[[], Rendered] | None = None,
+    ) -> None:
+        self.rule = rule
+        self.severity = severity
+        self.key = key
+        self.captures = captures
+        self.line = line
+        self._render = render
+        self._rendered: Rendered | None = None if render is not None else (title, description, fields)
+
+    def _parts(self) -> Rendered:
+        if self._rendered is None:
+            assert self._render is not None
+            self._rendered, self._render = self._render(), None
+        return self._rendered
+
+    @property
+    def title(self) -> str:
+        return self._parts()[0]
+
+    @property
+    def description(self) -> str:
+        return self._parts()[1]
+
+    @property
+    def fields(self) -> tuple[AlertField, ...]:
+        return self._parts()[2]
+
+    def __repr__(self) -> str:
+        return f"Event(rule={self.rule!r}, key={self.key!r}, line={self.line.text!r})"
 
 
 class Kind(enum.StrEnum):

@@ -20,18 +20,19 @@ hostile lines costs little more than a flood of ordinary ones.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tailhook import budget
 from tailhook.config import DEFAULT_LINE_BUDGET_S, RuleConfig, StormConfig
 from tailhook.engines import Scanner, best_available, build
-from tailhook.events import AlertField, Event, Line, Severity
+from tailhook.events import AlertField, Event, Line, Rendered, Severity
 from tailhook.prefilter import required_literal
 
 __all__ = [
@@ -69,6 +70,10 @@ def decode_line(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").removesuffix("\r")
 
 
+Search = Callable[[re.Pattern[str], str], "re.Match[str] | None"]
+"""Runs one regex over one text: ``re.Pattern.search``, or one that keeps a time budget."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One compiled rule."""
@@ -84,6 +89,20 @@ class Rule:
     storm: StormConfig | None
     fields: tuple[AlertField, ...] = ()
     """The rule's ``fields:`` as templates: name, value, inline."""
+    label: str = field(init=False)
+    """The severity's name, for templates."""
+    plain: frozenset[str] = field(init=False)
+    """Which of key, title and description name no field: they are the text as it is."""
+    key_capture: str | None = field(init=False)
+    """The capture the key is, when the key template is just ``{capture}`` (the usual case)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", self.severity.label)
+        alone = re.fullmatch(r"\{([A-Za-z_]\w*)\}", self.key)
+        capture = alone.group(1) if alone and alone.group(1) in self.pattern.groupindex else None
+        object.__setattr__(self, "key_capture", capture)
+        templates = {"key": self.key, "title": self.title, "description": self.description}
+        object.__setattr__(self, "plain", frozenset(n for n, t in templates.items() if "{" not in t and "}" not in t))
 
     @classmethod
     def compile(cls, config: RuleConfig) -> Rule:
@@ -103,49 +122,57 @@ class Rule:
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
 
-    def find(self, text: str, *, budget_s: float = 0.0) -> re.Match[str] | None:
+    def find(self, text: str, search: Search = re.Pattern.search) -> re.Match[str] | None:
         """This rule's match in *text* (``None`` when it does not match, or the exclude does).
 
-        With *budget_s*, each search stops with ``budget.BudgetSpent`` after that long.
+        *search* runs each regex: ``budget.quick`` or ``budget.search`` keep it to a budget.
         """
-        if budget.watched(budget_s):
-            found = budget.quick(self.pattern, text)
-            if found is not None and self.exclude is not None and budget.quick(self.exclude, text):
-                return None
-            return found
-        found = budget.search(self.pattern, text, budget_s=budget_s)
-        if found is None:
-            return None
-        if self.exclude is not None and budget.search(self.exclude, text, budget_s=budget_s):
+        found = search(self.pattern, text)
+        if found is not None and self.exclude is not None and search(self.exclude, text) is not None:
             return None
         return found
 
     def event(self, line: Line, found: re.Match[str], *, host: str) -> Event:
-        """The event *found* (this rule's match in *line*) makes, its templates rendered."""
-        captures = {name: value or "" for name, value in found.groupdict().items()}
-        fields = _Fields(line.fields)
-        fields.update(
+        """The event *found* (this rule's match in *line*) makes: its storm key rendered now, its
+        title, description and fields when first asked for (most events of a storm never are)."""
+        captures = found.groupdict("")
+        if self.key_capture is not None:
+            key = captures[self.key_capture]
+        elif "key" in self.plain:
+            key = self.key
+        else:
+            key = self.key.format_map(self._values(line, captures, host))
+        return Event(
+            rule=self.name,
+            severity=self.severity,
+            key=key,
+            captures=captures,
+            line=line,
+            render=lambda: self._render(self._values(line, captures, host)),
+        )
+
+    def _values(self, line: Line, captures: Mapping[str, str], host: str) -> _Fields:
+        """What the templates may name, for one match."""
+        values = _Fields(
+            line.fields,
             line=line.text,
             source=line.source,
             path=line.path,
             host=host,
             rule=self.name,
-            severity=self.severity.label,
+            severity=self.label,
         )
-        fields.update(captures)
-        return Event(
-            rule=self.name,
-            severity=self.severity,
-            key=self.key.format_map(fields),
-            title=self.title.format_map(fields),
-            description=self.description.format_map(fields) if self.description else "",
-            captures=captures,
-            line=line,
-            fields=tuple(
-                AlertField(name.format_map(fields), value.format_map(fields), inline)
-                for name, value, inline in self.fields
-            ),
+        values.update(captures)
+        return values
+
+    def _render(self, values: _Fields) -> Rendered:
+        plain = self.plain
+        title = self.title if "title" in plain else self.title.format_map(values)
+        description = self.description if "description" in plain else self.description.format_map(values)
+        fields = tuple(
+            AlertField(name.format_map(values), value.format_map(values), inline) for name, value, inline in self.fields
         )
+        return title, description, fields
 
 
 Hit = tuple[Rule, re.Match[str]]
@@ -269,10 +296,12 @@ class RuleSet:
 
     def _hits(self, rules: Sequence[Rule], picked: Sequence[int], text: str) -> list[Hit]:
         hits = []
+        # Inside a watch, with no rule strained, every search shares the watch's timer.
+        shared = budget.quick if not self._strained and budget.watched(self.line_budget_s) else None
         for index in picked:
             rule = rules[index]
             try:
-                found = rule.find(text, budget_s=self._budget(rule))
+                found = rule.find(text, shared or functools.partial(budget.search, budget_s=self._budget(rule)))
             except budget.BudgetSpent:
                 self._spent(rule, text)
                 continue

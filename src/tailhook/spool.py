@@ -579,15 +579,20 @@ class Spool:
                 )
 
     def _save_windows(self, changes: Sequence[WindowChange]) -> None:
-        for (rule, key), state in changes:
-            if state is None:
-                self.db.execute("DELETE FROM storm_windows WHERE rule = ? AND key = ?", (rule, key))
-                continue
-            last_held = None if state.last_held is None else encode_notification(state.last_held)
-            self.db.execute(
+        closed = [(rule, key) for (rule, key), state in changes if state is None]
+        kept = [
+            (rule, key, state.opened, state.sent, state.held,
+             None if state.last_held is None else encode_notification(state.last_held))
+            for (rule, key), state in changes
+            if state is not None
+        ]  # fmt: skip
+        if closed:
+            self.db.executemany("DELETE FROM storm_windows WHERE rule = ? AND key = ?", closed)
+        if kept:
+            self.db.executemany(
                 "INSERT OR REPLACE INTO storm_windows (rule, key, opened, sent, held, last_held) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (rule, key, state.opened, state.sent, state.held, last_held),
+                kept,
             )
 
     def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:

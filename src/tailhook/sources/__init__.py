@@ -34,6 +34,8 @@ class Block:
     source: str
     path: str
     time: float
+    scanned: object = None
+    """What the daemon's ``prescan`` made of ``data`` in the reading thread (its rules' pass), if anything."""
 
 
 Emit = Callable[[Sequence[Line | Block], Sequence[Checkpoint]], Awaitable[None]]

@@ -177,10 +177,13 @@ class FileSource:
         checkpoints: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         blocks: bool = False,
+        prescan: Callable[[bytes, str], object] | None = None,
     ) -> None:
         self.name = config.name
         self._runs = blocks
         """Plain lines go out as ``Block``s of whole lines (the daemon's rules scan them in one pass)."""
+        self._prescan = prescan
+        """Run on each block's bytes in the reading thread; what it returns travels with the block."""
         self.config = config
         self.clock = clock
         self._saved: dict[str, Mapping[str, Any]] = dict(checkpoints or {})
@@ -219,9 +222,19 @@ class FileSource:
 
     async def run(self, emit: Emit) -> None:
         only: set[str] | None = None  # the first turn looks at every file
+        ahead: asyncio.Future[tuple[list[Line | Block], list[Checkpoint], bool]] | None = None
         try:
             while True:
-                lines, checkpoints, more = await asyncio.to_thread(self._read_turn, only)
+                if ahead is None:
+                    lines, checkpoints, more = await asyncio.to_thread(self._read_turn, only)
+                else:
+                    lines, checkpoints, more = await ahead
+                    ahead = None
+                if more:
+                    # A file has more than one turn's worth: read the next turn while this one is
+                    # stored. Its checkpoints are committed after this turn's, in order; if we stop
+                    # first, what it read was never committed and is read again.
+                    ahead = asyncio.ensure_future(asyncio.to_thread(self._read_turn, set()))
                 if lines or checkpoints:
                     await emit(lines, checkpoints)
                 if more:
@@ -240,6 +253,8 @@ class FileSource:
                 if not woken or self._rescan or self._polling or self._watcher is None:
                     only = None
         finally:
+            if ahead is not None:
+                await asyncio.wait([ahead])  # its thread reads the files that are about to close
             await self._stop_watching()
             for followed in self._files.values():
                 followed.close()
@@ -773,7 +788,8 @@ class FileSource:
         for piece in followed.cutter.split(chunk):
             if isinstance(piece, Run):
                 self.counters.lines += piece.lines
-                yield Block(piece.data, piece.lines, self.name, followed.path, now)
+                scanned = self._prescan(piece.data, self.name) if self._prescan is not None else None
+                yield Block(piece.data, piece.lines, self.name, followed.path, now, scanned)
             else:
                 yield from self._line(followed, piece.raw, now, (piece.start, piece.end), cut=piece.cut)
 
