@@ -227,7 +227,7 @@ class App:
             for rule, found in hits
         ]
 
-    def _prescan(self, data: bytes, source: str) -> Prescanned:
+    def prescan(self, data: bytes, source: str) -> Prescanned:
         """The rules' engine pass over a block, in the source's reading thread (Hyperscan lets go of
         the GIL, so it overlaps with the loop's work on the block before)."""
         rules = self.rules
@@ -278,7 +278,7 @@ class App:
         for config in self.config.sources:
             checkpoints = await self.spool.checkpoints(config.name)
             if isinstance(config, FileSourceConfig):
-                sources.append(FileSource(config, checkpoints=checkpoints, blocks=True, prescan=self._prescan))
+                sources.append(FileSource(config, checkpoints=checkpoints, blocks=True, prescan=self.prescan))
             else:
                 from tailhook.sources.journald import JournaldSource  # noqa: PLC0415 - optional extra
 
