@@ -76,6 +76,9 @@ def test_several_webhooks_share_the_load_and_a_deleted_one_is_left_alone(
     discord.delete_webhook(FIRST)
     daemon.append(*(f"LOUD burst {n}" for n in range(100, 160)))
     embeds = discord.wait_for_embeds(160, timeout=60)
+    # Discord has them; the daemon counts each once it has read Discord's answer
+    delivered = 'tailhook_delivered_total{destination="alerts"}'
+    wait_until(lambda: metrics(daemon).get(delivered) == 160, what="160 deliveries counted")
     stats = metrics(daemon)
     assert daemon.stop() == 0
 
