@@ -38,7 +38,7 @@ import aiohttp
 
 from tailhook import __version__
 from tailhook._errors import describe
-from tailhook.config import Config, ConfigError, FileSourceConfig, load_config
+from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, load_config
 from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.engines import ENGINES, best_available
@@ -58,7 +58,6 @@ __all__ = ["EX_CONFIG", "App", "probe_destinations"]
 
 log = logging.getLogger(__name__)
 
-EX_CONFIG = 78
 CONSOLE = "console"
 DISK_FULL_RETRY_S = 1.0
 

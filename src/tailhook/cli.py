@@ -21,14 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from tailhook import __version__, rule_lint, rule_test, spool_admin
 from tailhook._units import parse_duration
-from tailhook.app import EX_CONFIG, App, probe_destinations
 from tailhook.config import (
     DEFAULT_CONFIG_PATH,
     ENGINE_CHOICES,
+    EX_CONFIG,
     Config,
     ConfigError,
     JournaldSourceConfig,
@@ -140,6 +138,8 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     try:
+        from tailhook.app import App  # noqa: PLC0415 - the daemon's imports (aiohttp) only for the daemon
+
         return asyncio.run(App(config, dry_run=args.dry_run).run())
     except Exception:
         log.exception("tailhook stopped on an unexpected error")
@@ -170,6 +170,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 async def _probe(config: Config) -> int:
+    import aiohttp  # noqa: PLC0415 - only `check --probe` talks to Discord
+
+    from tailhook.app import probe_destinations  # noqa: PLC0415
+
     async with aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"}) as session:
         results = await probe_destinations(config, session=session)
     code = 0

@@ -32,6 +32,7 @@ from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "EX_CONFIG",
     "Config",
     "ConfigError",
     "DestinationConfig",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = "/etc/tailhook/tailhook.yaml"
+EX_CONFIG = 78
+"""The exit code for a config or rule file that does not load (sysexits' EX_CONFIG), and for a webhook
+Discord says does not exist: systemd and Kubernetes then show a config problem, not a restart loop."""
 T = TypeVar("T")
 _NONE: tuple[str, ...] = ()
 _DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
