@@ -264,3 +264,25 @@ def test_end_anchors_stay_on_the_fast_engine() -> None:
 def test_the_shipped_rules_all_run_on_the_fast_engine(engine: str) -> None:
     rules = RuleSet(default_rules(), host="h", engine=engine, sources=["s"])
     assert rules.fallbacks() == {}
+
+
+@pytest.mark.parametrize("engine", INSTALLED)
+def test_a_match_at_the_very_end_of_the_text_is_found(engine: str) -> None:
+    """Hyperscan 5.4 (Vectorscan, as the wheel bundles it) can miss a match that ends exactly at
+    the end of the buffer when the pattern ends in certain byte pairs: no line may end a buffer."""
+    patterns = [r"\b(?:OK|KO)\b", r"c[bd]", r"(?:ab|cd)$"]
+    scanner = build(patterns, engine)
+    for n in (0, 15, 40, 67, 100):
+        for text, expected in ((b"x" * n + b" KO", {0}), (b"x" * n + b"cd", {1, 2})):
+            picked = scanner.line(text)  # candidates: never fewer (the literal prefilter may pick more)
+            assert expected <= set(picked) and (engine == "re" or set(picked) == expected), (n, text)
+            ends = scanner.chunk(b"first\n" + text)
+            assert expected <= set(ends.get(6 + len(text), ())), (n, text)
+
+
+@pytest.mark.parametrize("engine", INSTALLED)
+def test_a_rule_matches_a_text_of_several_lines_once(engine: str) -> None:
+    """A multiline event or a journal message may hold several lines: one event per rule still."""
+    rules = RuleSet(rule_configs([r"error (?P<what>\w+)"]), host="h", engine=engine)
+    events = rules.match(Line(text="Traceback\nerror one\nerror two", source="s", time=0.0))
+    assert [(e.rule, dict(e.captures)) for e in events] == [("r0", {"what": "one"})]

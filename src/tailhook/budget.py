@@ -87,8 +87,9 @@ def watch(budget_s: float) -> Iterator[None]:
 
 
 def watched(budget_s: float) -> bool:
-    """Whether a watch is on whose ticks keep *budget_s*: then ``quick`` may search."""
-    return 0 < _State.interval <= budget_s
+    """Whether a watch is on whose ticks keep *budget_s*, in this (the main) thread: then ``quick``
+    may search."""
+    return 0 < _State.interval <= budget_s and threading.get_ident() == _MAIN_THREAD
 
 
 def quick(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -103,6 +104,9 @@ def quick(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     except _Alarm:  # stopped; or a tick came just as it ended, which also means it took a budget
         state.searching = False
         raise BudgetSpent from None
+    except BaseException:
+        state.searching = False  # no tick may stop code that is not a search
+        raise
     return found
 
 

@@ -111,7 +111,9 @@ def _self_test(fast: _Fast, patterns: Sequence[str], fallbacks: dict[int, str]) 
         if text is None:
             continue
         data = text.encode("utf-8", "surrogatepass")
-        if index not in fast.line(data) or index not in fast.chunk(b"x\n" + data + b"\ny").get(2 + len(data), ()):
+        filler = b"x" * 64 + b"\n"  # a longer buffer, the line at its very end, with no newline after it
+        end = len(filler) + len(data)
+        if index not in fast.line(data) or index not in fast.chunk(filler + data).get(end, ()):
             fallbacks[index] = f"the {fast.engine} engine missed the sample line {text!r}"
             log.warning("rule pattern %r stays on the literal prefilter: %s", patterns[index], fallbacks[index])
 
@@ -198,18 +200,31 @@ class _Hyperscan:
     def line(self, data: bytes) -> list[int]:
         found: list[int] = []
         if self.indices:
-            self._database.scan(data, match_event_handler=_collect_ids, context=found, scratch=self._scratch_here())
-        return sorted(set(found)) if self._unsuffixed else sorted(found)
+            # A trailing newline: Hyperscan 5.4 (the wheel's Vectorscan) can miss a match that ends
+            # at the very end of the buffer. A text may hold several lines (multiline events), each
+            # reporting: hence the set.
+            scratch = self._scratch_here()
+            self._database.scan(data + b"\n", match_event_handler=_collect_ids, context=found, scratch=scratch)
+        return sorted(set(found))
 
     def chunk(self, data: bytes) -> dict[int, list[int]]:
         ends: dict[int, list[int]] = {}
         if self.indices:
             scratch = self._scratch_here()
+            size = len(data)
+            whole = data.endswith(b"\n")
+            if not whole:
+                data += b"\n"  # as in line(): no match may end at the buffer's very end
             if self._unsuffixed:
                 context = (ends, data, self._unsuffixed)
                 self._database.scan(data, match_event_handler=_collect_line_ends, context=context, scratch=scratch)
             else:
                 self._database.scan(data, match_event_handler=_collect_ends, context=ends, scratch=scratch)
+            # A pattern that can span lines may end past the last newline: at no line (after the
+            # data's own last newline), or on the last line (after the newline added here).
+            beyond = ends.pop(size + 1, None) if not whole else ends.pop(size, None)
+            if beyond is not None and not whole:
+                ends[size] = sorted(set(ends.get(size, ())) | set(beyond))
         for ids in ends.values():
             ids.sort()
         return ends

@@ -222,19 +222,20 @@ class FileSource:
 
     async def run(self, emit: Emit) -> None:
         only: set[str] | None = None  # the first turn looks at every file
-        ahead: asyncio.Future[tuple[list[Line | Block], list[Checkpoint], bool]] | None = None
+        reading: asyncio.Future[tuple[list[Line | Block], list[Checkpoint], bool]] | None = None
+        """The read turn under way in a worker thread (shielded: a cancellation must not leave it
+        running unwatched while the files it reads are closed)."""
         try:
             while True:
-                if ahead is None:
-                    lines, checkpoints, more = await asyncio.to_thread(self._read_turn, only)
-                else:
-                    lines, checkpoints, more = await ahead
-                    ahead = None
+                if reading is None:
+                    reading = asyncio.ensure_future(asyncio.to_thread(self._read_turn, only))
+                lines, checkpoints, more = await asyncio.shield(reading)
+                reading = None
                 if more:
                     # A file has more than one turn's worth: read the next turn while this one is
                     # stored. Its checkpoints are committed after this turn's, in order; if we stop
                     # first, what it read was never committed and is read again.
-                    ahead = asyncio.ensure_future(asyncio.to_thread(self._read_turn, set()))
+                    reading = asyncio.ensure_future(asyncio.to_thread(self._read_turn, set()))
                 if lines or checkpoints:
                     await emit(lines, checkpoints)
                 if more:
@@ -253,8 +254,10 @@ class FileSource:
                 if not woken or self._rescan or self._polling or self._watcher is None:
                     only = None
         finally:
-            if ahead is not None:
-                await asyncio.wait([ahead])  # its thread reads the files that are about to close
+            if reading is not None:
+                await asyncio.wait([reading])  # its thread reads the files that are about to close
+                if not reading.cancelled() and reading.exception() is not None:
+                    log.debug("source %s: a read turn failed while stopping: %s", self.name, reading.exception())
             await self._stop_watching()
             for followed in self._files.values():
                 followed.close()
