@@ -305,3 +305,14 @@ def test_storm_replays_the_lines_times(tmp_path: Path) -> None:
 )
 def test_line_times(text: str, seconds: float | None) -> None:
     assert rule_test.line_time(text) == seconds
+
+
+def test_an_expectation_entry_without_its_line_is_an_error(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.yaml", RULES)
+    write(tmp_path, "auth.log", LOG)
+    expect = write(
+        tmp_path, "expected.yaml", "sources: {auth.log: auth}\nmatches:\n  - {file: auth.log, rule: panic}\n"
+    )
+    result = run_cli("test", "--rules", str(rules), "--expect", str(expect))
+    assert result.returncode == 1
+    assert "matches[0]: needs file (a name), line (a number) and rule" in result.stderr

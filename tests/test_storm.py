@@ -151,3 +151,13 @@ def test_windows_close_in_deadline_order_whatever_their_lengths(clock: FakeClock
     clock.advance(54)  # "a"'s first window would have closed now; its new one has not
     assert storm.due() == []
     assert storm.next_deadline() == clock.now + 6
+
+
+def test_keys_coming_and_going_keep_the_deadline_heap_bounded(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock, max_keys=10)
+    for i in range(20_000):
+        storm.admit(event(key=str(i)))  # each new key closes the oldest window early
+    assert len(storm) == 10
+    assert len(storm._closing) <= 2 * 10 + 1024  # memory stays bounded, not one entry per key ever seen
+    clock.advance(60)
+    assert storm.due() == [] and len(storm) == 0  # nothing held, so no digests; every window closed

@@ -185,7 +185,12 @@ class _Hyperscan:
                 self._prefilter.discard(index)
                 self._unsuffixed.discard(index)
                 self.fallbacks[index] = f"hyperscan refuses its pattern ({reason})"
-        self._database = self._try(kept)
+        try:
+            self._database = self._try(kept)
+        except self._hs.error as exc:  # each compiles alone, not all together: none on Hyperscan
+            for index in kept:
+                self.fallbacks[index] = f"hyperscan refuses the rules together ({exc})"
+            self._database, kept = self._try([]), []
         return kept
 
     def drop(self, indices: set[int]) -> None:

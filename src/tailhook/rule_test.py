@@ -325,6 +325,8 @@ class _RuleSets:
 @dataclass(frozen=True, slots=True)
 class _Opened:
     stream: IO[bytes]
+    raw: IO[bytes] | None = None
+    """The file under a decompressing stream, closed with it."""
 
     def __enter__(self) -> IO[bytes]:
         return self.stream
@@ -332,6 +334,8 @@ class _Opened:
     def __exit__(self, *exc: object) -> None:
         if self.stream is not sys.stdin.buffer:
             self.stream.close()
+        if self.raw is not None:
+            self.raw.close()
 
 
 def _open(path: str) -> _Opened:
@@ -340,7 +344,7 @@ def _open(path: str) -> _Opened:
         return _Opened(sys.stdin.buffer)
     raw = open(path, "rb")  # noqa: SIM115 - closed by _Opened
     if raw.peek(2)[:2] == b"\x1f\x8b":
-        return _Opened(cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")))
+        return _Opened(cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw)
     return _Opened(raw)
 
 
@@ -487,8 +491,12 @@ def load_expectation(path: Path) -> Expectation:
     if not isinstance(sources, dict) or not sources:
         raise ValueError(f"{path}: sources: must map each log file (relative to this file) to its source")
     files = [LogFile(str(path.parent / name), str(name), str(source)) for name, source in sources.items()]
-    matches = [dict(m) for m in document.get("matches") or []]
-    for match in matches:
+    matches = [dict(m) if isinstance(m, dict) else {} for m in document.get("matches") or []]
+    for number, match in enumerate(matches):
+        if not isinstance(match.get("file"), str) or not isinstance(match.get("line"), int):
+            raise ValueError(f"{path}: matches[{number}]: needs file (a name), line (a number) and rule")
+        if not isinstance(match.get("rule"), str):
+            raise ValueError(f"{path}: matches[{number}]: needs file (a name), line (a number) and rule")
         match.setdefault("captures", {})
     return Expectation(path, files, str(document.get("host", "test-host")), matches)
 

@@ -311,8 +311,10 @@ class RuleSet:
 
     def _budget(self, rule: Rule) -> float:
         until = self._strained.get(rule.name) if self._strained else None
-        if until is not None and self.clock() < until:
-            return min(STRAINED_BUDGET_S, self.line_budget_s)
+        if until is not None:
+            if self.clock() < until:
+                return min(STRAINED_BUDGET_S, self.line_budget_s)
+            del self._strained[rule.name]  # served its time: back on the shared timer
         return self.line_budget_s
 
     def _spent(self, rule: Rule, text: str) -> None:

@@ -108,7 +108,7 @@ class StormControl:
             if len(self._windows) >= self.max_keys:
                 out.extend(self._close(next(iter(self._windows))))
             window = self._windows[key] = _Window(storm or self.default, opened=now)
-            heapq.heappush(self._closing, (window.closes(), key))
+            self._push(window.closes(), key)
         if window.sent < window.config.max_per_window:
             window.sent += 1
             out.append(Notification.alert(event, host=self.host))
@@ -118,6 +118,15 @@ class StormControl:
             self.held_total += 1
         self._changed.add(key)
         return out
+
+    def _push(self, closes: float, key: StormKey) -> None:
+        closing = self._closing
+        heapq.heappush(closing, (closes, key))
+        if len(closing) > 2 * len(self._windows) + 1024:
+            # Entries of windows closed early (at the key cap) wait for their time; with many keys
+            # coming and going, start afresh from the open windows (amortised: rare, and linear).
+            self._closing = [(w.closes(), k) for k, w in self._windows.items()]
+            heapq.heapify(self._closing)
 
     def due(self, now: float | None = None) -> list[Notification]:
         """Digests of every window that has closed by *now*."""
@@ -174,7 +183,7 @@ class StormControl:
             window = self._windows[(state.rule, state.key)] = _Window(
                 config, state.opened, state.sent, state.held, state.last_held
             )
-            heapq.heappush(self._closing, (window.closes(), (state.rule, state.key)))
+            self._push(window.closes(), (state.rule, state.key))
 
     def _close(self, key: StormKey) -> list[Notification]:
         window = self._windows.pop(key)
