@@ -216,15 +216,14 @@ class App:
     def _block_events(self, block: Block) -> list[Event]:
         rules = self.rules
         scanned = block.scanned
-        if isinstance(scanned, Prescanned) and scanned.rules is rules:
-            candidates = scanned.candidates
-        else:  # not scanned ahead, or by rules a reload has replaced since
-            candidates = rules.candidates(block.data, source=block.source)
-        return [
-            rule.event(Line(text=text, source=block.source, time=block.time, path=block.path), found, host=rules.host)
-            for _, text, hits in rules.confirm(block.data, candidates, source=block.source)
-            for rule, found in hits
-        ]
+        # scanned ahead by these rules, or not (yet, or by rules a reload has replaced since)
+        candidates = scanned.candidates if isinstance(scanned, Prescanned) and scanned.rules is rules else None
+
+        def line(text: str) -> Line:
+            return Line(text=text, source=block.source, time=block.time, path=block.path)
+
+        found = rules.scan(block.data, source=block.source, make_line=line, candidates=candidates)
+        return [event for _, events in found for event in events]
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
         """The rules' engine pass over a block, in the source's reading thread (Hyperscan lets go of

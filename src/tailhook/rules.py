@@ -277,15 +277,25 @@ class RuleSet:
                     found.append((start, text, hits))
         return found
 
-    def scan(self, data: bytes, *, source: str, make_line: Callable[[str], Line]) -> list[tuple[int, list[Event]]]:
+    def scan(
+        self,
+        data: bytes,
+        *,
+        source: str,
+        make_line: Callable[[str], Line],
+        candidates: Sequence[tuple[int, int, list[int]]] | None = None,
+    ) -> list[tuple[int, list[Event]]]:
         """The events of the lines of *data* (whole ``\\n``-separated lines of *source*), as
         ``(line's start offset, events)`` in line order, for lines with events only.
 
         Only the lines some rule may match are cut out, decoded and made into a
-        ``Line`` by *make_line*.
+        ``Line`` by *make_line*. *candidates*: this rule set's ``candidates`` of *data*, when
+        another thread already worked them out.
         """
+        if candidates is None:
+            candidates = self.candidates(data, source=source)
         found = []
-        for start, text, hits in self.confirm(data, self.candidates(data, source=source), source=source):
+        for start, text, hits in self.confirm(data, candidates, source=source):
             line = make_line(text)
             found.append((start, [rule.event(line, match, host=self.host) for rule, match in hits]))
         return found
@@ -296,12 +306,13 @@ class RuleSet:
 
     def _hits(self, rules: Sequence[Rule], picked: Sequence[int], text: str) -> list[Hit]:
         hits = []
-        # Inside a watch, with no rule strained, every search shares the watch's timer.
-        shared = budget.quick if not self._strained and budget.watched(self.line_budget_s) else None
         for index in picked:
             rule = rules[index]
+            budget_s = self._budget(rule)
+            # Inside a watch that keeps this budget, the search shares its timer; else it arms its own.
+            search = budget.quick if budget.watched(budget_s) else functools.partial(budget.search, budget_s=budget_s)
             try:
-                found = rule.find(text, shared or functools.partial(budget.search, budget_s=self._budget(rule)))
+                found = rule.find(text, search)
             except budget.BudgetSpent:
                 self._spent(rule, text)
                 continue
