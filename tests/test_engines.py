@@ -208,10 +208,18 @@ def test_backtracking_needs_are_told_apart() -> None:
     assert not needs_backtracking(r"Failed password for (?P<user>\S+)")
 
 
+# Lookarounds and conditionals the derivation does not follow, and a class with no ASCII member:
+# the self-test at load passes these rules over (they still get the differential test above).
+UNDERIVABLE = {r"(?<=port )\d+(?! ssh)", r"(?P<a>a)?(?(a)b|c)d", r"[\u0100-\uffff]{2}"}
+
+
 @pytest.mark.parametrize("pattern", [*TRICKY, r"Failed password for (?:invalid user )?(?P<user>\S+)"])
-def test_each_derived_sample_matches_its_rule(pattern: str) -> None:
+def test_a_sample_line_is_derived_for_each_rule_but_the_few_it_cannot_follow(pattern: str) -> None:
     text = sample(pattern)
-    if text is not None:
+    if pattern in UNDERIVABLE:
+        assert text is None
+    else:
+        assert text is not None, "the self-test at load would not cover this rule"
         assert re.search(pattern, text)
 
 
