@@ -67,7 +67,7 @@ def test_the_fixtures_give_exactly_their_expected_matches_on_every_engine(engine
     assert result.returncode == 0, result.stdout + result.stderr
     count = len(rule_test.load_expectation(expected).matches)
     assert f"all {count} matches as expected" in result.stdout
-    assert f"({engine} engine)" in result.stdout
+    assert f"({engine} engine, 1 process)" in result.stdout
 
 
 def test_a_changed_fixture_fails_and_says_where(tmp_path: Path) -> None:
@@ -224,8 +224,8 @@ def test_an_unreadable_log_file_is_an_error(tmp_path: Path) -> None:
 def test_line_numbers_and_matches_hold_across_blocks_and_cut_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    """Small blocks put block edges everywhere; an over-long line is cut, not held in memory whole."""
-    monkeypatch.setattr(rule_test, "CHUNK_BYTES", 512)
+    """Small reads put block edges everywhere; an over-long line is cut, not held in memory whole."""
+    monkeypatch.setattr(rule_test, "READ_BYTES", 512)
     lines = []
     for i in range(400):
         lines.append(f"{i} Failed password for user{i} from 10.0.{i % 250}.1 port 22" if i % 7 == 0 else f"{i} ok")
@@ -238,12 +238,17 @@ def test_line_numbers_and_matches_hold_across_blocks_and_cut_lines(
         RuleConfig(name="panic", file="r", line=2, match=r"Kernel panic - not syncing: (?P<why>.+)"),
     ]
     report = rule_test.run(
-        configs, [rule_test.LogFile(str(log), "big.log")], host="h", engine=engine, line_budget_s=1.0, keep_matches=True
+        configs,
+        [rule_test.LogFile(str(log), "big.log", max_line_bytes=1024)],
+        host="h",
+        engine=engine,
+        line_budget_s=1.0,
+        keep_matches=True,
     )
     expected = []
     for number, text in enumerate(lines, 1):
         if number == 101:
-            continue  # cut at the block size: the match lay past the cut
+            continue  # cut at max_line_bytes: the match lay past the cut
         for config in configs:
             found = re.search(config.match, text)
             if found:
@@ -316,3 +321,43 @@ def test_an_expectation_entry_without_its_line_is_an_error(tmp_path: Path) -> No
     result = run_cli("test", "--rules", str(rules), "--expect", str(expect))
     assert result.returncode == 1
     assert "matches[0]: needs file (a name), line (a number) and rule" in result.stderr
+
+
+def test_workers_report_exactly_what_one_process_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans of a file matched by two worker processes and merged in order: the same line numbers,
+    counts, samples, digest, cut lines and over-budget lines as one process reading it all."""
+    monkeypatch.setattr(rule_test, "READ_BYTES", 4096)  # the workers fork after this: many spans
+    lines = []
+    for i in range(3000):
+        if i % 11 == 0:
+            lines.append(f"{i} Failed password for user{i % 7} from 10.0.{i % 250}.1 port 22")
+        elif i % 13 == 0:
+            lines.append(f"{i} Kernel panic - not syncing: reason {i}")
+        else:
+            lines.append(f"{i} ok " + "y" * (i % 90))
+    lines[1500] = "z" * 9000 + " Failed password for cut from 10.9.9.9"  # longer than max_line_bytes and a span
+    lines[2100] = "x" + "a" * 40 + "c"  # backtracks for seconds without a budget
+    log = tmp_path / "big.log"
+    log.write_bytes("\n".join(lines).encode())  # no newline at the very end
+    configs = [
+        RuleConfig(name="ssh", file="r", line=1, match=r"Failed password for (?P<user>\S+) from (?P<ip>[\d.]+)"),
+        RuleConfig(name="panic", file="r", line=2, match=r"Kernel panic - not syncing: (?P<why>.+)"),
+        RuleConfig(name="backtracks", file="r", line=3, match=r"(a+)+b|c"),
+    ]
+
+    def report(jobs: int) -> rule_test.Report:
+        files = [rule_test.LogFile(str(log), "big.log", max_line_bytes=2048)]
+        return rule_test.run(configs, files, host="h", engine="auto", line_budget_s=0.05, samples=4, jobs=jobs)
+
+    alone, shared = report(1), report(2)
+    assert (alone.jobs, shared.jobs) == (1, 2)
+    assert shared.digest == alone.digest
+    assert (shared.lines, shared.matched_lines, shared.cut_lines) == (alone.lines, alone.matched_lines, 1)
+    assert alone.lines == 3000
+    assert {n: r.matched for n, r in shared.rules.items()} == {n: r.matched for n, r in alone.rules.items()}
+    assert alone.rules["ssh"].matched == len([i for i in range(3000) if i % 11 == 0 and i != 1500])
+    assert [(m.line, m.captures, m.title) for m in shared.rules["ssh"].samples] == [
+        (m.line, m.captures, m.title) for m in alone.rules["ssh"].samples
+    ]
+    assert [m.line for m in alone.rules["panic"].samples] == [14, 27, 40, 53]
+    assert shared.over_budget == alone.over_budget == {"backtracks": 1}

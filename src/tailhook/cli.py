@@ -25,10 +25,12 @@ from tailhook import __version__, rule_lint, rule_test, spool_admin
 from tailhook._units import parse_duration
 from tailhook.config import (
     DEFAULT_CONFIG_PATH,
+    DEFAULT_MAX_LINE_BYTES,
     ENGINE_CHOICES,
     EX_CONFIG,
     Config,
     ConfigError,
+    FileSourceConfig,
     JournaldSourceConfig,
     MatchingConfig,
     RuleConfig,
@@ -228,6 +230,12 @@ def _add_test_command(
         "common log format)",
     )
     test.add_argument("--rate", type=_rate, metavar="N", help="with --storm: line n at n/N seconds instead")
+    test.add_argument(
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="processes that match at once (default: one per CPU; --expect, --storm and --unmatched take one)",
+    )
     test.set_defaults(command=_test)
 
 
@@ -251,6 +259,7 @@ def _test(args: argparse.Namespace) -> int:
             storm=rule_test.StormReplay(config.storm if config else StormConfig(), host=host, rate=args.rate)
             if args.storm or args.rate
             else None,
+            jobs=args.jobs or rule_test.jobs_available(),
         )
     except OSError as exc:
         print(f"tailhook: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -310,7 +319,12 @@ def _test_files(
 ) -> list[rule_test.LogFile]:
     if not args.logfiles and expectation is not None:
         return expectation.files
-    return [rule_test.LogFile(path, path, args.source or rule_test.source_of(path, config)) for path in args.logfiles]
+    limits = {s.name: s.max_line_bytes for s in config.sources if isinstance(s, FileSourceConfig)} if config else {}
+    files = []
+    for path in args.logfiles:
+        source = args.source or rule_test.source_of(path, config)
+        files.append(rule_test.LogFile(path, path, source, limits.get(source, DEFAULT_MAX_LINE_BYTES)))
+    return files
 
 
 # ── tailhook spool ──────────────────────────────────────────────────────────
@@ -411,6 +425,12 @@ def _rate(text: str) -> float:
     if rate <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate (lines per second, more than 0)")
     return rate
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (a whole number from 1)")
+    return int(text)
 
 
 def _count(text: str) -> int:

@@ -32,6 +32,7 @@ from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_MAX_LINE_BYTES",
     "EX_CONFIG",
     "Config",
     "ConfigError",
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = "/etc/tailhook/tailhook.yaml"
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+"""A file source's ``max_line_bytes`` when it names none: longer lines are cut there."""
 EX_CONFIG = 78
 """The exit code for a config or rule file that does not load (sysexits' EX_CONFIG), and for a webhook
 Discord says does not exist: systemd and Kubernetes then show a config problem, not a restart loop."""
@@ -165,7 +168,7 @@ class FileSourceConfig:
     paths: tuple[str, ...]
     exclude: tuple[str, ...] = ()
     start_at: Literal["end", "beginning"] = "end"
-    max_line_bytes: int = 64 * 1024
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     rescan_interval: float = 10.0
     """Seconds between safety rescans of the globs, besides filesystem events."""
     rotate_wait: float = 5.0
@@ -660,7 +663,7 @@ def _file_source(section: _Section, name: str, base: Path) -> FileSourceConfig |
             section.line("message_key"), section.key("message_key"), "only means something with format: json"
         )
     multiline = _multiline(section.sub("multiline")) if section.has("multiline") else None
-    max_line_bytes = section.get("max_line_bytes", parse_size, 64 * 1024)
+    max_line_bytes = section.get("max_line_bytes", parse_size, DEFAULT_MAX_LINE_BYTES)
     rescan = section.get("rescan_interval", _positive_duration, 10.0)
     rotate_wait = section.get("rotate_wait", _positive_duration, 5.0)
     poll = section.get("poll", _bool, False)

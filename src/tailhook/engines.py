@@ -231,7 +231,8 @@ class _Hyperscan:
             if beyond is not None and not whole:
                 ends[size] = sorted(set(ends.get(size, ())) | set(beyond))
         for ids in ends.values():
-            ids.sort()
+            if len(ids) > 1:  # most lines a rule may match, one rule may
+                ids.sort()
         return ends
 
 

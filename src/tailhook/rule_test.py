@@ -6,11 +6,13 @@ expectation file (the shape of ``tests/fixtures/expected.yaml``), every
 difference between what the rules find and what the file says is reported,
 and the command fails: teams test their rule files in their own CI this way.
 
-Files are read in chunks of whole lines and scanned as the file source does
-(``RuleSet.scan``): only lines some rule may match become text. gzip files
-(rotated logs) are read as they are; ``-`` is standard input. A line is
-matched whole up to ``CHUNK_BYTES``; past that it is cut, as the daemon cuts
-lines past ``max_line_bytes``.
+Files are cut into lines as the file source cuts them (``LineCutter``: a
+line past its source's ``max_line_bytes`` is cut and marked) and scanned as
+the file source scans them: only lines some rule may match become text.
+Stretches of about ``READ_BYTES`` are matched in worker processes, one per
+CPU, and merged in order, so the report and its digest are the same with any
+number of them. gzip files (rotated logs) are read as they are; ``-`` is
+standard input.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import fnmatch
 import glob
 import gzip
 import hashlib
-import queue
+import multiprocessing
+import os
 import re
+import signal
+import stat
 import sys
-import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,25 +38,28 @@ from typing import IO, Any, cast
 
 import yaml
 
-from tailhook.config import Config, FileSourceConfig, RuleConfig, StormConfig
+from tailhook.config import DEFAULT_MAX_LINE_BYTES, Config, FileSourceConfig, RuleConfig, StormConfig
 from tailhook.events import Event, Kind, Line, Notification
-from tailhook.rules import Rule, RuleSet, decode_line
+from tailhook.rules import Hit, Rule, RuleSet, decode_line
 from tailhook.sources.decode import CUT_MARKER
+from tailhook.sources.reader import LineCutter, RawLine, Run
 from tailhook.storm import StormControl
 
 __all__ = [
-    "CHUNK_BYTES",
+    "READ_BYTES",
     "Expectation",
     "LogFile",
     "Match",
     "Report",
     "StormReplay",
+    "jobs_available",
     "line_time",
     "load_expectation",
     "run",
 ]
 
-CHUNK_BYTES = 1 << 20
+READ_BYTES = 1 << 20
+"""What one read of a file takes: a stretch of lines, matched by one worker at a time."""
 ANY_SOURCE = ""
 """The source of lines whose source is not known: every rule applies, whatever its ``sources:``."""
 
@@ -64,6 +71,8 @@ class LogFile:
     path: str
     name: str
     source: str = ANY_SOURCE
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """Lines longer are cut there, as the file source of *source* cuts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,8 @@ class Report:
     lines: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    jobs: int = 1
+    """Processes that matched."""
     cut_lines: int = 0
     matched_lines: int = 0
     over_budget: dict[str, int] = field(default_factory=dict)
@@ -119,6 +130,7 @@ class Report:
             "seconds": round(self.seconds, 6),
             "lines_per_second": round(self.lines / seconds),
             "megabytes_per_second": round(self.bytes / 1e6 / seconds, 3),
+            "jobs": self.jobs,
             "matched_lines": self.matched_lines,
             "cut_lines": self.cut_lines,
             "over_budget": self.over_budget,
@@ -158,27 +170,41 @@ def run(
     keep_matches: bool = False,
     unmatched: IO[str] | None = None,
     storm: StormReplay | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Match *files* against *rules*; with *unmatched*, write each line no rule took to it; with
-    *storm*, pass every match through storm control on the replay's clock."""
+    *storm*, pass every match through storm control on the replay's clock.
+
+    *jobs* processes match at once (``jobs_available()``: one per CPU); keeping every match,
+    unmatched lines or a storm replay need each match in this process, so they take one.
+    """
     sets = _RuleSets(rules, host=host, engine=engine, line_budget_s=line_budget_s)
     sets.prepare({f.source for f in files})
+    inline = keep_matches or unmatched is not None or storm is not None
+    matcher = _Matcher(sets, samples=samples, events=keep_matches or storm is not None, taken=unmatched is not None)
     report = Report(
         engine=sets.engine,
         files=list(files),
         rules={r.name: RuleReport(r.name, r.severity.label) for r in rules if _applies(r, files)},
     )
     report.storm = storm
-    reading = _Reading(report, samples=samples, keep=keep_matches, unmatched=unmatched, storm=storm)
+    reading = _Reading(report, sets, samples=samples, keep=keep_matches, unmatched=unmatched, storm=storm)
     started = time.perf_counter()
-    for log_file in files:
-        reading.file(log_file, sets.for_source(log_file.source))
+    with _Workers(matcher, 1 if inline else jobs) as workers:
+        for log_file in files:
+            reading.file(log_file, workers)
+        report.jobs = workers.processes
     if storm is not None:
         storm.finish()
-    report.over_budget = {k: v for k, v in sets.over_budget().items() if v}
+    report.over_budget = {k: v for k, v in reading.over_budget.items() if v}
     report.seconds = time.perf_counter() - started
     report.digest = reading.digest.hexdigest()
     return report
+
+
+def jobs_available() -> int:
+    """The CPUs this process may run on: how many processes ``run`` should match with."""
+    return len(os.sched_getaffinity(0))
 
 
 def _applies(rule: RuleConfig, files: Sequence[LogFile]) -> bool:
@@ -188,98 +214,303 @@ def _applies(rule: RuleConfig, files: Sequence[LogFile]) -> bool:
     return any(f.source == ANY_SOURCE or rule.sources is None or f.source in rule.sources for f in files)
 
 
-@dataclass
-class _Reading:
-    """One ``run``: what it counts, keeps and prints as it reads."""
+Stretch = list[Run | RawLine]
+"""Lines read one after the other, as ``LineCutter`` gives them out: what a worker matches at a time."""
 
-    report: Report
-    samples: int
-    keep: bool
-    unmatched: IO[str] | None
-    storm: StormReplay | None
-    digest: Any = field(default_factory=hashlib.sha256)
 
-    def file(self, log_file: LogFile, ruleset: RuleSet) -> None:
-        source = log_file.source or "test"
-        before = self.report.lines  # lines of the files before this one: the digest numbers lines across files
-        counted = 0
-        with _open(log_file.path) as stream:
-            for block, candidates in _scanned(stream, self.report, ruleset, source):
-                taken: set[int] = set()
-                number, at = counted, 0
-                for start, text, hits in ruleset.confirm(block, candidates, source=source):
-                    number += block.count(b"\n", at, start)
+@dataclass(slots=True)
+class _Found:
+    """What the rules found in one stretch of lines; line numbers count from the stretch's first (1)."""
+
+    lines: int = 0
+    matched_lines: int = 0
+    cut_lines: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    digest: list[tuple[int, str, str]] = field(default_factory=list)
+    """Every match: line, rule, capture values joined by U+001F."""
+    firsts: list[tuple[int, str, str]] = field(default_factory=list)
+    """Each rule's first matches in the stretch (as many as there are samples): line, rule, text."""
+    events: list[tuple[int, Rule, Event]] = field(default_factory=list)
+    """Every match as an event, when asked for (in the reading process only: events do not pickle)."""
+    taken: list[int] = field(default_factory=list)
+    """The lines some rule matched, when asked for."""
+    over_budget: Counter[str] = field(default_factory=Counter)
+
+
+class _Matcher:
+    """Matches stretches of lines, alike in the reading process and in workers: only the
+    lines some rule may match (``RuleSet.candidates``) are cut out of a run and decoded."""
+
+    def __init__(self, sets: _RuleSets, *, samples: int, events: bool, taken: bool) -> None:
+        self.sets = sets
+        self.samples = samples
+        self.events = events
+        self.taken = taken
+
+    def stretch(self, pieces: Stretch, source: str, path: str) -> _Found:
+        ruleset = self.sets.for_source(source)
+        name = source or "test"
+        spent = Counter(ruleset.over_budget)
+        found = _Found()
+        for piece in pieces:
+            if isinstance(piece, Run):
+                candidates = ruleset.candidates(piece.data, source=name)
+                number, at = found.lines, 0
+                for start, text, hits in ruleset.confirm(piece.data, candidates, source=name):
+                    number += piece.data.count(b"\n", at, start)
                     at = start
-                    taken.add(number + 1)
-                    self.report.matched_lines += 1
-                    for rule, found in hits:
-                        self._hit(log_file, (before + number + 1, number + 1), (rule, found), text, ruleset.host)
-                if self.unmatched is not None:
-                    _write_unmatched(self.unmatched, log_file.name, block, counted, taken)
-                counted += block.count(b"\n") + (not block.endswith(b"\n"))
-        self.report.lines += counted
+                    self._hits(found, number + 1, (text, name, path), hits)
+                found.lines += piece.lines
+            else:
+                found.lines += 1
+                found.cut_lines += piece.cut
+                text = decode_line(piece.raw) + (CUT_MARKER if piece.cut else "")
+                hits = ruleset.hits(text, source=name)
+                if hits:
+                    self._hits(found, found.lines, (text, name, path), hits)
+        found.over_budget = Counter(ruleset.over_budget) - spent
+        return found
 
-    def _hit(
-        self, log_file: LogFile, numbers: tuple[int, int], hit: tuple[Rule, re.Match[str]], text: str, host: str
-    ) -> None:
-        """One rule's match in the line *text*: *numbers* are the line's across all files and within its own."""
-        overall, number = numbers
-        rule, found = hit
-        captures = found.groupdict("")
-        self.digest.update(f"{overall}\t{rule.name}\t{_SEPARATOR.join(captures.values())}\n".encode())
-        counts = self.report.rules[rule.name]
-        counts.matched += 1
-        wanted = len(counts.samples) < self.samples
-        if not (wanted or self.keep or self.storm):
-            return  # rendering is for samples, expectations and storm control only
-        path = "" if log_file.path == "-" else log_file.path
-        line = Line(text=text, source=log_file.source or "test", time=0.0, path=path)
-        event = rule.event(line, found, host=host)
-        if self.storm is not None:
-            self.storm.admit(event, rule.storm, overall)
-        match = Match(log_file.name, number, rule.name, captures, event.title, event.key, line.text)
-        if wanted:
-            counts.samples.append(match)
-        if self.keep:
-            self.report.matches.append(match)
+    def _hits(self, found: _Found, number: int, line: tuple[str, str, str], hits: list[Hit]) -> None:
+        """The *hits* in line *number*, whose text, source and path are *line*."""
+        found.matched_lines += 1
+        if self.taken:
+            found.taken.append(number)
+        counts, digest = found.counts, found.digest
+        for rule, match in hits:
+            name = rule.name
+            values = match.groups("") if rule.named_only else match.groupdict("").values()
+            digest.append((number, name, _SEPARATOR.join(values)))
+            seen = counts[name]
+            if seen < self.samples:
+                found.firsts.append((number, name, line[0]))
+            counts[name] = seen + 1
+            if self.events:
+                text, source, path = line
+                event = rule.event(Line(text, source, 0.0, path), match, host=self.sets.host)
+                found.events.append((number, rule, event))
 
 
 _SEPARATOR = "\x1f"
 
 
-def _scanned(stream: IO[bytes], report: Report, ruleset: RuleSet, source: str) -> Iterator[tuple[bytes, Any]]:
-    """Blocks of whole lines with their candidate lines, read and scanned ahead in a thread.
+class _InWorker:
+    matcher: _Matcher | None = None
+    """A worker process's matcher: the reading process's, as it was when the worker forked."""
 
-    The engine's pass runs without the GIL (Hyperscan), so on two cores it
-    overlaps with Python's ``re`` on the block before.
+
+def _worker_started(matcher: _Matcher) -> None:
+    _InWorker.matcher = matcher
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
+
+
+def _match_in_worker(span: _Span, source: str, path: str) -> _Found:
+    assert _InWorker.matcher is not None
+    return _InWorker.matcher.stretch(span.pieces(), source, path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Whole lines of a file on disk, from offset *start* to *end*: read by the process that matches them."""
+
+    path: str
+    start: int
+    end: int
+    max_line_bytes: int
+
+    def pieces(self) -> Stretch:
+        """The span's lines, cut as the file source cuts them (a span starts at a line's start)."""
+        cutter = LineCutter(self.max_line_bytes, offset=self.start, runs=True)
+        pieces: Stretch = []
+        with open(self.path, "rb") as file:
+            at = self.start
+            while at < self.end and (data := os.pread(file.fileno(), min(READ_BYTES, self.end - at), at)):
+                at += len(data)
+                pieces.extend(cutter.split(data))
+        last = cutter.flush()
+        if last is not None:
+            pieces.append(last)
+        return pieces
+
+
+class _Workers:
+    """Spans of files matched in worker processes, their results given back in order.
+
+    The workers fork from this process once its rules are built (a worker
+    inherits them: nothing is compiled again) and only when a second stretch
+    comes, so a small file never starts one. A few stretches per worker wait
+    ahead of the one being merged: enough to keep every worker busy, with
+    memory bounded. The engines' scan holds no lock between processes, so on
+    two CPUs two workers scan and decide at once.
     """
-    ahead: queue.Queue[tuple[bytes, Any] | BaseException | None] = queue.Queue(maxsize=4)
 
-    def work() -> None:
-        try:
-            for block in _blocks(stream, report):
-                ahead.put((block, ruleset.candidates(block, source=source)))
-        except BaseException as exc:  # handed to the reader, which raises it
-            ahead.put(exc)
+    AHEAD_PER_JOB = 2
+
+    def __init__(self, matcher: _Matcher, jobs: int) -> None:
+        self.matcher = matcher
+        self.jobs = jobs
+        self._pool: Any = None
+        self._started = False
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    @property
+    def processes(self) -> int:
+        """How many processes matched: the workers, once started."""
+        return self.jobs if self._pool is not None else 1
+
+    def matched(self, spans: Iterator[_Span], source: str, path: str) -> Iterator[_Found]:
+        """Each span's lines matched, in order."""
+        waiting: deque[Any] = deque()
+        for span in spans:
+            if not self._started:  # the first span of all, here: a small file never forks
+                self._started = True
+                yield self.matcher.stretch(span.pieces(), source, path)
+                continue
+            waiting.append(self._start().apply_async(_match_in_worker, (span, source, path)))
+            if len(waiting) > self.jobs * self.AHEAD_PER_JOB:
+                yield waiting.popleft().get()
+        while waiting:
+            yield waiting.popleft().get()
+
+    def _start(self) -> Any:
+        if self._pool is None:  # forked: the matcher and its rules are inherited, not pickled
+            forking = multiprocessing.get_context("fork")
+            self._pool = forking.Pool(self.jobs, initializer=_worker_started, initargs=(self.matcher,))
+        return self._pool
+
+
+class _Reading:
+    """One ``run``: what it counts, keeps and prints as stretches come back matched."""
+
+    def __init__(
+        self,
+        report: Report,
+        sets: _RuleSets,
+        *,
+        samples: int,
+        keep: bool,
+        unmatched: IO[str] | None,
+        storm: StormReplay | None,
+    ) -> None:
+        self.report = report
+        self.sets = sets
+        self.samples = samples
+        self.keep = keep
+        self.unmatched = unmatched
+        self.storm = storm
+        self.digest = hashlib.sha256()
+        self.over_budget: Counter[str] = Counter()
+
+    def file(self, log_file: LogFile, workers: _Workers) -> None:
+        """Match one file: a file on disk in spans, by the workers when there are some (each reads
+        its own span: no bytes travel between processes); a stream (standard input, gzip) here."""
+        before = self.report.lines  # lines of the files before this one: the digest numbers lines across files
+        path = "" if log_file.path == "-" else log_file.path
+        counted = 0
+        with _open(log_file.path) as opened:
+            if workers.jobs > 1 and opened.on_disk:
+                for found in workers.matched(self._spans(opened.stream, log_file), log_file.source, path):
+                    self._merge(log_file, found, (before + counted, counted))
+                    counted += found.lines
+            else:
+                for pieces in self._stretches(opened.stream, log_file):
+                    found = workers.matcher.stretch(pieces, log_file.source, path)
+                    self._merge(log_file, found, (before + counted, counted))
+                    if self.unmatched is not None:
+                        _write_unmatched(self.unmatched, log_file.name, pieces, counted, set(found.taken))
+                    counted += found.lines
+        self.report.lines += counted
+
+    def _spans(self, stream: IO[bytes], log_file: LogFile) -> Iterator[_Span]:
+        """The file as it is now in spans of whole lines, about ``READ_BYTES`` each."""
+        size = os.fstat(stream.fileno()).st_size
+        start = 0
+        while start < size:
+            end = _line_end(stream, min(start + READ_BYTES, size), size)
+            self.report.bytes += end - start
+            yield _Span(log_file.path, start, end, log_file.max_line_bytes)
+            start = end
+
+    def _stretches(self, stream: IO[bytes], log_file: LogFile) -> Iterator[Stretch]:
+        """The file's lines, ``READ_BYTES`` at a time, cut as the file source cuts them."""
+        cutter = LineCutter(log_file.max_line_bytes, runs=True)
+        while data := stream.read(READ_BYTES):
+            self.report.bytes += len(data)
+            pieces = cutter.split(data)
+            if pieces:
+                yield pieces
+        last = cutter.flush()
+        if last is not None:
+            yield [last]
+
+    def _merge(self, log_file: LogFile, found: _Found, bases: tuple[int, int]) -> None:
+        """*found* of a stretch after *bases* lines: of all files, and of this file."""
+        overall, within = bases
+        report = self.report
+        report.matched_lines += found.matched_lines
+        report.cut_lines += found.cut_lines
+        self.over_budget.update(found.over_budget)
+        self.digest.update("".join(f"{overall + n}\t{rule}\t{values}\n" for n, rule, values in found.digest).encode())
+        for name, count in found.counts.items():
+            report.rules[name].matched += count
+        for number, name, text in found.firsts:
+            if len(report.rules[name].samples) < self.samples:
+                report.rules[name].samples.append(self._sample(log_file, within + number, name, text))
+        for number, rule, event in found.events:
+            if self.storm is not None:
+                self.storm.admit(event, rule.storm, overall + number)
+            if self.keep:
+                report.matches.append(_match(log_file, within + number, event))
+
+    def _sample(self, log_file: LogFile, number: int, name: str, text: str) -> Match:
+        """A rule's match, found again here (a worker found it first) and rendered."""
+        source = log_file.source or "test"
+        rule = next(r for r in self.sets.for_source(log_file.source).for_source(source).rules if r.name == name)
+        found = rule.find(text)
+        assert found is not None, "a line matched once matches again"
+        line = Line(text, source, 0.0, "" if log_file.path == "-" else log_file.path)
+        return _match(log_file, number, rule.event(line, found, host=self.sets.host))
+
+
+def _match(log_file: LogFile, number: int, event: Event) -> Match:
+    return Match(log_file.name, number, event.rule, dict(event.captures), event.title, event.key, event.line.text)
+
+
+def _line_end(stream: IO[bytes], at: int, size: int) -> int:
+    """Just past the first newline from offset *at* on; *size* when there is none."""
+    while at < size:
+        stream.seek(at)
+        window = stream.read(64 * 1024)
+        if not window:
+            break
+        newline = window.find(b"\n")
+        if newline >= 0:
+            return at + newline + 1
+        at += len(window)
+    return size
+
+
+def _write_unmatched(out: IO[str], name: str, pieces: Stretch, before: int, taken: set[int]) -> None:
+    number = before
+    for piece in pieces:
+        if isinstance(piece, Run):
+            lines = piece.data.split(b"\n")
+            lines.pop()  # a run ends with a newline
+            texts: list[str] | Iterator[str] = (decode_line(raw) for raw in lines)
         else:
-            ahead.put(None)
-
-    worker = threading.Thread(target=work, name="tailhook-test-scan", daemon=True)
-    worker.start()
-    while (item := ahead.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
-
-
-def _write_unmatched(out: IO[str], name: str, block: bytes, before: int, taken: set[int]) -> None:
-    lines = block.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for offset, raw in enumerate(lines, before + 1):
-        if offset not in taken:
-            out.write(f"{name}:{offset}: {decode_line(raw)}\n")
+            texts = [decode_line(piece.raw) + (CUT_MARKER if piece.cut else "")]
+        for text in texts:
+            number += 1
+            if number - before not in taken:
+                out.write(f"{name}:{number}: {text}\n")
 
 
 class _RuleSets:
@@ -287,6 +518,7 @@ class _RuleSets:
 
     def __init__(self, rules: Sequence[RuleConfig], *, host: str, engine: str, line_budget_s: float) -> None:
         self._configs = rules
+        self.host = host
         self._options: dict[str, Any] = {"host": host, "engine": engine, "line_budget_s": line_budget_s}
         self._known: RuleSet | None = None
         self._any: RuleSet | None = None
@@ -299,7 +531,7 @@ class _RuleSets:
         return self._known or self.for_source(ANY_SOURCE)
 
     def prepare(self, sources: set[str]) -> None:
-        """Build every scanner before the clock starts."""
+        """Build every scanner before the clock starts (and before workers fork)."""
         for source in sources:
             self.for_source(source)
 
@@ -314,13 +546,6 @@ class _RuleSets:
         self._known.for_source(source)
         return self._known
 
-    def over_budget(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for rules in (self._known, self._any):
-            for name, count in (rules.over_budget if rules else {}).items():
-                total[name] = total.get(name, 0) + count
-        return total
-
 
 @dataclass(frozen=True, slots=True)
 class _Opened:
@@ -328,8 +553,15 @@ class _Opened:
     raw: IO[bytes] | None = None
     """The file under a decompressing stream, closed with it."""
 
-    def __enter__(self) -> IO[bytes]:
-        return self.stream
+    def __enter__(self) -> _Opened:
+        return self
+
+    @property
+    def on_disk(self) -> bool:
+        """A regular file read as it is (not standard input, a pipe or a gzip file): it can be read in spans."""
+        if self.raw is not None or self.stream is sys.stdin.buffer:
+            return False
+        return stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode)
 
     def __exit__(self, *exc: object) -> None:
         if self.stream is not sys.stdin.buffer:
@@ -346,36 +578,6 @@ def _open(path: str) -> _Opened:
     if raw.peek(2)[:2] == b"\x1f\x8b":
         return _Opened(cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw)
     return _Opened(raw)
-
-
-def _blocks(stream: IO[bytes], report: Report) -> Iterator[bytes]:
-    """Whole lines, about ``CHUNK_BYTES`` at a time; a line longer than that is cut, the rest skipped."""
-    rest = b""
-    skipping = False
-    while True:
-        data = stream.read(CHUNK_BYTES)
-        if not data:
-            break
-        report.bytes += len(data)
-        if skipping:
-            newline = data.find(b"\n")
-            if newline < 0:
-                continue
-            data, skipping = data[newline + 1 :], False
-        buffer = rest + data if rest else data
-        end = buffer.rfind(b"\n")
-        if end < 0:
-            if len(buffer) >= CHUNK_BYTES:
-                report.cut_lines += 1
-                yield buffer[:CHUNK_BYTES] + CUT_MARKER.encode() + b"\n"
-                rest, skipping = b"", True
-            else:
-                rest = buffer
-            continue
-        rest = buffer[end + 1 :]
-        yield buffer[: end + 1]
-    if rest:
-        yield rest
 
 
 # ── storm control, replayed ─────────────────────────────────────────────────
@@ -547,11 +749,11 @@ def render(report: Report, *, samples: int) -> str:
     out.append(
         f"{names}: {report.lines:,} lines, {report.bytes / 1e6:,.1f} MB in {report.seconds:.3f} s: "
         f"{report.lines / seconds:,.0f} lines/s, {report.bytes / 1e6 / seconds:,.1f} MB/s "
-        f"({report.engine} engine)"
+        f"({report.engine} engine, {report.jobs} {'process' if report.jobs == 1 else 'processes'})"
     )
     out.append(f"{report.matched_lines:,} lines matched a rule; {report.lines - report.matched_lines:,} matched none")
     if report.cut_lines:
-        out.append(f"{report.cut_lines:,} lines longer than {CHUNK_BYTES:,} bytes were cut")
+        out.append(f"{report.cut_lines:,} lines longer than their source's max_line_bytes were cut")
     for name, count in sorted(report.over_budget.items()):
         out.append(f"rule {name}: {count:,} lines skipped: its regex ran out of time on them (backtracking)")
     width = max((len(r.name) for r in report.rules.values()), default=4)

@@ -38,6 +38,7 @@ from tailhook.prefilter import required_literal
 __all__ = [
     "STRAINED_BUDGET_S",
     "STRAIN_S",
+    "Hit",
     "Rule",
     "RuleSet",
     "decode_line",
@@ -95,12 +96,15 @@ class Rule:
     """Which of key, title and description name no field: they are the text as it is."""
     key_capture: str | None = field(init=False)
     """The capture the key is, when the key template is just ``{capture}`` (the usual case)."""
+    named_only: bool = field(init=False)
+    """Every group of the pattern is named: a match's ``groups()`` are its captures' values, in order."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label", self.severity.label)
         alone = re.fullmatch(r"\{([A-Za-z_]\w*)\}", self.key)
         capture = alone.group(1) if alone and alone.group(1) in self.pattern.groupindex else None
         object.__setattr__(self, "key_capture", capture)
+        object.__setattr__(self, "named_only", self.pattern.groups == len(self.pattern.groupindex))
         templates = {"key": self.key, "title": self.title, "description": self.description}
         object.__setattr__(self, "plain", frozenset(n for n, t in templates.items() if "{" not in t and "}" not in t))
 
@@ -245,11 +249,13 @@ class RuleSet:
 
     def match(self, line: Line) -> list[Event]:
         """Every event *line* produces, one per matching rule, in rule order."""
-        selection = self.for_source(line.source)
-        picked = selection.scanner.line(line.text.encode("utf-8", "surrogatepass"))
-        return [
-            rule.event(line, found, host=self.host) for rule, found in self._hits(selection.rules, picked, line.text)
-        ]
+        return [rule.event(line, found, host=self.host) for rule, found in self.hits(line.text, source=line.source)]
+
+    def hits(self, text: str, *, source: str) -> list[Hit]:
+        """The rules that match the line *text* of *source*, each with its match, in rule order."""
+        selection = self.for_source(source)
+        picked = selection.scanner.line(text.encode("utf-8", "surrogatepass"))
+        return self._hits(selection.rules, picked, text)
 
     def candidates(self, data: bytes, *, source: str) -> list[tuple[int, int, list[int]]]:
         """Start and end offsets of the lines of *data* (whole ``\\n``-separated lines of *source*)
@@ -270,9 +276,13 @@ class RuleSet:
         rules = self.for_source(source).rules
         found = []
         with self.watching():
+            shared = budget.watched(self.line_budget_s)
             for start, end, picked in candidates:
-                text = decode_line(data[start:end])
-                hits = self._hits(rules, picked, text)
+                text = data[start:end].decode("utf-8", "replace").removesuffix("\r")  # decode_line, inlined
+                if shared and not self._strained:
+                    hits = self._watched_hits(rules, picked, text)
+                else:
+                    hits = self._hits(rules, picked, text)
                 if hits:
                     found.append((start, text, hits))
         return found
@@ -313,6 +323,24 @@ class RuleSet:
             search = budget.quick if budget.watched(budget_s) else functools.partial(budget.search, budget_s=budget_s)
             try:
                 found = rule.find(text, search)
+            except budget.BudgetSpent:
+                self._spent(rule, text)
+                continue
+            if found is not None:
+                hits.append((rule, found))
+        return hits
+
+    def _watched_hits(self, rules: Sequence[Rule], picked: Sequence[int], text: str) -> list[Hit]:
+        """``_hits`` when a watch keeping the line budget is on and no rule is strained: every
+        search shares the watch's timer, with nothing to decide per rule."""
+        hits = []
+        quick = budget.quick
+        for index in picked:
+            rule = rules[index]
+            try:
+                found = quick(rule.pattern, text)
+                if found is not None and rule.exclude is not None and quick(rule.exclude, text) is not None:
+                    continue
             except budget.BudgetSpent:
                 self._spent(rule, text)
                 continue
