@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,6 +16,19 @@ from tests.daemon import PRINTED, STARTED
 from tests.discord_standin import TOKENS
 
 _TOKEN_IN_A_URL = re.compile(r"/webhooks/\d+/(?!\*\*\*)[A-Za-z0-9_.\-]{8,}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``tailhook test`` keeps compiled rules in $XDG_CACHE_HOME: here, a folder of this session's,
+    not the home folder of whoever runs the tests."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tailhook import engines
 from tailhook.config import RuleConfig, load_config
 from tailhook.engines import ENGINES, EngineUnavailable, available, build
 from tailhook.events import Line
@@ -294,3 +295,43 @@ def test_a_rule_matches_a_text_of_several_lines_once(engine: str) -> None:
     rules = RuleSet(rule_configs([r"error (?P<what>\w+)"]), host="h", engine=engine)
     events = rules.match(Line(text="Traceback\nerror one\nerror two", source="s", time=0.0))
     assert [(e.rule, dict(e.captures)) for e in events] == [("r0", {"what": "one"})]
+
+
+@pytest.mark.skipif("hyperscan" not in INSTALLED, reason="the hyperscan wheel is not installed")
+def test_a_cached_database_finds_what_a_compiled_one_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second build of the same rules loads the first's database (and which rules stayed off it)
+    instead of compiling; a damaged cache file is ignored and written again."""
+    configs = rule_configs([*TRICKY, "^$"])  # an empty line: a rule Hyperscan misses, left on the prefilter
+    compiled = RuleSet(configs, host="h", engine="hyperscan", line_budget_s=30.0, sources=["s"], cache=tmp_path)
+    assert list(compiled.fallbacks()) == [f"r{len(TRICKY)}"], "what stays off the engine survives the cache"
+    (kept,) = tmp_path.glob("hyperscan-*.db")
+
+    def no_compiling(*args: object) -> None:
+        raise AssertionError("compiled although the cache holds these rules")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engines._Hyperscan, "_compile", no_compiling)
+        loaded = RuleSet(configs, host="h", engine="hyperscan", line_budget_s=30.0, sources=["s"], cache=tmp_path)
+        assert loaded.fallbacks() == compiled.fallbacks()
+        for name, data in corpora():
+            if not name.startswith("loghub/"):  # ours are enough here: the loghub lines test the engines above
+                expected = naive(configs, data)
+                assert by_lines(loaded, data) == expected, name
+                assert by_chunks(loaded, data) == expected, name
+
+    data = bytearray(kept.read_bytes())
+    data[-100] ^= 0xFF  # a flipped bit in the database: the checksum in the header no longer holds
+    kept.write_bytes(bytes(data))
+    rebuilt = RuleSet(configs, host="h", engine="hyperscan", line_budget_s=30.0, sources=["s"], cache=tmp_path)
+    assert rebuilt.fallbacks() == compiled.fallbacks()
+    assert kept.read_bytes() != bytes(data), "the damaged file was written again"
+    hostile = "\n".join(HOSTILE).encode() + b"\n"
+    assert by_chunks(rebuilt, hostile) == naive(configs, hostile)
+
+
+@pytest.mark.skipif("hyperscan" not in INSTALLED, reason="the hyperscan wheel is not installed")
+def test_the_cache_keeps_only_the_latest_databases(tmp_path: Path) -> None:
+    for count in range(engines._DatabaseCache.KEEP + 3):
+        build([f"error number {count}", "panic"], "hyperscan", cache=tmp_path)
+    assert len(list(tmp_path.glob("hyperscan-*.db"))) == engines._DatabaseCache.KEEP
+    assert not list(tmp_path.glob(".hyperscan-*")), "no temporary file is left behind"

@@ -361,3 +361,15 @@ def test_workers_report_exactly_what_one_process_reports(tmp_path: Path, monkeyp
     ]
     assert [m.line for m in alone.rules["panic"].samples] == [14, 27, 40, 53]
     assert shared.over_budget == alone.over_budget == {"backtracks": 1}
+
+
+def test_the_compiled_rules_are_kept_for_the_next_run(tmp_path: Path) -> None:
+    """In $XDG_CACHE_HOME/tailhook (that loading them gives the same matches: test_engines.py)."""
+    rules = write(tmp_path, "rules.yaml", RULES)
+    log = write(tmp_path, "auth.log", LOG)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [run_cli("test", "--rules", str(rules), "--engine", "hyperscan", "--json", str(log), env=env) for _ in "12"]
+    assert len(list((tmp_path / "cache" / "tailhook").glob("hyperscan-*.db"))) == 1
+    first, second = (json.loads(run.stdout) for run in runs)
+    assert second["digest"] == first["digest"]
+    assert second["matched_lines"] == first["matched_lines"] == 3

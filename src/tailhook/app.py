@@ -511,13 +511,15 @@ class Prescanned:
 
 
 def rule_set(config: Config, *, host: str) -> RuleSet:
-    """The rules of *config*, matched as its ``rules:`` section says, scanners built for every source."""
+    """The rules of *config*, matched as its ``rules:`` section says, scanners built for every source
+    (or loaded from ``state_dir/cache``, where they are kept for the next start)."""
     return RuleSet(
         config.rules,
         host=host,
         engine=config.matching.engine,
         line_budget_s=config.matching.line_budget,
         sources=[source.name for source in config.sources],
+        cache=config.state_dir / "cache",
     )
 
 

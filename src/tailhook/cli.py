@@ -260,6 +260,7 @@ def _test(args: argparse.Namespace) -> int:
             if args.storm or args.rate
             else None,
             jobs=args.jobs or rule_test.jobs_available(),
+            cache=rule_test.cache_folder(),
         )
     except OSError as exc:
         print(f"tailhook: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)

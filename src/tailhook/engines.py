@@ -23,16 +23,30 @@ A rule a fast engine cannot take (its pattern does not translate, does not
 compile, matches an empty line, or the engine misses the sample line derived
 from it at load) stays on the literal prefilter, beside the engine; ``fallbacks``
 says which and why. Lines are bytes: UTF-8 as the source read them.
+
+Compiling a Hyperscan database for hundreds of rules takes most of a second.
+Given a *cache* folder, ``build`` keeps what it built there (the serialized
+database and which rules stayed off it), named by a hash of the patterns and
+of the tailhook and Hyperscan versions, and a later build of the same
+patterns loads it instead: a restart, or another ``tailhook test`` run,
+starts at once. A cache file that does not check out is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import json
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, cast
 
+from tailhook import __version__
 from tailhook.prefilter import byte_superset, required_literal, sample
 
 __all__ = ["ENGINES", "EngineUnavailable", "Scanner", "available", "best_available", "build"]
@@ -84,8 +98,9 @@ class Scanner(Protocol):
         ...
 
 
-def build(patterns: Sequence[str], engine: str) -> Scanner:
-    """A scanner for *patterns* (Python regexes, in rule order) on *engine* (one of ``ENGINES``).
+def build(patterns: Sequence[str], engine: str, *, cache: Path | None = None) -> Scanner:
+    """A scanner for *patterns* (Python regexes, in rule order) on *engine* (one of ``ENGINES``);
+    with *cache*, a Hyperscan database is kept in, and loaded from, that folder.
 
     Raises ``EngineUnavailable`` when *engine* is not installed.
     """
@@ -93,15 +108,20 @@ def build(patterns: Sequence[str], engine: str) -> Scanner:
         raise EngineUnavailable(f"rules.engine {engine}: the {engine} module is not installed")
     if engine == "re":
         return _Literals(patterns, range(len(patterns)), {})
-    supersets = {i: byte_superset(p) for i, p in enumerate(patterns)}
-    fallbacks = {i: "its pattern does not translate" for i, s in supersets.items() if s is None}
-    taken = {i: s for i, s in supersets.items() if s is not None}
-    fast: _Fast = _Hyperscan(taken, fallbacks) if engine == "hyperscan" else _Re2(taken, fallbacks)
-    _self_test(fast, patterns, fallbacks)
-    if fallbacks:
-        fast.drop(set(fallbacks))
-    rest = _Literals(patterns, sorted(fallbacks), fallbacks)
-    return fast if not fallbacks else _Combined(fast, rest)
+    kept = _DatabaseCache(cache, patterns) if cache is not None and engine == "hyperscan" else None
+    fast: _Fast | None = kept.load() if kept is not None else None
+    if fast is None:
+        supersets = {i: byte_superset(p) for i, p in enumerate(patterns)}
+        fallbacks = {i: "its pattern does not translate" for i, s in supersets.items() if s is None}
+        taken = {i: s for i, s in supersets.items() if s is not None}
+        fast = _Hyperscan(taken, fallbacks) if engine == "hyperscan" else _Re2(taken, fallbacks)
+        _self_test(fast, patterns, fallbacks)
+        if fallbacks:
+            fast.drop(set(fallbacks))
+        if kept is not None:
+            kept.store(cast(_Hyperscan, fast))
+    rest = _Literals(patterns, sorted(fast.fallbacks), fast.fallbacks)
+    return fast if not fast.fallbacks else _Combined(fast, rest)
 
 
 def _self_test(fast: _Fast, patterns: Sequence[str], fallbacks: dict[int, str]) -> None:
@@ -141,6 +161,32 @@ class _Hyperscan:
         """Rules compiled without the suffix (Hyperscan takes ``$`` only at a pattern's end):
         they may report anywhere in a line, and several times."""
         self.indices = self._compile(sorted(supersets))
+
+    def state(self) -> tuple[dict[str, Any], bytes]:
+        """What ``restored`` needs to make this scanner again: which rules are where, and the database."""
+        layout = {
+            "indices": self.indices,
+            "unsuffixed": sorted(self._unsuffixed),
+            "fallbacks": {str(i): reason for i, reason in self.fallbacks.items()},
+        }
+        return layout, bytes(self._hs.dumpb(self._database))
+
+    @classmethod
+    def restored(cls, layout: dict[str, Any], database: bytes) -> _Hyperscan:
+        """The scanner ``state`` described (``ValueError`` if Hyperscan refuses the database)."""
+        scanner = cls.__new__(cls)
+        scanner._hs = importlib.import_module("hyperscan")
+        scanner.fallbacks = {int(i): str(reason) for i, reason in layout["fallbacks"].items()}
+        scanner._supersets = {}  # only a new compile needs them: a restored scanner is final
+        scanner._prefilter = set()
+        scanner._unsuffixed = {int(i) for i in layout["unsuffixed"]}
+        scanner.indices = [int(i) for i in layout["indices"]]
+        scanner._scratch = threading.local()
+        try:
+            scanner._database = scanner._hs.loadb(database, mode=scanner._hs.HS_MODE_BLOCK)
+        except scanner._hs.error as exc:
+            raise ValueError(f"hyperscan refuses the database: {exc}") from None
+        return scanner
 
     def _expression(self, index: int) -> bytes:
         suffix = "" if index in self._unsuffixed else self._SUFFIX
@@ -234,6 +280,58 @@ class _Hyperscan:
             if len(ids) > 1:  # most lines a rule may match, one rule may
                 ids.sort()
         return ends
+
+
+class _DatabaseCache:
+    """One Hyperscan database in the cache folder: a header line (JSON: the layout and the sha256 of
+    the database) and the database. ``KEEP`` files at most stay: each edit of the rules makes one."""
+
+    KEEP = 8
+    _MAGIC = b"tailhook-hyperscan-cache 1\n"
+
+    def __init__(self, folder: Path, patterns: Sequence[str]) -> None:
+        hs_version = getattr(importlib.import_module("hyperscan"), "__version__", "?")
+        key = json.dumps([__version__, hs_version, list(patterns)], ensure_ascii=False)
+        self.folder = folder
+        self.path = folder / f"hyperscan-{hashlib.sha256(key.encode()).hexdigest()[:32]}.db"
+
+    def load(self) -> _Hyperscan | None:
+        try:
+            data = self.path.read_bytes()
+            if not data.startswith(self._MAGIC):
+                return None
+            header, _, database = data[len(self._MAGIC) :].partition(b"\n")
+            layout = json.loads(header)
+            if layout.get("sha256") != hashlib.sha256(database).hexdigest():
+                return None  # torn or damaged: never hand Hyperscan bytes that were not what it wrote
+            scanner = _Hyperscan.restored(layout, database)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(self.path)  # used: the last to be pruned
+        return scanner
+
+    def store(self, scanner: _Hyperscan) -> None:
+        layout, database = scanner.state()
+        layout["sha256"] = hashlib.sha256(database).hexdigest()
+        header = json.dumps(layout, sort_keys=True).encode()
+        written = ""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".hyperscan-", delete=False) as out:
+                written = out.name
+                out.write(self._MAGIC + header + b"\n" + database)
+            os.replace(written, self.path)
+            self._prune()
+        except OSError as exc:
+            log.debug("cannot keep the compiled rules in %s: %s", self.folder, exc)
+            if written:
+                Path(written).unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        files = sorted(self.folder.glob("hyperscan-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[self.KEEP :]:
+            old.unlink(missing_ok=True)
 
 
 def _collect_ids(index: int, start: int, end: int, flags: int, found: list[int]) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "Match",
     "Report",
     "StormReplay",
+    "cache_folder",
     "jobs_available",
     "line_time",
     "load_expectation",
@@ -171,14 +172,16 @@ def run(
     unmatched: IO[str] | None = None,
     storm: StormReplay | None = None,
     jobs: int = 1,
+    cache: Path | None = None,
 ) -> Report:
     """Match *files* against *rules*; with *unmatched*, write each line no rule took to it; with
     *storm*, pass every match through storm control on the replay's clock.
 
     *jobs* processes match at once (``jobs_available()``: one per CPU); keeping every match,
     unmatched lines or a storm replay need each match in this process, so they take one.
+    *cache*: a folder where compiled rules are kept for the next run (``cache_folder()``).
     """
-    sets = _RuleSets(rules, host=host, engine=engine, line_budget_s=line_budget_s)
+    sets = _RuleSets(rules, host=host, engine=engine, line_budget_s=line_budget_s, cache=cache)
     sets.prepare({f.source for f in files})
     inline = keep_matches or unmatched is not None or storm is not None
     matcher = _Matcher(sets, samples=samples, events=keep_matches or storm is not None, taken=unmatched is not None)
@@ -200,6 +203,12 @@ def run(
     report.seconds = time.perf_counter() - started
     report.digest = reading.digest.hexdigest()
     return report
+
+
+def cache_folder() -> Path:
+    """Where ``tailhook test`` keeps compiled rules: ``$XDG_CACHE_HOME/tailhook`` (``~/.cache/tailhook``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tailhook"
 
 
 def jobs_available() -> int:
@@ -516,10 +525,17 @@ def _write_unmatched(out: IO[str], name: str, pieces: Stretch, before: int, take
 class _RuleSets:
     """One rule set for lines of known sources, one for lines whose source is not known."""
 
-    def __init__(self, rules: Sequence[RuleConfig], *, host: str, engine: str, line_budget_s: float) -> None:
+    def __init__(
+        self, rules: Sequence[RuleConfig], *, host: str, engine: str, line_budget_s: float, cache: Path | None
+    ) -> None:
         self._configs = rules
         self.host = host
-        self._options: dict[str, Any] = {"host": host, "engine": engine, "line_budget_s": line_budget_s}
+        self._options: dict[str, Any] = {
+            "host": host,
+            "engine": engine,
+            "line_budget_s": line_budget_s,
+            "cache": cache,
+        }
         self._known: RuleSet | None = None
         self._any: RuleSet | None = None
 

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tailhook import budget
 from tailhook.config import DEFAULT_LINE_BUDGET_S, RuleConfig, StormConfig
@@ -197,8 +198,9 @@ class RuleSet:
     *engine* is ``auto`` (the best installed) or one of ``engines.ENGINES``;
     ``engines.EngineUnavailable`` when that one is not installed. *sources*
     names the sources whose scanners are built now rather than at their first
-    line (building takes a while with many rules). A rule with ``enabled:
-    false`` is left out here, so no engine ever sees it.
+    line (building takes a while with many rules); *cache*, a folder where
+    compiled scanners are kept for the next build of the same rules. A rule
+    with ``enabled: false`` is left out here, so no engine ever sees it.
     """
 
     def __init__(
@@ -210,12 +212,14 @@ class RuleSet:
         line_budget_s: float = DEFAULT_LINE_BUDGET_S,
         sources: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        cache: Path | None = None,
     ) -> None:
         self.rules = tuple(Rule.compile(c) for c in configs if c.enabled)
         self.host = host
         self.engine = best_available() if engine == "auto" else engine
         self.line_budget_s = line_budget_s
         self.clock = clock
+        self.cache = cache
         self.over_budget: Counter[str] = Counter()
         """Lines skipped per rule because its search spent the budget."""
         self._strained: dict[str, float] = {}
@@ -234,7 +238,7 @@ class RuleSet:
             selection = self._by_rules.get(which)
             if selection is None:
                 rules = tuple(self.rules[i] for i in which)
-                scanner = build([rule.pattern.pattern for rule in rules], self.engine)
+                scanner = build([rule.pattern.pattern for rule in rules], self.engine, cache=self.cache)
                 selection = self._by_rules[which] = Selection(rules, scanner)
             self._by_source[source] = selection
         return selection
