@@ -11,7 +11,11 @@ With each rule count, one after the other in the same run, on the same file:
 
 - ``tailhook test --rules RULES --json CORPUS``: lines/s by its own clock
   (matching only) and by the wall clock of the whole subprocess (Python's
-  start-up and loading the rules included).
+  start-up and loading the rules included): as users run it, one process per
+  CPU, and with ``--jobs 1``. The compiled rules are kept in a cache folder of
+  the run's own, so the first run compiles them and the next ones load them,
+  as a user's second run would. grep and fail2ban-regex use one CPU: the
+  one-process figure is the like-for-like one.
 - ``LC_ALL=C grep -E -c -f PATTERNS CORPUS``, each rule translated to POSIX
   ERE (``posix_ere``). It only counts the lines that match some rule: a floor
   for any matcher, which must also say which rules matched and what they
@@ -435,13 +439,16 @@ class TailhookRun:
     report: dict[str, Any]
 
 
-def tailhook_test(rule_file: Path, corpus: Corpus) -> TailhookRun | str:
-    """The faster (by the wall clock) of ROUNDS runs of ``tailhook test``; or why it failed."""
+def tailhook_test(rule_file: Path, corpus: Corpus, *, jobs: int | None, cache: Path) -> TailhookRun | str:
+    """The faster (by the wall clock) of ROUNDS runs of ``tailhook test`` with *jobs* processes (``None``:
+    its default, one per CPU), keeping compiled rules in *cache*; or why it failed."""
     command = [sys.executable, "-m", "tailhook", "test", "--rules", str(rule_file), "--json", str(corpus.path)]
+    command += [] if jobs is None else ["--jobs", str(jobs)]
+    env = os.environ | DAEMON_ENV | {"XDG_CACHE_HOME": str(cache)}
     runs = []
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=os.environ | DAEMON_ENV, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             return f"failed (exit code {done.returncode}): {last_line(done.stderr)}"
@@ -639,6 +646,9 @@ class CountResult:
     rules: Sequence[Rule]
     want: Expected
     tailhook: TailhookRun | str
+    """As users run it: one process per CPU."""
+    alone: TailhookRun | str
+    """With ``--jobs 1``."""
     grep: Timing
     grep_matched: int
     naive: Timing
@@ -653,13 +663,14 @@ def report_count(result: CountResult, corpus: Corpus) -> None:
         f"{sum(want.counts.values()):,} matches in all"
     )
     print(f"  {'':34} {'lines/s':>12} {'MB/s':>8}")
-    tailhook = result.tailhook
-    if isinstance(tailhook, TailhookRun):
-        engine = tailhook.report.get("engine", "?")
-        print(row("tailhook test, its own clock", tailhook.own, corpus, f"matching only; engine: {engine}"))
-        print(row("tailhook test, wall clock", tailhook.wall, corpus, "start-up and loading the rules included"))
-    else:
-        print(f"  {'tailhook test':34} {tailhook}")
+    for tailhook in (result.tailhook, result.alone):
+        if isinstance(tailhook, TailhookRun):
+            engine, jobs = tailhook.report.get("engine", "?"), tailhook.report.get("jobs", 1)
+            name = f"tailhook test, {jobs} {'process' if jobs == 1 else 'processes'}"
+            print(row(f"{name}, own clock", tailhook.own, corpus, f"matching only; engine: {engine}"))
+            print(row(f"{name}, wall", tailhook.wall, corpus, "start-up and loading the (cached) rules included"))
+        else:
+            print(f"  {'tailhook test':34} {tailhook}")
     grep_check = "the lines the naive loop matched" if result.grep_matched == want.matched_lines else "DIFFERENT"
     print(row("grep -E -c -f, LC_ALL=C", result.grep, corpus, f"counted {result.grep_matched:,} lines: {grep_check}"))
     print(row("naive re loop", result.naive, corpus, sample_note(result.naive, corpus)))
@@ -681,10 +692,14 @@ def report_ratios(result: CountResult, corpus: Corpus) -> None:
         f"{times(own, grep)} grep's speed ({times(wall, grep)} by the wall clock)",
         f"{times(own, naive)} the naive loop's",
     ]
+    if isinstance(result.alone, TailhookRun):
+        parts.append(f"in one process {times(result.alone.own.lines_per_s(), grep)} grep's speed")
     if isinstance(result.fail2ban, Fail2banRun):
         parts.append(f"{times(own, result.fail2ban.timing.lines_per_s())} fail2ban-regex's")
     print(f"  tailhook = {', '.join(parts)}")
     differences = tailhook_differences(result.tailhook, result.want, corpus)
+    if isinstance(result.alone, TailhookRun):
+        differences += [f"in one process: {d}" for d in tailhook_differences(result.alone, result.want, corpus)]
     form = digest_format(result.tailhook, result.want)
     same = f"MATCH: per-rule counts and digest ({form})" if not differences else "DIFFERENT: " + "; ".join(differences)
     print(f"  matches: tailhook test against the naive loop: {same}")
@@ -740,10 +755,12 @@ def measure_count(
 ) -> CountResult:
     rule_file = write_rule_file(folder, rules)
     grep, grep_matched = grep_count(write_patterns(folder, eres), corpus)
+    cache = folder / "cache"
     return CountResult(
         rules=rules,
         want=expected(matches, rules, corpus),
-        tailhook=tailhook_test(rule_file, corpus),
+        tailhook=tailhook_test(rule_file, corpus, jobs=None, cache=cache),
+        alone=tailhook_test(rule_file, corpus, jobs=1, cache=cache),
         grep=grep,
         grep_matched=grep_matched,
         naive=naive,
