@@ -33,6 +33,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -244,6 +245,17 @@ class _Found:
     taken: list[int] = field(default_factory=list)
     """The lines some rule matched, when asked for."""
     over_budget: Counter[str] = field(default_factory=Counter)
+    sampled: set[str] = field(default_factory=set)
+    """The rules with all their samples in ``firsts``."""
+    _samples: Counter[str] = field(default_factory=Counter)
+
+    def sample(self, number: int, rule: str, text: str, samples: int) -> None:
+        """Keep this match of *rule* as a sample (the rule has fewer than *samples* here)."""
+        if samples:
+            self.firsts.append((number, rule, text))
+        self._samples[rule] += 1
+        if self._samples[rule] >= samples:
+            self.sampled.add(rule)
 
 
 class _Matcher:
@@ -263,10 +275,11 @@ class _Matcher:
         found = _Found()
         for piece in pieces:
             if isinstance(piece, Run):
-                candidates = ruleset.candidates(piece.data, source=name)
+                data = piece.data
+                candidates = ruleset.candidates(data, source=name)
                 number, at = found.lines, 0
-                for start, text, hits in ruleset.confirm(piece.data, candidates, source=name):
-                    number += piece.data.count(b"\n", at, start)
+                for start, text, hits in ruleset.confirm(data, candidates, source=name):
+                    number += data.count(b"\n", at, start)
                     at = start
                     self._hits(found, number + 1, (text, name, path), hits)
                 found.lines += piece.lines
@@ -277,6 +290,7 @@ class _Matcher:
                 hits = ruleset.hits(text, source=name)
                 if hits:
                     self._hits(found, found.lines, (text, name, path), hits)
+        found.counts = Counter(map(itemgetter(1), found.digest))
         found.over_budget = Counter(ruleset.over_budget) - spent
         return found
 
@@ -285,15 +299,12 @@ class _Matcher:
         found.matched_lines += 1
         if self.taken:
             found.taken.append(number)
-        counts, digest = found.counts, found.digest
         for rule, match in hits:
             name = rule.name
             values = match.groups("") if rule.named_only else match.groupdict("").values()
-            digest.append((number, name, _SEPARATOR.join(values)))
-            seen = counts[name]
-            if seen < self.samples:
-                found.firsts.append((number, name, line[0]))
-            counts[name] = seen + 1
+            found.digest.append((number, name, _SEPARATOR.join(values)))
+            if name not in found.sampled:
+                found.sample(number, name, line[0], self.samples)
             if self.events:
                 text, source, path = line
                 event = rule.event(Line(text, source, 0.0, path), match, host=self.sets.host)

@@ -279,14 +279,23 @@ class RuleSet:
         """
         rules = self.for_source(source).rules
         found = []
+        quick = budget.quick
         with self.watching():
             shared = budget.watched(self.line_budget_s)
             for start, end, picked in candidates:
                 text = data[start:end].decode("utf-8", "replace").removesuffix("\r")  # decode_line, inlined
-                if shared and not self._strained:
-                    hits = self._watched_hits(rules, picked, text)
-                else:
+                if not shared or self._strained:
                     hits = self._hits(rules, picked, text)
+                else:  # _hits, when every search may share the watch's timer: nothing to decide per rule
+                    hits = []
+                    for index in picked:
+                        rule = rules[index]
+                        try:
+                            match = quick(rule.pattern, text)
+                            if match is not None and (rule.exclude is None or quick(rule.exclude, text) is None):
+                                hits.append((rule, match))
+                        except budget.BudgetSpent:
+                            self._spent(rule, text)
                 if hits:
                     found.append((start, text, hits))
         return found
@@ -327,24 +336,6 @@ class RuleSet:
             search = budget.quick if budget.watched(budget_s) else functools.partial(budget.search, budget_s=budget_s)
             try:
                 found = rule.find(text, search)
-            except budget.BudgetSpent:
-                self._spent(rule, text)
-                continue
-            if found is not None:
-                hits.append((rule, found))
-        return hits
-
-    def _watched_hits(self, rules: Sequence[Rule], picked: Sequence[int], text: str) -> list[Hit]:
-        """``_hits`` when a watch keeping the line budget is on and no rule is strained: every
-        search shares the watch's timer, with nothing to decide per rule."""
-        hits = []
-        quick = budget.quick
-        for index in picked:
-            rule = rules[index]
-            try:
-                found = quick(rule.pattern, text)
-                if found is not None and rule.exclude is not None and quick(rule.exclude, text) is not None:
-                    continue
             except budget.BudgetSpent:
                 self._spent(rule, text)
                 continue
