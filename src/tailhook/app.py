@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 
 CONSOLE = "console"
 DISK_FULL_RETRY_S = 1.0
+GC_THRESHOLD = 20_000
+"""New container objects (net) between two runs of the youngest generation of the garbage collector
+while the daemon runs, instead of Python's 700 (see ``_collect_less``)."""
 
 
 class App:
@@ -159,6 +163,7 @@ class App:
         log.info("%s", describe_matching(self.rules))
         _notify_systemd("READY=1")
         self._ready = True
+        collect_as_before = _collect_less()
         try:
             async with asyncio.TaskGroup() as group:
                 delivering = group.create_task(self.dispatcher.run(), name="dispatcher")
@@ -188,6 +193,7 @@ class App:
                 # 4. cancel the rest
                 delivering.cancel()
         finally:
+            collect_as_before()
             for sink in self.dispatcher.sinks.values():
                 await sink.close()
         return 0
@@ -229,7 +235,8 @@ class App:
         """The rules' engine pass over a block, in the source's reading thread (Hyperscan lets go of
         the GIL, so it overlaps with the loop's work on the block before)."""
         rules = self.rules
-        return Prescanned(rules, rules.candidates(data, source=source))
+        candidates = rules.candidates(data, source=source)
+        return Prescanned(rules, candidates, sum(end - start + 1 for start, end, _ in candidates))
 
     def _route(self, notifications: Sequence[Notification]) -> list[Delivery]:
         if self._console_only:
@@ -508,6 +515,8 @@ class Prescanned:
 
     rules: RuleSet
     candidates: list[tuple[int, int, list[int]]]
+    matching_bytes: int
+    """The bytes of the candidate lines, newlines included (``sources.file.Scanned``)."""
 
 
 def rule_set(config: Config, *, host: str) -> RuleSet:
@@ -546,6 +555,29 @@ async def probe_destinations(config: Config, *, session: aiohttp.ClientSession) 
         )
     checks = (probe_webhook(d, session=session, message=message) for d in config.destinations.values())
     return [result for results in await asyncio.gather(*checks) for result in results]
+
+
+def _collect_less() -> Callable[[], None]:
+    """Tune Python's cyclic garbage collector for the daemon's steady state; a function that
+    undoes it.
+
+    The pipeline makes and drops a few objects per line that matches (a ``Line``, its ``Event``,
+    captures), none in a reference cycle: reference counting frees them, and the collector only
+    walks them. With its default threshold it ran every 700 new objects, and every hundredth run
+    walked everything start-up made (modules, config, compiled rules): about a quarter of the
+    reading time with 200 rules. So what exists now, which lives as long as the daemon, is moved
+    out of the collector's sight (``gc.freeze``), and the youngest generation is collected after
+    ``GC_THRESHOLD`` new objects instead. Garbage in cycles still goes, a little later.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+
+    def undo() -> None:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+    return undo
 
 
 def _notify_systemd(state: str) -> None:

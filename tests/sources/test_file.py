@@ -377,3 +377,54 @@ async def test_an_empty_file_and_one_without_a_newline_resume_after_a_restart(tm
     finally:
         task.cancel()
     assert sorted(second.texts) == ["no newline yet, now finished", "now with a line"]
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A stand-in for the daemon's prescan: the lines that start with ALERT may match."""
+
+    matching_bytes: int
+
+
+def mark_alerts(data: bytes, source: str) -> Marked:
+    return Marked(sum(len(line) + 1 for line in data.split(b"\n")[:-1] if line.startswith(b"ALERT")))
+
+
+async def test_a_turn_reads_far_through_quiet_lines_and_stops_early_in_lines_that_may_match(tmp_path: Path) -> None:
+    """One turn is one ingest commit: its size is bounded by the lines that may become events
+    (``_TURN_BYTES``), not by the lines read, which only ``_TURN_READ_BYTES`` bounds."""
+    from tailhook.sources import Block  # noqa: PLC0415
+    from tailhook.sources.file import _TURN_BYTES, _TURN_READ_BYTES  # noqa: PLC0415
+
+    log = tmp_path / "app.log"
+    quiet = b"".join(b"quiet line %07d\n" % n for n in range(300_000))  # 5.4 MB
+    loud = b"".join(b"ALERT line %07d\n" % n for n in range(60_000))  # 1.1 MB
+    log.write_bytes(quiet + loud)
+    config = FileSourceConfig(name="app", paths=(str(log),), start_at="beginning")
+    source = FileSource(config, blocks=True, prescan=mark_alerts)
+    turns: list[tuple[int, int]] = []  # per turn: bytes, and bytes of ALERT lines
+    done = asyncio.Event()
+
+    async def emit(batch: Sequence[Line | Block], checkpoints: Sequence[Checkpoint]) -> None:
+        data = b"".join(item.data for item in batch if isinstance(item, Block))
+        assert len(data) == sum(len(item.data) for item in batch)  # plain lines: all in blocks
+        turns.append((len(data), mark_alerts(data, "app").matching_bytes))
+        if checkpoints and checkpoints[-1].value is not None and checkpoints[-1].value["offset"] == log.stat().st_size:
+            done.set()
+
+    await source.start()
+    task = asyncio.create_task(source.run(emit))
+    try:
+        async with asyncio.timeout(20):
+            await done.wait()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    assert sum(size for size, _ in turns) == len(quiet) + len(loud)
+    assert all(size <= _TURN_READ_BYTES for size, _ in turns)
+    assert turns[0] == (_TURN_READ_BYTES - _TURN_READ_BYTES % 18, 0)  # quiet: a whole turn's worth in one batch
+    assert all(alerts <= _TURN_BYTES for _, alerts in turns)
+    assert len(turns) < (len(quiet) + len(loud)) // _TURN_BYTES  # far fewer commits than 256 KiB turns
+    assert max(alerts for _, alerts in turns) > _TURN_BYTES * 3 // 4  # loud turns fill their budget

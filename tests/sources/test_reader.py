@@ -40,8 +40,17 @@ def test_whole_lines_come_as_one_run_and_the_rest_waits() -> None:
     pieces = cutter.split(b"one\ntwo\r\nthree\npart")
     assert pieces == [Run(b"one\ntwo\r\nthree\n", 0, 3)]
     assert (cutter.offset, cutter.position, bytes(cutter.partial)) == (19, 15, b"part")
-    assert cutter.split(b"ial\nfour\n") == [RawLine(b"partial", 15, 23), Run(b"four\n", 23, 1)]
+    assert cutter.split(b"ial\nfour\n") == [Run(b"partial\nfour\n", 15, 2)]  # the head waited, then led the run
     assert cutter.flush() is None
+
+
+def test_a_line_split_by_a_chunk_end_stays_in_the_run_up_to_the_limit_and_no_further() -> None:
+    cutter = LineCutter(max_line_bytes=10, runs=True)
+    assert cutter.split(b"a\nabcdefgh") == [Run(b"a\n", 0, 1)]
+    assert cutter.split(b"ij\nnext\n") == [Run(b"abcdefghij\nnext\n", 2, 2)]  # 10 bytes: whole
+    assert cutter.split(b"abcdefgh") == []
+    assert cutter.split(b"ijk\nnext\n") == [RawLine(b"abcdefghij", 18, 30, cut=True), Run(b"next\n", 30, 1)]
+    assert (cutter.offset, cutter.position) == (35, 35)
 
 
 def test_an_over_long_line_inside_a_run_is_cut_and_the_run_goes_on() -> None:

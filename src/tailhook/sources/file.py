@@ -22,9 +22,14 @@ Reading
     ``max_line_bytes`` is cut there, marked, and the rest of it skipped, so
     memory stays bounded whatever a writer does. Bytes are decoded as UTF-8
     with replacement characters; a trailing CR is dropped. Each turn reads at
-    most ``_TURN_BYTES`` of one file and ``_TURN_TOTAL`` in all, starting
+    most ``_TURN_READ_BYTES`` of one file and ``_TURN_TOTAL`` in all, starting
     from a different file each turn, so one busy file cannot starve the
-    others; one turn is one batch for the ingest commit.
+    others; one turn is one batch for the ingest commit. What one commit
+    stores is bounded apart: a file's turn also ends after ``_TURN_BYTES`` of
+    lines that may become events (every line, or in a block only those the
+    daemon's ``prescan`` says some rule may match), so a turn of lines that
+    all match stays small while one of lines that mostly do not is large, and
+    costs one commit for many megabytes.
 
 Rotation and truncation
     When the path names another file, or no file, the old one is read on
@@ -64,7 +69,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import watchfiles
 
@@ -75,7 +80,7 @@ from tailhook.sources.decode import CUT_MARKER, Framer, MultilineSettings, Recor
 from tailhook.sources.reader import LineCutter, Run
 from tailhook.spool import Checkpoint
 
-__all__ = ["CUT_MARKER", "FileSource"]
+__all__ = ["CUT_MARKER", "FileSource", "Prescan", "Scanned"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,11 @@ TAIL_BYTES = 64
 """The bytes just before a checkpoint's offset, checked again at the next start."""
 _CHUNK_BYTES = 256 * 1024
 _TURN_BYTES = 256 * 1024
-"""At most this much of one file per turn, so one busy file cannot starve the others."""
+"""At most this much of one file per turn in lines that may become events (``Scanned``): it bounds
+what one ingest commit stores, so that a commit still fits on a nearly full disk (the spool refuses
+new alerts with less than ``spool.MIN_FREE_BYTES`` free, and one commit must fit in what is left)."""
+_TURN_READ_BYTES = 2 * 1024 * 1024
+"""At most this much read of one file per turn, so one busy file cannot starve the others."""
 _TURN_TOTAL = 4 * 1024 * 1024
 """At most this much of all files per turn: one ingest commit's worth of lines in memory."""
 _SKIP_CHECKPOINT_S = 1.0
@@ -94,6 +103,19 @@ _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x
 
 FileId = tuple[int, int]
 """(device, inode)."""
+
+
+class Scanned(Protocol):
+    """What the daemon's ``prescan`` made of a block's bytes; it travels with the ``Block``."""
+
+    @property
+    def matching_bytes(self) -> int:
+        """How many of the block's bytes are in lines some rule may match: what may become events."""
+        ...
+
+
+Prescan = Callable[[bytes, str], Scanned]
+"""The rules' engine pass over a block's bytes (of the source named), run in the reading thread."""
 
 
 def _digest(data: bytes) -> str:
@@ -177,13 +199,14 @@ class FileSource:
         checkpoints: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         blocks: bool = False,
-        prescan: Callable[[bytes, str], object] | None = None,
+        prescan: Prescan | None = None,
     ) -> None:
         self.name = config.name
         self._runs = blocks
         """Plain lines go out as ``Block``s of whole lines (the daemon's rules scan them in one pass)."""
         self._prescan = prescan
-        """Run on each block's bytes in the reading thread; what it returns travels with the block."""
+        """Run on each block's bytes in the reading thread; what it returns travels with the block, and
+        says how much of the block counts against ``_TURN_BYTES``."""
         self.config = config
         self.clock = clock
         self._saved: dict[str, Mapping[str, Any]] = dict(checkpoints or {})
@@ -773,28 +796,39 @@ class FileSource:
         return lines
 
     def _read(self, followed: _Followed, *, budget: int | None) -> tuple[list[Line | Block], bool]:
-        """Complete lines from *followed*, up to *budget* bytes (``None``: to the end); and
-        whether the read met the file's end (a full budget counts as not yet)."""
+        """Complete lines from *followed*, while fewer than *budget* bytes of them may become
+        events and fewer than ``_TURN_READ_BYTES`` were read (``None``: to the end); and whether
+        the read met the file's end (a full budget counts as not yet).
+
+        Each read is at most what is left of *budget*, so lines that all match stop at it (give
+        or take one line), and stops once that is under a quarter of a chunk.
+        """
         lines: list[Line | Block] = []
-        read = 0
-        while budget is None or read < budget:
-            chunk = followed.handle.read(_CHUNK_BYTES)
+        read = matching = 0
+        while budget is None or (budget - matching >= _CHUNK_BYTES // 4 and read < _TURN_READ_BYTES):
+            size = _CHUNK_BYTES if budget is None else min(_CHUNK_BYTES, budget - matching)
+            chunk = followed.handle.read(size)
             if not chunk:
                 return lines, True
             read += len(chunk)
             self.counters.bytes += len(chunk)
-            lines.extend(self._split(followed, chunk))
+            matching += self._split(followed, chunk, lines)
         return lines, False
 
-    def _split(self, followed: _Followed, chunk: bytes) -> Iterator[Line | Block]:
+    def _split(self, followed: _Followed, chunk: bytes, lines: list[Line | Block]) -> int:
+        """Add the lines *chunk* completes to *lines*; how many of their bytes may become events."""
         now = self.clock()
+        matching = 0
         for piece in followed.cutter.split(chunk):
             if isinstance(piece, Run):
                 self.counters.lines += piece.lines
                 scanned = self._prescan(piece.data, self.name) if self._prescan is not None else None
-                yield Block(piece.data, piece.lines, self.name, followed.path, now, scanned)
+                matching += len(piece.data) if scanned is None else scanned.matching_bytes
+                lines.append(Block(piece.data, piece.lines, self.name, followed.path, now, scanned))
             else:
-                yield from self._line(followed, piece.raw, now, (piece.start, piece.end), cut=piece.cut)
+                matching += len(piece.raw) + 1
+                lines.extend(self._line(followed, piece.raw, now, (piece.start, piece.end), cut=piece.cut))
+        return matching
 
     def _line(self, followed: _Followed, raw: bytes, now: float, span: tuple[int, int], *, cut: bool) -> list[Line]:
         """The line(s) one raw line makes: itself, or what its file's framer gives out for it."""

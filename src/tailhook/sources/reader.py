@@ -15,7 +15,9 @@ Pieces come in file order. A ``RawLine`` is one line's bytes, without its
 ``\n``. With ``runs`` on (plain lines: no framer needs each one), stretches of
 whole lines, none over the limit and no padding in sight, come as one ``Run``
 of bytes instead: the rules scan it in one pass, and only the lines some rule
-may match are ever cut out of it.
+may match are ever cut out of it. The line a chunk's end cut in two opens the
+next chunk's run (its head copied in front), rather than coming alone: the
+rules' engine pays for each pass, and a chunk boundary is in every chunk.
 
 ``offset`` counts every byte consumed, the partial line included;
 ``position`` is where reading would start again (before the partial line).
@@ -80,11 +82,14 @@ class LineCutter:
         pieces: list[RawLine | Run] = []
         start = 0
         while True:
-            if self.runs and not (self.partial or self.skipping or self.padding):
-                end = self._run_end(chunk, start)
+            if self.runs and not (self.skipping or self.padding):
+                held = len(self.partial)  # the start of the run's first line, from the chunk before
+                end = self._run_end(chunk, start, head=held)
                 if end > start:
-                    pieces.append(Run(chunk[start:end], self.offset, chunk.count(b"\n", start, end)))
+                    data = bytes(self.partial) + chunk[start:end] if held else chunk[start:end]
+                    pieces.append(Run(data, self.offset - held, chunk.count(b"\n", start, end)))
                     self.offset += end - start
+                    self.partial.clear()
                     start = end
             newline = chunk.find(b"\n", start)
             if newline < 0:
@@ -106,8 +111,9 @@ class LineCutter:
         self.partial.clear()
         return RawLine(raw, self.offset - len(raw), self.offset)
 
-    def _run_end(self, chunk: bytes, start: int) -> int:
-        """The end of the longest stretch of whole lines from *start* with none over the limit.
+    def _run_end(self, chunk: bytes, start: int, *, head: int = 0) -> int:
+        """The end of the longest stretch of whole lines from *start* with none over the limit
+        (the first of them has *head* bytes already, before *start*).
 
         Jumps from line start to the last newline within ``max_line_bytes`` of it, so a
         stretch of short lines costs a few ``rfind`` calls, not one per line: a line
@@ -115,11 +121,13 @@ class LineCutter:
         """
         last = chunk.rfind(b"\n", start)
         at = start
+        room = self.max_line_bytes - head
         while at <= last:
-            newline = chunk.rfind(b"\n", at, min(at + self.max_line_bytes + 1, last + 1))
+            newline = chunk.rfind(b"\n", at, min(at + room + 1, last + 1))
             if newline < 0:
                 return at  # an over-long line starts here
             at = newline + 1
+            room = self.max_line_bytes
         return at
 
     def _line(self, piece: bytes) -> RawLine | None:
