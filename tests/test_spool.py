@@ -14,6 +14,7 @@ from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, 
 from tailhook.spool import (
     _SCHEMA_V1,
     FILE_NAME,
+    OLDEST_FIRST_AFTER_S,
     SCHEMA_VERSION,
     Checkpoint,
     Spool,
@@ -102,6 +103,30 @@ async def test_round_trip_in_order_per_destination(spool: Spool) -> None:
     assert [s.delivery.notification.title for s in await spool.next("alerts", 10)] == ["a2"]
     assert await spool.pending() == 2
     assert await spool.pending("audit") == 1
+
+
+async def test_the_most_severe_go_first_and_the_oldest_after_a_minute(tmp_path: Path, clock: FakeClock) -> None:
+    """A critical alert written behind a flood of warnings goes out next; within a severity, oldest
+    first; and one that waited OLDEST_FIRST_AFTER_S leads the next request whatever its severity."""
+    spool = await Spool.open(tmp_path, clock=clock)
+    try:
+        await spool.commit([delivery("info 1", Severity.INFO)])
+        await spool.commit([delivery(f"warning {i}", Severity.WARNING) for i in range(20)])
+        await spool.commit([delivery("error 1"), delivery("critical 1", Severity.CRITICAL), delivery("error 2")])
+        titles = [s.delivery.notification.title for s in await spool.next("alerts", 5)]
+        assert titles == ["critical 1", "error 1", "error 2", "warning 0", "warning 1"]
+        assert [s.delivery.notification.title for s in await spool.next("alerts", 1)] == ["critical 1"]
+
+        clock.advance(OLDEST_FIRST_AFTER_S)  # the info alert has waited long enough: it leads
+        titles = [s.delivery.notification.title for s in await spool.next("alerts", 5)]
+        assert titles == ["info 1", "critical 1", "error 1", "error 2", "warning 0"]
+        oldest = await spool.next("alerts", 1)
+        assert [s.delivery.notification.title for s in oldest] == ["info 1"]
+        await spool.delivered([oldest[0].id])
+        titles = [s.delivery.notification.title for s in await spool.next("alerts", 3)]
+        assert titles == ["warning 0", "critical 1", "error 1"]  # now the first warning is the oldest
+    finally:
+        await spool.close()
 
 
 async def test_notifications_and_checkpoints_survive_a_reopen(tmp_path: Path) -> None:
@@ -288,5 +313,9 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
+        ).fetchall()
+        assert "notifications_by_priority" in str(plan), plan
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

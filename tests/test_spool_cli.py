@@ -234,9 +234,12 @@ async def test_retry_puts_dead_letters_at_the_end_of_their_queue(tmp_path: Path,
 
     queue = await spool.next("alerts", 10)  # as the daemon sees it, through its open connection
     assert [(s.id, s.delivery.notification.title, s.attempts) for s in queue] == [
-        (1, "old error", 1), (2, "old info", 0), (4, "new error", 0), (7, "refused", 0),
-    ]  # fmt: skip
-    assert queue[-1].delivery == delivery("refused", Severity.CRITICAL)
+        (1, "old error", 1),
+        (7, "refused", 0),
+        (4, "new error", 0),
+        (2, "old info", 0),
+    ]  # fmt: skip  (the oldest, waiting for hours, leads; then the most severe first)
+    assert queue[1].delivery == delivery("refused", Severity.CRITICAL)
     assert [s.id for s in await spool.next("audit", 10)] == [3, 8]
     fresh = "SELECT severity, last_error, next_attempt, size = length(CAST(body AS BLOB)) FROM notifications WHERE id=?"
     assert rows(tmp_path, fresh, 7) == [(50, "", 0, 1)]  # attempts, error and size as for a new notification

@@ -9,7 +9,12 @@ Invariants
 2. The ingest commit: the notifications a batch of lines produced and the
    source's new checkpoint are written in ONE transaction. A crash before it
    loses nothing (the lines are read again); after it, nothing is read twice.
-3. Per destination, notifications are delivered oldest first (by ``id``).
+3. Per destination, notifications are delivered most severe first (critical,
+   error, warning, info, debug), oldest first within a severity (by ``id``),
+   so a critical alert written behind a flood of warnings goes out next. So
+   that nothing waits for ever behind a flood of more severe ones, the oldest
+   notification takes the first place of a request once it has waited
+   ``OLDEST_FIRST_AFTER_S``.
 4. New alerts are refused while less than ``MIN_FREE_BYTES`` is free on the
    disk, keeping room for the deletes that make room (see ``SpoolFull``).
 5. The spool's notifications never take more than ``max_bytes``: when a
@@ -33,7 +38,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 2::
+Schema version 3::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -49,7 +54,8 @@ Schema version 2::
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
 epoch. Version 1 had no ``storm_windows``, no index on ``created`` and no
-``reason`` in ``drops`` (every drop then was for a full spool).
+``reason`` in ``drops`` (every drop then was for a full spool); version 2 no
+index on ``(destination, severity DESC, id)``, the order of delivery.
 
 The JSON of a notification may gain keys without a new schema version, as
 long as a body without the key still reads as it meant when it was written:
@@ -95,11 +101,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_NAME = "spool.sqlite3"
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
 so that deleting delivered ones, which needs room in the WAL too, can always go on."""
+OLDEST_FIRST_AFTER_S = 60.0
+"""A notification that has waited this long goes first in its destination's next request, whatever
+its severity: more severe ones go first otherwise, and a flood of them must not hold it back for ever."""
 T = TypeVar("T")
 
 _SCHEMA_V1 = """
@@ -161,7 +170,10 @@ CREATE TABLE storm_windows (
     PRIMARY KEY (rule, key)
 );
 """
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = """
+CREATE INDEX notifications_by_priority ON notifications (destination, severity DESC, id);
+"""
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
 
@@ -679,11 +691,13 @@ class Spool:
         return {(reason, Severity(severity)): count for reason, severity, count in rows}
 
     def _next(self, destination: str, limit: int) -> list[Spooled]:
+        """The next *limit* notifications for *destination*, in the order of invariant 3."""
         self._expire()
-        rows = self.db.execute(
-            "SELECT id, body, attempts, created FROM notifications WHERE destination = ? ORDER BY id LIMIT ?",
-            (destination, limit),
-        ).fetchall()
+        columns = "SELECT id, body, attempts, created FROM notifications WHERE destination = ?"
+        rows = self.db.execute(f"{columns} ORDER BY severity DESC, id LIMIT ?", (destination, limit)).fetchall()
+        oldest = self.db.execute(f"{columns} ORDER BY id LIMIT 1", (destination,)).fetchone()
+        if oldest is not None and oldest[3] <= self.clock() - OLDEST_FIRST_AFTER_S:
+            rows = [oldest, *(row for row in rows if row[0] != oldest[0])][:limit]
         return [Spooled(row_id, decode_delivery(body), attempts, created) for row_id, body, attempts, created in rows]
 
     def _pending(self, destination: str | None) -> int:
