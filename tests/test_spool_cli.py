@@ -238,7 +238,7 @@ async def test_retry_puts_dead_letters_at_the_end_of_their_queue(tmp_path: Path,
         (7, "refused", 0),
         (4, "new error", 0),
         (2, "old info", 0),
-    ]  # fmt: skip  (the oldest, waiting for hours, leads; then the most severe first)
+    ]  # the oldest, waiting for hours, leads; then the most severe first
     assert queue[1].delivery == delivery("refused", Severity.CRITICAL)
     assert [s.id for s in await spool.next("audit", 10)] == [3, 8]
     fresh = "SELECT severity, last_error, next_attempt, size = length(CAST(body AS BLOB)) FROM notifications WHERE id=?"
