@@ -40,8 +40,11 @@ naive loop's (``DIGEST_FORMATS`` says how a match is written into it).
 
 Then the daemon path: ``tailhook run`` with one file source reading the
 corpus from its beginning into the 200 rules, storm control and the spool
-(no destinations: the console sink, its output to a file), from its launch
-until ``/metrics`` counts every line; beside ``tail -c +1 CORPUS | LC_ALL=C
+(one destination that is down, so the alerts stay in the spool), from its
+launch until ``/metrics`` counts every line: at its first start, which
+compiles the rules, and again in a fresh state folder holding the first
+run's ``cache`` (the compiled rules, as every start after the first finds
+them); the target applies to the first start. Beside them ``tail -c +1 CORPUS | LC_ALL=C
 grep -E -c -f PATTERNS``. grep counts (``-c``) instead of printing to
 ``/dev/null``: GNU grep stops at the first match when its output is
 ``/dev/null``, and would not read the corpus.
@@ -53,6 +56,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -604,10 +608,13 @@ def metrics(port: int) -> tuple[int, dict[str, int]]:
     return lines, matches
 
 
-def daemon_path(folder: Path, rule_file: Path, corpus: Corpus) -> DaemonRun:
-    """``tailhook run`` from its launch until /metrics counts every line of the corpus."""
+def daemon_path(folder: Path, rule_file: Path, corpus: Corpus, *, cache: Path | None = None) -> DaemonRun:
+    """``tailhook run`` from its launch until /metrics counts every line of the corpus; with *cache*,
+    its state folder starts with that ``cache`` folder (the rules compiled by a run before)."""
     folder.mkdir()
     config = daemon_config(folder, rule_file, corpus)
+    if cache is not None:
+        shutil.copytree(cache, folder / "state" / "cache")
     started = time.perf_counter()
     with running(config) as daemon:
         daemon.wait_for_log("serving /healthz", timeout=60)
@@ -724,18 +731,25 @@ def report_targets(*targets: tuple[str, bool, str]) -> None:
     )
 
 
-def report_daemon(run: DaemonRun, tail_grep: Timing, want: Expected, corpus: Corpus, rules: int) -> None:
+def report_daemon(
+    runs: tuple[DaemonRun, DaemonRun], tail_grep: Timing, want: Expected, corpus: Corpus, rules: int
+) -> None:
+    """The first start (compiling the rules) and a start with them compiled (every start after the first)."""
+    first, again = runs
     print(f"daemon path: {corpus.lines:,} lines, {corpus.megabytes:.0f} MB, from a file → {rules} rules → spool")
     print(f"  {'':34} {'lines/s':>12} {'MB/s':>8}")
-    note = f"{run.timing.seconds:.1f} s from its launch ({run.startup_s:.1f} s of start-up)"
-    print(row("tailhook run", run.timing, corpus, note))
+    for name, run in (("tailhook run, first start", first), ("tailhook run, rules compiled", again)):
+        note = f"{run.timing.seconds:.1f} s from its launch ({run.startup_s:.1f} s of start-up)"
+        print(row(name, run.timing, corpus, note))
     print(row("tail -c +1 | grep -E -c -f, LC_ALL=C", tail_grep, corpus, f"{tail_grep.seconds:.1f} s"))
-    ours, theirs = run.timing.lines_per_s(), tail_grep.lines_per_s()
-    same = run.matches == {name: n for name, n in want.counts.items() if n}
+    theirs = tail_grep.lines_per_s()
+    same = all(run.matches == {name: n for name, n in want.counts.items() if n} for run in (first, again))
     print(
-        f"  tailhook = {times(ours, theirs)} tail | grep's speed; matches per rule in /metrics: "
+        f"  tailhook = {times(first.timing.lines_per_s(), theirs)} tail | grep's speed at its first start, "
+        f"{times(again.timing.lines_per_s(), theirs)} with its rules compiled; matches per rule in /metrics: "
         f"{'MATCH' if same else 'DIFFERENT'} (the naive loop's)"
     )
+    ours = first.timing.lines_per_s()
     report_targets(
         (f"at least {TARGET_DAEMON:.1f}x tail | grep's speed", ours / theirs >= TARGET_DAEMON, times(ours, theirs))
     )
@@ -796,8 +810,10 @@ def main() -> None:
             result = measure_count(folder, corpus, rules[:count], eres[:count], naive=naive[count], matches=matches)
             report_count(result, corpus)
         tail_grep, _ = grep_count(write_patterns(folder, eres), corpus, through_tail=True)
-        run = daemon_path(folder / "daemon", write_rule_file(folder, rules), corpus)
-        report_daemon(run, tail_grep, everything, corpus, len(rules))
+        rule_file = write_rule_file(folder, rules)
+        first = daemon_path(folder / "daemon", rule_file, corpus)
+        again = daemon_path(folder / "restart", rule_file, corpus, cache=folder / "daemon" / "state" / "cache")
+        report_daemon((first, again), tail_grep, everything, corpus, len(rules))
 
 
 if __name__ == "__main__":
