@@ -232,8 +232,9 @@ class App:
         return [event for _, events in found for event in events]
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
-        """The rules' engine pass over a block, in the source's reading thread (Hyperscan lets go of
-        the GIL, so it overlaps with the loop's work on the block before)."""
+        """The rules' engine pass over a block, in the source's reading thread. Hyperscan lets go of
+        the GIL while it scans but takes it back for every match it reports, so it overlaps little
+        with the loop's work on the block before; the source sizes its turns by what it finds."""
         rules = self.rules
         candidates = rules.candidates(data, source=source)
         return Prescanned(rules, candidates, sum(end - start + 1 for start, end, _ in candidates))
