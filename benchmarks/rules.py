@@ -570,15 +570,16 @@ class DaemonRun:
     matches: dict[str, int]
 
 
-def daemon_config(folder: Path, rule_file: Path, corpus: Corpus) -> Path:
-    """One file source over the corpus from its beginning, the rules, /metrics on a free port, and one
-    destination that is down (a closed port on loopback, no start-up probe): the alerts stay in the
-    spool, as the path measured ends there, instead of being printed by the console sink."""
+def daemon_config(folder: Path, rule_file: Path, log: Path, *, source: str = "corpus", more: str = "") -> Path:
+    """One file source (*source*) over *log* from its beginning, the rules, /metrics on a free port,
+    and one destination that is down (a closed port on loopback, no start-up probe): the alerts stay
+    in the spool, as the path measured ends there, instead of being printed by the console sink.
+    *more*: further top-level YAML lines."""
     path = folder / "tailhook.yaml"
     text = f"""
         state_dir: state
         sources:
-          - {{name: corpus, paths: ['{corpus.path}'], start_at: beginning}}
+          - {{name: {source}, paths: ['{log}'], start_at: beginning}}
         rules:
           paths: ['{rule_file}']
         http: {{listen: '127.0.0.1:0'}}
@@ -586,7 +587,7 @@ def daemon_config(folder: Path, rule_file: Path, corpus: Corpus) -> Path:
         destinations:
           down: {{url: 'http://127.0.0.1:{closed_port()}/api/webhooks/123456789012345678/benchmark'}}
         """
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    path.write_text(textwrap.dedent(text).lstrip() + more, encoding="utf-8")
     return path
 
 
@@ -597,10 +598,15 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def metrics_text(port: int) -> str:
+    """The daemon's /metrics, as text."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
 def metrics(port: int) -> tuple[int, dict[str, int]]:
     """Lines read and matches per rule, from /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = metrics_text(port)
     lines = sum(int(float(n)) for n in re.findall(r'^tailhook_lines_total\{source="[^"]*"\} (\S+)$', text, re.M))
     matches = {
         rule: int(float(n)) for rule, n in re.findall(r'^tailhook_matches_total\{rule="([^"]*)"\} (\S+)$', text, re.M)
@@ -612,7 +618,7 @@ def daemon_path(folder: Path, rule_file: Path, corpus: Corpus, *, cache: Path | 
     """``tailhook run`` from its launch until /metrics counts every line of the corpus; with *cache*,
     its state folder starts with that ``cache`` folder (the rules compiled by a run before)."""
     folder.mkdir()
-    config = daemon_config(folder, rule_file, corpus)
+    config = daemon_config(folder, rule_file, corpus.path)
     if cache is not None:
         shutil.copytree(cache, folder / "state" / "cache")
     started = time.perf_counter()

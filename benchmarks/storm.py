@@ -60,9 +60,7 @@ from __future__ import annotations
 import random
 import re
 import tempfile
-import textwrap
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -70,7 +68,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.rules import METRICS_POLL_S, closed_port, pipeline_seconds, report_targets, times
+from benchmarks.rules import METRICS_POLL_S, daemon_config, metrics_text, pipeline_seconds, report_targets, times
 from benchmarks.tailing import ROOT, ROUNDS, running, shipped_rules
 from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Line, Notification, Severity
@@ -398,28 +396,9 @@ def write_log(path: Path) -> None:
     path.write_text("".join(f"{ssh_line(n)}\n" for n in range(DAEMON_LINES)), encoding="utf-8")
 
 
-def daemon_config(folder: Path, log: Path, rule_file: Path) -> Path:
-    path = folder / "tailhook.yaml"
-    text = f"""
-        state_dir: state
-        sources:
-          - {{name: auth, paths: ['{log}'], start_at: beginning}}
-        rules:
-          paths: ['{rule_file}']
-        storm: {{window: {STORM.window:g}s, max_per_window: {STORM.max_per_window}}}
-        http: {{listen: '127.0.0.1:0'}}
-        probe: {{mode: 'off'}}
-        destinations:
-          down: {{url: 'http://127.0.0.1:{closed_port()}/api/webhooks/123456789012345678/benchmark'}}
-        """
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
 def gauges(port: int) -> dict[str, int]:
     """Lines read, matches, and notifications waiting in the spool, from /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = metrics_text(port)
 
     def total(name: str) -> int:
         return sum(int(float(n)) for n in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
@@ -430,7 +409,8 @@ def gauges(port: int) -> dict[str, int]:
 def daemon_path(folder: Path, log: Path, rule_file: Path) -> DaemonRun:
     """``tailhook run`` from its launch until /metrics counts every line of *log*."""
     folder.mkdir()
-    config = daemon_config(folder, log, rule_file)
+    storm = f"storm: {{window: {STORM.window:g}s, max_per_window: {STORM.max_per_window}}}\n"
+    config = daemon_config(folder, rule_file, log, source="auth", more=storm)
     started = time.perf_counter()
     stored_s = None
     with running(config) as daemon:
