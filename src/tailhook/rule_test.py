@@ -235,7 +235,6 @@ class _Found:
     lines: int = 0
     matched_lines: int = 0
     cut_lines: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
     digest: list[tuple[int, str, str]] = field(default_factory=list)
     """Every match: line, rule, capture values joined by U+001F."""
     firsts: list[tuple[int, str, str]] = field(default_factory=list)
@@ -290,7 +289,6 @@ class _Matcher:
                 hits = ruleset.hits(text, source=name)
                 if hits:
                     self._hits(found, found.lines, (text, name, path), hits)
-        found.counts = Counter(map(itemgetter(1), found.digest))
         found.over_budget = Counter(ruleset.over_budget) - spent
         return found
 
@@ -479,7 +477,7 @@ class _Reading:
         report.cut_lines += found.cut_lines
         self.over_budget.update(found.over_budget)
         self.digest.update("".join(f"{overall + n}\t{rule}\t{values}\n" for n, rule, values in found.digest).encode())
-        for name, count in found.counts.items():
+        for name, count in Counter(map(itemgetter(1), found.digest)).items():
             report.rules[name].matched += count
         for number, name, text in found.firsts:
             if len(report.rules[name].samples) < self.samples:

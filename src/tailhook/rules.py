@@ -291,11 +291,12 @@ class RuleSet:
                     for index in picked:
                         rule = rules[index]
                         try:
-                            match = quick(rule.pattern, text)
-                            if match is not None and (rule.exclude is None or quick(rule.exclude, text) is None):
-                                hits.append((rule, match))
+                            match = rule.find(text, quick)
                         except budget.BudgetSpent:
                             self._spent(rule, text)
+                            continue
+                        if match is not None:
+                            hits.append((rule, match))
                 if hits:
                     found.append((start, text, hits))
         return found
