@@ -335,3 +335,13 @@ def test_the_cache_keeps_only_the_latest_databases(tmp_path: Path) -> None:
         build([f"error number {count}", "panic"], "hyperscan", cache=tmp_path)
     assert len(list(tmp_path.glob("hyperscan-*.db"))) == engines._DatabaseCache.KEEP
     assert not list(tmp_path.glob(".hyperscan-*")), "no temporary file is left behind"
+
+
+@pytest.mark.skipif("hyperscan" not in INSTALLED, reason="the hyperscan wheel is not installed")
+def test_other_translating_code_makes_another_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A development install changes prefilter.py or engines.py without a new version: its rules are
+    compiled again, not loaded from what the old code made."""
+    build(["panic"], "hyperscan", cache=tmp_path)
+    monkeypatch.setattr(engines, "_code_version", lambda: "the same version, other code")
+    build(["panic"], "hyperscan", cache=tmp_path)
+    assert len(list(tmp_path.glob("hyperscan-*.db"))) == 2

@@ -26,8 +26,8 @@ says which and why. Lines are bytes: UTF-8 as the source read them.
 
 Compiling a Hyperscan database for hundreds of rules takes most of a second.
 Given a *cache* folder, ``build`` keeps what it built there (the serialized
-database and which rules stayed off it), named by a hash of the patterns and
-of the tailhook and Hyperscan versions, and a later build of the same
+database and which rules stayed off it), named by a hash of the patterns, of
+the tailhook and Hyperscan versions and of the code that translates rules, and a later build of the same
 patterns loads it instead: a restart, or another ``tailhook test`` run,
 starts at once. A cache file that does not check out is ignored and rebuilt.
 """
@@ -35,6 +35,7 @@ starts at once. A cache file that does not check out is ignored and rebuilt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from tailhook import __version__
+from tailhook import prefilter as _prefilter_module
 from tailhook.prefilter import byte_superset, required_literal, sample
 
 __all__ = ["ENGINES", "EngineUnavailable", "Scanner", "available", "best_available", "build"]
@@ -291,7 +293,7 @@ class _DatabaseCache:
 
     def __init__(self, folder: Path, patterns: Sequence[str]) -> None:
         hs_version = getattr(importlib.import_module("hyperscan"), "__version__", "?")
-        key = json.dumps([__version__, hs_version, list(patterns)], ensure_ascii=False)
+        key = json.dumps([_code_version(), hs_version, list(patterns)], ensure_ascii=False)
         self.folder = folder
         self.path = folder / f"hyperscan-{hashlib.sha256(key.encode()).hexdigest()[:32]}.db"
 
@@ -332,6 +334,16 @@ class _DatabaseCache:
         files = sorted(self.folder.glob("hyperscan-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[self.KEEP :]:
             old.unlink(missing_ok=True)
+
+
+@functools.cache
+def _code_version() -> str:
+    """tailhook's version and a hash of the code that turns rules into a database (this module and
+    ``prefilter``): a development install changes the code without changing the version."""
+    code = hashlib.sha256()
+    for module in (__file__, _prefilter_module.__file__):
+        code.update(Path(module).read_bytes())
+    return f"{__version__} {code.hexdigest()[:16]}"
 
 
 def _collect_ids(index: int, start: int, end: int, flags: int, found: list[int]) -> None:
