@@ -261,6 +261,19 @@ async def test_storm_windows_are_stored_with_the_commit_and_forgotten_when_close
         await spool.close()
 
 
+async def test_a_window_change_of_counts_alone_keeps_the_held_line_stored_before(tmp_path: Path) -> None:
+    held = delivery("held").notification
+    spool = await Spool.open(tmp_path)
+    try:
+        await spool.commit([], [], [(("r", "a"), WindowState("r", "a", 100.0, 3, 7, held))])
+        counts_only = WindowState("r", "a", 100.0, 3, 9, None, held_fresh=False)
+        await spool.commit([], [], [(("r", "a"), counts_only)])
+        (stored,) = await spool.storm_windows()
+        assert (stored.sent, stored.held, stored.last_held) == (3, 9, held)
+    finally:
+        await spool.close()
+
+
 async def test_notifications_older_than_max_age_are_dropped_and_counted(tmp_path: Path, clock: FakeClock) -> None:
     spool = await Spool.open(tmp_path, max_age=3600, clock=clock)
     try:

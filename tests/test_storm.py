@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tailhook.config import StormConfig
 from tailhook.events import AlertField, Event, Kind, Line, Severity
-from tailhook.storm import StormControl
+from tailhook.storm import HELD_STORED_EVERY_S, StormControl
 from tests.conftest import FakeClock
 
 
@@ -101,6 +101,39 @@ def test_changed_windows_are_handed_out_once_and_restored_elsewhere(clock: FakeC
     digests = {n.key: n for n in again.due()}
     assert set(digests) == {"a"} and digests["a"].count == 2
     assert dict(again.changes()) == {("r", "a"): None, ("r", "b"): None}  # closed windows are forgotten
+
+
+def test_in_a_flood_the_held_line_is_stored_once_a_second_and_the_counts_with_every_change(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    storm.admit(event(text="first"))
+    storm.admit(event(text="held 1"))
+    ((_, state),) = storm.changes()
+    assert state is not None and state.held_fresh and state.last_held is not None
+    assert state.last_held.line == "held 1"
+
+    clock.advance(HELD_STORED_EVERY_S / 2)
+    storm.admit(event(text="held 2"))
+    ((_, state),) = storm.changes()
+    assert state is not None and not state.held_fresh and state.last_held is None  # the stored line stays
+    assert (state.sent, state.held) == (1, 2)
+
+    storm.unsaved([(("r", "k"), state)])  # a failed commit of the counts alone does not force the line
+    ((_, state),) = storm.changes()
+    assert state is not None and not state.held_fresh and state.held == 2
+
+    clock.advance(HELD_STORED_EVERY_S / 2)
+    storm.admit(event(text="held 3"))
+    ((_, state),) = storm.changes()
+    assert state is not None and state.held_fresh and state.last_held is not None
+    assert (state.last_held.line, state.held) == ("held 3", 3)
+
+    storm.unsaved([(("r", "k"), state)])  # its line could not be stored: it comes out again, line and all
+    ((_, state),) = storm.changes()
+    assert state is not None and state.held_fresh and state.last_held is not None
+
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert (digest.line, digest.count) == ("held 3", 3)  # without a restart, the last line held
 
 
 def test_restored_windows_follow_the_rules_current_settings(clock: FakeClock) -> None:

@@ -596,8 +596,13 @@ class Spool:
             (rule, key, state.opened, state.sent, state.held,
              None if state.last_held is None else encode_notification(state.last_held))
             for (rule, key), state in changes
-            if state is not None
+            if state is not None and state.held_fresh
         ]  # fmt: skip
+        counted = [
+            (rule, key, state.opened, state.sent, state.held)
+            for (rule, key), state in changes
+            if state is not None and not state.held_fresh
+        ]
         if closed:
             self.db.executemany("DELETE FROM storm_windows WHERE rule = ? AND key = ?", closed)
         if kept:
@@ -605,6 +610,13 @@ class Spool:
                 "INSERT OR REPLACE INTO storm_windows (rule, key, opened, sent, held, last_held) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 kept,
+            )
+        if counted:  # the counts only: the held line stored before stays
+            self.db.executemany(
+                "INSERT INTO storm_windows (rule, key, opened, sent, held) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (rule, key) DO UPDATE SET opened = excluded.opened, sent = excluded.sent, "
+                "held = excluded.held",
+                counted,
             )
 
     def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:

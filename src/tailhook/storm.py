@@ -17,6 +17,12 @@ next start. A restart in the middle of a storm therefore neither repeats the
 first alerts nor forgets the held count; a window that closed while the daemon
 was down sends its digest at the first tick.
 
+The counts are stored with every change; the held line a digest shows (a
+rendered notification, the costly part: in a flood every commit changes every
+open window) at most every ``HELD_STORED_EVERY_S`` per window. So after a
+crash, a digest shows a line held at most that much before the last one; the
+count is exact all the same. Without a crash, the digest shows the last one.
+
 Memory is bounded: a closed window is forgotten, and at most ``max_keys``
 windows are tracked (the oldest is closed early when a new key arrives at the
 cap).
@@ -34,6 +40,9 @@ from tailhook.events import Event, Kind, Notification
 
 __all__ = ["StormControl", "StormKey", "WindowState"]
 
+HELD_STORED_EVERY_S = 1.0
+"""How often an open window's last held line is stored, at most (its counts: every change)."""
+
 StormKey = tuple[str, str]
 """``(rule name, rendered key)``: what one storm window counts."""
 
@@ -47,6 +56,8 @@ class _Window:
     last_held: Event | Notification | None = None
     """The last event held back; a notification once restored from the spool. Kept as the
     event while the storm goes on, so a held line costs no notification of its own."""
+    held_stored: float | None = None
+    """When ``last_held`` was last handed out to be stored (``None``: never, in this process)."""
 
     def closes(self) -> float:
         return self.opened + self.config.window
@@ -67,6 +78,8 @@ class WindowState:
     sent: int
     held: int
     last_held: Notification | None
+    held_fresh: bool = True
+    """``last_held`` is to be stored; if not, the one stored before stays (only the counts changed)."""
 
 
 WindowChange = tuple[StormKey, WindowState | None]
@@ -159,19 +172,29 @@ class StormControl:
     def changes(self) -> list[WindowChange]:
         """The windows changed since the last call, to store with the notifications they caused."""
         changed, self._changed = self._changed, set()
+        now = self.clock()
         out: list[WindowChange] = []
         for key in changed:
             window = self._windows.get(key)
             state = None
             if window is not None:
-                last = window.last_notification(self.host)
-                state = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
+                stored = window.held_stored
+                if window.last_held is None or stored is None or not 0 <= now - stored < HELD_STORED_EVERY_S:
+                    window.held_stored = now
+                    last = window.last_notification(self.host)
+                    state = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
+                else:
+                    state = WindowState(key[0], key[1], window.opened, window.sent, window.held, None, held_fresh=False)
             out.append((key, state))
         return out
 
     def unsaved(self, changes: Iterable[WindowChange]) -> None:
         """*changes* could not be stored: hand them out again with the next ``changes()``."""
-        self._changed.update(key for key, _ in changes)
+        for key, state in changes:
+            self._changed.add(key)
+            window = self._windows.get(key)
+            if window is not None and state is not None and state.held_fresh:
+                window.held_stored = None  # its held line too
 
     def restore(self, states: Iterable[WindowState], config_of: Callable[[str], StormConfig | None]) -> None:
         """Take back the windows stored before a restart, under each rule's current settings.
