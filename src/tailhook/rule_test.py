@@ -278,10 +278,10 @@ class _Matcher:
                 candidates = ruleset.candidates(data, source=name)
                 number, at = found.lines, 0
                 for start, text, hits in ruleset.confirm(data, candidates, source=name):
-                    number += data.count(b"\n", at, start)
+                    number += data.count(b"\n", at, start)  # lines before this one: a pass over the run in all
                     at = start
                     self._hits(found, number + 1, (text, name, path), hits)
-                found.lines += piece.lines
+                found.lines = number + data.count(b"\n", at)
             else:
                 found.lines += 1
                 found.cut_lines += piece.cut
@@ -297,11 +297,12 @@ class _Matcher:
         found.matched_lines += 1
         if self.taken:
             found.taken.append(number)
+        digest, sampled = found.digest, found.sampled
         for rule, match in hits:
             name = rule.name
             values = match.groups("") if rule.named_only else match.groupdict("").values()
-            found.digest.append((number, name, _SEPARATOR.join(values)))
-            if name not in found.sampled:
+            digest.append((number, name, _SEPARATOR.join(values)))
+            if name not in sampled:
                 found.sample(number, name, line[0], self.samples)
             if self.events:
                 text, source, path = line

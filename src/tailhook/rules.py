@@ -278,25 +278,33 @@ class RuleSet:
         Each line is decoded as the file source decodes it (``decode_line``).
         """
         rules = self.for_source(source).rules
-        found = []
-        quick = budget.quick
+        found: list[tuple[int, str, list[Hit]]] = []
+        rest = iter(candidates)
         with self.watching():
-            shared = budget.watched(self.line_budget_s)
-            for start, end, picked in candidates:
-                text = data[start:end].decode("utf-8", "replace").removesuffix("\r")  # decode_line, inlined
-                if not shared or self._strained:
-                    hits = self._hits(rules, picked, text)
-                else:  # _hits, when every search may share the watch's timer: nothing to decide per rule
-                    hits = []
-                    for index in picked:
-                        rule = rules[index]
-                        try:
-                            match = rule.find(text, quick)
-                        except budget.BudgetSpent:
-                            self._spent(rule, text)
-                            continue
-                        if match is not None:
-                            hits.append((rule, match))
+            if budget.watched(self.line_budget_s) and not self._strained:
+                # Every search shares the watch's timer, nothing to decide per rule: until a rule
+                # spends its budget and is strained, then the rest of the block goes the long way.
+                with budget.searches() as tally:
+                    for start, end, picked in rest:
+                        text = data[start:end].decode("utf-8", "replace").removesuffix("\r")  # decode_line
+                        hits = []
+                        for index in picked:
+                            rule = rules[index]
+                            tally.number += 1
+                            try:
+                                match = rule.find(text)
+                            except budget.Stopped:
+                                self._spent(rule, text)
+                                continue
+                            if match is not None:
+                                hits.append((rule, match))
+                        if hits:
+                            found.append((start, text, hits))
+                        if self._strained:
+                            break
+            for start, end, picked in rest:
+                text = data[start:end].decode("utf-8", "replace").removesuffix("\r")
+                hits = self._hits(rules, picked, text)
                 if hits:
                     found.append((start, text, hits))
         return found

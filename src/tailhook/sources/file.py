@@ -821,10 +821,11 @@ class FileSource:
         matching = 0
         for piece in followed.cutter.split(chunk):
             if isinstance(piece, Run):
-                self.counters.lines += piece.lines
+                count = piece.lines
+                self.counters.lines += count
                 scanned = self._prescan(piece.data, self.name) if self._prescan is not None else None
                 matching += len(piece.data) if scanned is None else scanned.matching_bytes
-                lines.append(Block(piece.data, piece.lines, self.name, followed.path, now, scanned))
+                lines.append(Block(piece.data, count, self.name, followed.path, now, scanned))
             else:
                 matching += len(piece.raw) + 1
                 lines.extend(self._line(followed, piece.raw, now, (piece.start, piece.end), cut=piece.cut))

@@ -45,11 +45,16 @@ class Run:
     data: bytes
     """Whole lines, each ended by its newline."""
     start: int
-    lines: int
 
     @property
     def end(self) -> int:
         return self.start + len(self.data)
+
+    @property
+    def lines(self) -> int:
+        """How many lines: counted when asked (a pass over the data), as a reader that numbers
+        the lines it looks at counts them already."""
+        return self.data.count(b"\n")
 
 
 @dataclass(slots=True)
@@ -87,7 +92,7 @@ class LineCutter:
                 end = self._run_end(chunk, start, head=held)
                 if end > start:
                     data = bytes(self.partial) + chunk[start:end] if held else chunk[start:end]
-                    pieces.append(Run(data, self.offset - held, chunk.count(b"\n", start, end)))
+                    pieces.append(Run(data, self.offset - held))
                     self.offset += end - start
                     self.partial.clear()
                     start = end
