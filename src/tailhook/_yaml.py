@@ -37,7 +37,12 @@ class YamlError(Exception):
         self.line = line
 
 
-class _Loader(yaml.SafeLoader):
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser where PyYAML was built with it (its wheels are): the same documents, read ten
+times faster, which 200 rules and a daemon's start-up notice."""
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc]
     pass
 
 
