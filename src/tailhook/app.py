@@ -46,7 +46,7 @@ from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Event, Line, Notification
 from tailhook.http import HttpServer, Metric, Sample
 from tailhook.routes import Router
-from tailhook.rules import RuleSet
+from tailhook.rules import RuleSet, rule_set
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
 from tailhook.sinks.discord import Counts, DiscordSink, GlobalPause, ProbeResult, probe_webhook
@@ -67,11 +67,12 @@ while the daemon runs, instead of Python's 700 (see ``_collect_less``)."""
 
 
 class App:
-    def __init__(self, config: Config, *, dry_run: bool = False) -> None:
+    def __init__(self, config: Config, *, dry_run: bool = False, rules: RuleSet | None = None) -> None:
+        """*rules*: *config*'s rules, built already (``rule_set``); else built here."""
         self.config = config
         self.dry_run = dry_run
         self.drain_timeout_s = config.shutdown_timeout
-        self.rules = rule_set(config, host=config.host)
+        self.rules = rule_set(config, host=config.host) if rules is None else rules
         self._storm_of = {rule.name: rule.storm for rule in self.rules.rules}
         self.storm = StormControl(config.storm, host=config.host)
         self.router = Router(config.routes, rules=config.rules) if config.destinations else Router(())
@@ -225,8 +226,10 @@ class App:
         # scanned ahead by these rules, or not (yet, or by rules a reload has replaced since)
         candidates = scanned.candidates if isinstance(scanned, Prescanned) and scanned.rules is rules else None
 
+        source, when, path = block.source, block.time, block.path
+
         def line(text: str) -> Line:
-            return Line(text=text, source=block.source, time=block.time, path=block.path)
+            return Line(text, source, when, path)
 
         found = rules.scan(block.data, source=block.source, make_line=line, candidates=candidates)
         return [event for _, events in found for event in events]
@@ -518,19 +521,6 @@ class Prescanned:
     candidates: list[tuple[int, int, list[int]]]
     matching_bytes: int
     """The bytes of the candidate lines, newlines included (``sources.file.Scanned``)."""
-
-
-def rule_set(config: Config, *, host: str) -> RuleSet:
-    """The rules of *config*, matched as its ``rules:`` section says, scanners built for every source
-    (or loaded from ``state_dir/cache``, where they are kept for the next start)."""
-    return RuleSet(
-        config.rules,
-        host=host,
-        engine=config.matching.engine,
-        line_budget_s=config.matching.line_budget,
-        sources=[source.name for source in config.sources],
-        cache=config.state_dir / "cache",
-    )
 
 
 def describe_matching(rules: RuleSet) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from tailhook.config import (
 )
 from tailhook.engines import EngineUnavailable
 from tailhook.events import Severity
+from tailhook.rules import rule_set
 from tailhook.sources.journald import journald_available
 from tailhook.spool_admin import Selection, SpoolAdminError
 
@@ -140,9 +142,13 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     try:
-        from tailhook.app import App  # noqa: PLC0415 - the daemon's imports (aiohttp) only for the daemon
+        # The rules compile (Hyperscan lets go of the GIL) while the daemon's modules load.
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rules") as building:
+            rules = building.submit(rule_set, config, host=config.host)
+            from tailhook.app import App  # noqa: PLC0415 - the daemon's imports (aiohttp) only for the daemon
 
-        return asyncio.run(App(config, dry_run=args.dry_run).run())
+            app = App(config, dry_run=args.dry_run, rules=rules.result())
+        return asyncio.run(app.run())
     except Exception:
         log.exception("tailhook stopped on an unexpected error")
         return 1

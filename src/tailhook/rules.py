@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailhook import budget
-from tailhook.config import DEFAULT_LINE_BUDGET_S, RuleConfig, StormConfig
+from tailhook.config import DEFAULT_LINE_BUDGET_S, Config, RuleConfig, StormConfig
 from tailhook.engines import Scanner, best_available, build
 from tailhook.events import AlertField, Event, Line, Rendered, Severity
 from tailhook.prefilter import required_literal
@@ -371,3 +371,16 @@ class RuleSet:
             )
         self.over_budget[rule.name] += 1
         self._strained[rule.name] = self.clock() + STRAIN_S
+
+
+def rule_set(config: Config, *, host: str) -> RuleSet:
+    """The rules of *config*, matched as its ``rules:`` section says, scanners built for every source
+    (or loaded from ``state_dir/cache``, where they are kept for the next start)."""
+    return RuleSet(
+        config.rules,
+        host=host,
+        engine=config.matching.engine,
+        line_budget_s=config.matching.line_budget,
+        sources=[source.name for source in config.sources],
+        cache=config.state_dir / "cache",
+    )

@@ -114,7 +114,8 @@ class StormControl:
         May include digests of windows that had to close first.
         """
         now = self.clock()
-        out = self.due(now)
+        closing = self._closing
+        out = self.due(now) if closing and closing[0][0] <= now else []
         key: StormKey = (event.rule, event.key)
         window = self._windows.get(key)
         if window is None:
