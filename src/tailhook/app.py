@@ -43,7 +43,7 @@ from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, lo
 from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.engines import ENGINES, best_available
-from tailhook.events import Delivery, Event, Line, Notification
+from tailhook.events import Delivery, Line, Notification
 from tailhook.http import HttpServer, Metric, Sample
 from tailhook.routes import Router
 from tailhook.rules import RuleSet, rule_set
@@ -211,28 +211,31 @@ class App:
             for item in lines:
                 if isinstance(item, Block):
                     self.lines[item.source] += item.lines
-                    events = self._block_events(item)
+                    self._admit_block(item, notifications)
                 else:
                     self.lines[item.source] += 1
-                    events = self.rules.match(item)
-                for event in events:
-                    self.matches[event.rule] += 1
-                    notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
+                    for event in self.rules.match(item):
+                        self.matches[event.rule] += 1
+                        notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
         await self._commit(self._route(notifications), checkpoints)
 
-    def _block_events(self, block: Block) -> list[Event]:
+    def _admit_block(self, block: Block, notifications: list[Notification]) -> None:
+        """The events of *block*'s lines through storm control, each as soon as it is made: in a storm
+        most are held at once, and an event that lives no longer than that costs the least."""
         rules = self.rules
         scanned = block.scanned
         # scanned ahead by these rules, or not (yet, or by rules a reload has replaced since)
-        candidates = scanned.candidates if isinstance(scanned, Prescanned) and scanned.rules is rules else None
-
-        source, when, path = block.source, block.time, block.path
-
-        def line(text: str) -> Line:
-            return Line(text, source, when, path)
-
-        found = rules.scan(block.data, source=block.source, make_line=line, candidates=candidates)
-        return [event for _, events in found for event in events]
+        if isinstance(scanned, Prescanned) and scanned.rules is rules:
+            candidates = scanned.candidates
+        else:
+            candidates = rules.candidates(block.data, source=block.source)
+        source, when, path, host = block.source, block.time, block.path, rules.host
+        admit, matches = self.storm.admit, self.matches
+        for _, text, hits in rules.confirm(block.data, candidates, source=source):
+            line = Line(text, source, when, path)
+            for rule, match in hits:
+                matches[rule.name] += 1
+                notifications.extend(admit(rule.event(line, match, host=host), rule.storm))
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
         """The rules' engine pass over a block, in the source's reading thread. Hyperscan lets go of
