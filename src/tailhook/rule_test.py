@@ -9,8 +9,9 @@ and the command fails: teams test their rule files in their own CI this way.
 Files are cut into lines as the file source cuts them (``LineCutter``: a
 line past its source's ``max_line_bytes`` is cut and marked) and scanned as
 the file source scans them: only lines some rule may match become text.
-Stretches of about ``READ_BYTES`` are matched in worker processes, one per
-CPU, and merged in order, so the report and its digest are the same with any
+A file on disk is matched in worker processes, one per CPU, each taking a
+span of a few times ``READ_BYTES`` at a time and reading it itself; the spans
+are merged in order, so the report and its digest are the same with any
 number of them. gzip files (rotated logs) are read as they are; ``-`` is
 standard input.
 """
@@ -31,7 +32,7 @@ import stat
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -61,7 +62,13 @@ __all__ = [
 ]
 
 READ_BYTES = 1 << 20
-"""What one read of a file takes: a stretch of lines, matched by one worker at a time."""
+"""What one read of a file takes: a stretch of lines, matched in one go."""
+SPANS_PER_JOB = 4
+"""A file is cut into about this many spans per worker: few, since each span is a task to hand out
+and a result to merge, and while a worker's span is being merged the CPU it needs is taken; more than
+one, so that a worker whose spans hold more matches does not keep the others waiting at the end."""
+MAX_SPAN_BYTES = 64 << 20
+"""The most one span holds, so that a worker's result (its matches) stays bounded on any file."""
 ANY_SOURCE = ""
 """The source of lines whose source is not known: every rule applies, whatever its ``sources:``."""
 
@@ -224,7 +231,7 @@ def _applies(rule: RuleConfig, files: Sequence[LogFile]) -> bool:
     return any(f.source == ANY_SOURCE or rule.sources is None or f.source in rule.sources for f in files)
 
 
-Stretch = list[Run | RawLine]
+Stretch = Iterable[Run | RawLine]
 """Lines read one after the other, as ``LineCutter`` gives them out: what a worker matches at a time."""
 
 
@@ -337,19 +344,18 @@ class _Span:
     end: int
     max_line_bytes: int
 
-    def pieces(self) -> Stretch:
-        """The span's lines, cut as the file source cuts them (a span starts at a line's start)."""
+    def pieces(self) -> Iterator[Run | RawLine]:
+        """The span's lines, cut as the file source cuts them (a span starts at a line's start),
+        ``READ_BYTES`` read at a time as they are matched."""
         cutter = LineCutter(self.max_line_bytes, offset=self.start, runs=True)
-        pieces: Stretch = []
         with open(self.path, "rb") as file:
             at = self.start
             while at < self.end and (data := os.pread(file.fileno(), min(READ_BYTES, self.end - at), at)):
                 at += len(data)
-                pieces.extend(cutter.split(data))
+                yield from cutter.split(data)
         last = cutter.flush()
         if last is not None:
-            pieces.append(last)
-        return pieces
+            yield last
 
 
 class _Workers:
@@ -436,7 +442,8 @@ class _Reading:
         counted = 0
         with _open(log_file.path) as opened:
             if workers.jobs > 1 and opened.on_disk:
-                for found in workers.matched(self._spans(opened.stream, log_file), log_file.source, path):
+                spans = self._spans(opened.stream, log_file, workers.jobs)
+                for found in workers.matched(spans, log_file.source, path):
                     self._merge(log_file, found, (before + counted, counted))
                     counted += found.lines
             else:
@@ -448,12 +455,14 @@ class _Reading:
                     counted += found.lines
         self.report.lines += counted
 
-    def _spans(self, stream: IO[bytes], log_file: LogFile) -> Iterator[_Span]:
-        """The file as it is now in spans of whole lines, about ``READ_BYTES`` each."""
+    def _spans(self, stream: IO[bytes], log_file: LogFile, jobs: int) -> Iterator[_Span]:
+        """The file as it is now in spans of whole lines: ``READ_BYTES`` first (a file no larger is
+        matched before any worker starts), then about ``SPANS_PER_JOB`` per worker."""
         size = os.fstat(stream.fileno()).st_size
+        each = min(max(READ_BYTES, (size - READ_BYTES) // (jobs * SPANS_PER_JOB) + 1), MAX_SPAN_BYTES)
         start = 0
         while start < size:
-            end = _line_end(stream, min(start + READ_BYTES, size), size)
+            end = _line_end(stream, min(start + (each if start else READ_BYTES), size), size)
             self.report.bytes += end - start
             yield _Span(log_file.path, start, end, log_file.max_line_bytes)
             start = end
