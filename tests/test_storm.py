@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import time
+
 from tailhook.config import StormConfig
 from tailhook.events import AlertField, Event, Kind, Line, Severity
-from tailhook.storm import HELD_STORED_EVERY_S, StormControl
+from tailhook.storm import HELD_STORED_EVERY_S, OVERFLOW_KEY, StormControl
 from tests.conftest import FakeClock
 
 
-def event(key: str = "k", text: str = "boom", rule: str = "r", fields: tuple[AlertField, ...] = ()) -> Event:
+def event(
+    key: str = "k",
+    text: str = "boom",
+    rule: str = "r",
+    fields: tuple[AlertField, ...] = (),
+    *,
+    storm: StormConfig | None = None,
+    severity: Severity = Severity.ERROR,
+) -> Event:
     return Event(
         rule=rule,
-        severity=Severity.ERROR,
+        severity=severity,
+        storm=storm,
         key=key,
         title=f"boom on {key}",
         description="",
@@ -53,7 +64,7 @@ def test_keys_and_rules_have_separate_windows(clock: FakeClock) -> None:
 def test_per_rule_storm_overrides_and_no_digest(clock: FakeClock) -> None:
     storm = StormControl(StormConfig(window=60, max_per_window=10), host="h", clock=clock)
     strict = StormConfig(window=5, max_per_window=1, digest=False)
-    out = [n for _ in range(3) for n in storm.admit(event(), strict)]
+    out = [n for _ in range(3) for n in storm.admit(event(storm=strict))]
     assert len(out) == 1
     assert storm.next_deadline() == clock.now + 5
     clock.advance(5)
@@ -69,12 +80,20 @@ def test_digests_come_out_when_the_next_event_arrives_late(clock: FakeClock) -> 
     assert kinds == [Kind.DIGEST, Kind.ALERT]
 
 
-def test_the_number_of_tracked_keys_is_bounded(clock: FakeClock) -> None:
+def test_past_the_key_cap_new_keys_share_their_rules_overflow_key(clock: FakeClock) -> None:
     storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock, max_keys=100)
-    for i in range(1000):
-        storm.admit(event(key=str(i)))
-        storm.admit(event(key=str(i)))
-    assert len(storm) == 100
+    sent = [n for i in range(1000) for _ in range(2) for n in storm.admit(event(key=str(i), text=f"line {i}"))]
+    assert len(storm) == 101  # the 100 keys, and rule r's overflow key
+    assert [n.key for n in sent] == [str(i) for i in range(101)]  # the overflow window's first alert too
+    assert storm.overflow_total == 1800
+    clock.advance(60)
+    digests = {n.key: n for n in storm.due()}
+    assert len(digests) == 101 and all(digests[str(i)].count == 1 for i in range(100))
+    overflow = digests[OVERFLOW_KEY]
+    assert (overflow.count, overflow.line) == (1799, "line 999")  # every event under a new key but the first
+    assert overflow.description.startswith("1,799 more events under new keys were held back in this 1 min window")
+    assert "100 keys at most" in overflow.description
+    assert len(storm) == 0
 
 
 def test_changed_windows_are_handed_out_once_and_restored_elsewhere(clock: FakeClock) -> None:
@@ -163,34 +182,165 @@ def test_a_digest_carries_the_fields_of_the_last_event_held(clock: FakeClock) ->
 
 
 def test_windows_close_in_deadline_order_whatever_their_lengths(clock: FakeClock) -> None:
-    """Due windows are found by their close times, not by looking at all of them; a window
-    closed early (at the key cap) and opened again closes at its new time, once."""
-    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock, max_keys=3)
+    """Due windows are found by their close times, not by looking at all of them; a key whose
+    window closed and opened again closes at its new time, once."""
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
     short = StormConfig(window=5, max_per_window=1)
     for key in ("a", "b"):
         storm.admit(event(key=key))
         storm.admit(event(key=key))  # held: each window owes a digest
-    storm.admit(event(key="s"), short)
-    storm.admit(event(key="s"), short)
+    storm.admit(event(key="s", storm=short))
+    storm.admit(event(key="s", storm=short))
     assert storm.next_deadline() == clock.now + 5
     clock.advance(5)
     assert [(n.kind, n.key) for n in storm.due()] == [(Kind.DIGEST, "s")]
     assert storm.next_deadline() == clock.now + 55
 
     clock.advance(1)
-    storm.admit(event(key="c"))
-    storm.admit(event(key="d"))  # at the cap of 3: "a", the oldest, closes early with its digest
-    assert [(n.kind, n.key) for n in storm.admit(event(key="a"))] == [(Kind.DIGEST, "b"), (Kind.ALERT, "a")]
-    clock.advance(54)  # "a"'s first window would have closed now; its new one has not
-    assert storm.due() == []
-    assert storm.next_deadline() == clock.now + 6
+    assert [n.kind for n in storm.admit(event(key="s", storm=short))] == [Kind.ALERT]  # a new window: 6 to 11
+    clock.advance(5)
+    assert storm.due() == []  # nothing held in it: no digest
+    clock.advance(49)
+    assert [(n.kind, n.key) for n in storm.due()] == [(Kind.DIGEST, "a"), (Kind.DIGEST, "b")]
+    assert storm.next_deadline() is None and len(storm) == 0
 
 
 def test_keys_coming_and_going_keep_the_deadline_heap_bounded(clock: FakeClock) -> None:
-    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock, max_keys=10)
+    storm = StormControl(StormConfig(window=5, max_per_window=1), host="h", clock=clock)
     for i in range(20_000):
-        storm.admit(event(key=str(i)))  # each new key closes the oldest window early
-    assert len(storm) == 10
-    assert len(storm._closing) <= 2 * 10 + 1024  # memory stays bounded, not one entry per key ever seen
+        storm.admit(event(key=str(i % 50)))  # windows open, close and open again
+        clock.advance(0.5)
+    assert len(storm._deadlines) <= 2 * len(storm) + 1024  # not one entry per window ever opened
     clock.advance(60)
-    assert storm.due() == [] and len(storm) == 0  # nothing held, so no digests; every window closed
+    storm.due()
+    assert len(storm) == 0 and storm.next_deadline() is None
+
+
+def test_a_more_severe_event_goes_out_at_once_whatever_its_window_has_sent(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    levels = [Severity.WARNING, Severity.WARNING, Severity.ERROR, Severity.ERROR, Severity.CRITICAL, Severity.WARNING]
+    sent = [
+        (n.severity, n.line) for i, level in enumerate(levels) for n in storm.admit(event(text=f"{i}", severity=level))
+    ]
+    assert sent == [(Severity.WARNING, "0"), (Severity.ERROR, "2"), (Severity.CRITICAL, "4")]
+    assert storm.upgrades_total == 2
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert (digest.count, digest.line) == (3, "5")
+
+
+def test_a_threshold_alerts_once_enough_events_came_within_the_window_and_says_so(clock: FakeClock) -> None:
+    three = StormConfig(window=60, max_per_window=1, min_count=3)
+    storm = StormControl(StormConfig(), host="h", clock=clock)
+    for _ in range(2):
+        assert storm.admit(event(storm=three)) == []
+        clock.advance(10)
+    (alert,) = storm.admit(event(storm=three))  # the third within 60 s
+    assert (alert.kind, alert.title) == (Kind.ALERT, "boom on k (3 in 1 min)")
+    assert storm.admit(event(storm=three)) == []  # held: one alert per window
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert digest.count == 1
+
+    # Events too far apart never reach it, and are forgotten as they drop out of the window.
+    for _ in range(5):
+        clock.advance(40)
+        assert storm.admit(event(key="slow", storm=three)) == []
+    clock.advance(60)
+    assert storm.due() == [] and len(storm) == 0
+
+
+def test_a_key_storming_window_after_window_escalates_then_decays(clock: FakeClock) -> None:
+    escalating = StormConfig(window=10, max_per_window=1, max_window=40)
+    storm = StormControl(escalating, host="h", clock=clock)
+    lengths = []
+    for _ in range(4):  # each window: an alert and a held event, then it closes
+        opened = clock.now
+        storm.admit(event())
+        storm.admit(event())
+        deadline = storm.next_deadline()
+        assert deadline is not None
+        lengths.append(deadline - opened)
+        clock.now = deadline
+        (digest,) = storm.due()
+        assert f"in this {_words(lengths[-1])} window" in digest.description
+    assert lengths == [10, 20, 40, 40]  # doubling up to max_window
+
+    # Quiet: each quiet stretch of the window's length halves it again.
+    clock.advance(40)
+    storm.due()
+    clock.advance(20)
+    storm.due()
+    storm.admit(event())
+    assert storm.next_deadline() == clock.now + 10
+    clock.advance(10)
+    assert storm.due() == []  # nothing held: no digest, and no escalation
+    clock.advance(10)
+    storm.due()
+    assert len(storm) == 0
+
+
+def test_critical_windows_do_not_escalate(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=10, max_per_window=1, max_window=40), host="h", clock=clock)
+    for _ in range(3):
+        storm.admit(event(severity=Severity.CRITICAL))
+        storm.admit(event(severity=Severity.CRITICAL))
+        assert storm.next_deadline() == clock.now + 10
+        clock.advance(10)
+        storm.due()
+
+
+def test_a_storm_that_went_quiet_sends_one_resolved_note(clock: FakeClock) -> None:
+    noted = StormConfig(window=60, max_per_window=1, recovery_after=300)
+    storm = StormControl(noted, host="h", clock=clock)
+    start = clock.now
+    for i in range(5):  # 5 events over 80 s: two windows, the first holding 2
+        storm.admit(event(text=f"line {i}"))
+        clock.advance(20)
+    last = clock.now - 20
+    storm.admit(event(key="calm"))  # never held anything: no note
+    clock.now = last + 299
+    assert [n.kind for n in storm.due()] == [Kind.DIGEST]  # the second window's digest only
+    clock.now = last + 300
+    (note,) = storm.due()
+    assert (note.kind, note.key, note.count, note.line) == (Kind.RECOVERY, "k", 5, "line 4")
+    assert note.title == "Resolved: boom on k"
+    assert note.description == (
+        f"Quiet for 5 min. The storm lasted 1.33 min, from {_hms(start)} to {_hms(last)} UTC: 5 events in all."
+    )
+    assert storm.recoveries_total == 1
+    clock.advance(3600)
+    assert storm.due() == [] and len(storm) == 0
+
+
+def test_a_storm_that_comes_back_before_it_is_quiet_long_enough_sends_no_note_yet(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=10, max_per_window=1, recovery_after=60), host="h", clock=clock)
+    for _ in range(2):
+        storm.admit(event())
+    clock.advance(50)
+    assert [n.kind for n in storm.due()] == [Kind.DIGEST]
+    storm.admit(event())  # 50 s quiet only: the storm goes on
+    clock.advance(60)
+    assert [n.kind for n in storm.due()] == [Kind.RECOVERY]
+
+
+def test_open_windows_follow_their_rules_new_settings_after_a_reload(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(), host="h", clock=clock)
+    long = StormConfig(window=600, max_per_window=1)
+    storm.admit(event(rule="changed", storm=long))
+    storm.admit(event(rule="changed", storm=long))
+    storm.admit(event(rule="removed", storm=long))
+    storm.admit(event(rule="removed", storm=long))
+    storm.adopt({"changed": StormConfig(window=60, max_per_window=1)}.get)
+    clock.advance(60)
+    assert [(n.rule, n.count) for n in storm.due()] == [("changed", 1)]  # closes by its new window
+    clock.advance(540)
+    assert [(n.rule, n.count) for n in storm.due()] == [("removed", 1)]  # a removed rule's window keeps its own
+
+
+def _words(seconds: float) -> str:
+    return f"{seconds / 60:.3g} min" if seconds >= 60 else f"{seconds:.3g} s"
+
+
+def _hms(when: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(when))

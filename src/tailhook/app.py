@@ -43,8 +43,9 @@ from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, lo
 from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.engines import ENGINES, best_available
-from tailhook.events import Delivery, Line, Notification
+from tailhook.events import Delivery, Line
 from tailhook.http import HttpServer, Metric, Sample
+from tailhook.pipeline import CONSOLE, Pipeline, Prescanned
 from tailhook.routes import Router
 from tailhook.rules import RuleSet, rule_set
 from tailhook.sinks import Sink
@@ -53,13 +54,11 @@ from tailhook.sinks.discord import Counts, DiscordSink, GlobalPause, ProbeResult
 from tailhook.sources import Block, Source
 from tailhook.sources.file import FileSource
 from tailhook.spool import Checkpoint, Spool, SpoolFull
-from tailhook.storm import StormControl
 
 __all__ = ["EX_CONFIG", "App", "probe_destinations"]
 
 log = logging.getLogger(__name__)
 
-CONSOLE = "console"
 DISK_FULL_RETRY_S = 1.0
 GC_THRESHOLD = 20_000
 """New container objects (net) between two runs of the youngest generation of the garbage collector
@@ -72,10 +71,8 @@ class App:
         self.config = config
         self.dry_run = dry_run
         self.drain_timeout_s = config.shutdown_timeout
-        self.rules = rule_set(config, host=config.host) if rules is None else rules
-        self._storm_of = {rule.name: rule.storm for rule in self.rules.rules}
-        self.storm = StormControl(config.storm, host=config.host)
-        self.router = Router(config.routes, rules=config.rules) if config.destinations else Router(())
+        self.pipeline = Pipeline.build(config, rule_set(config, host=config.host) if rules is None else rules)
+        """Rules → storm control → routes; a reload swaps in the next one."""
         self._console_only = not config.destinations
         self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
@@ -84,10 +81,6 @@ class App:
         self._global_pause = GlobalPause()
         self._disk_full = False
         self._ready = False
-        self.lines: Counter[str] = Counter()
-        """Lines read, per source."""
-        self.matches: Counter[str] = Counter()
-        """Events, per rule."""
         self.reloads: Counter[str] = Counter()
         """Config reloads, per result: ``success`` or ``failure``."""
         self.loaded_at = time.time()
@@ -124,7 +117,7 @@ class App:
                 if code:
                     return code
             self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
-            self.storm.restore(await self.spool.storm_windows(), self._storm_of.get)
+            self.pipeline.restore(await self.spool.storm_windows())
             http = self._http_server()
             if http is not None:
                 try:
@@ -157,11 +150,11 @@ class App:
             __version__,
             self.config.host,
             len(sources),
-            len(self.rules),
+            len(self.pipeline.rules),
             ", ".join(self.dispatcher.sinks) + (" (dry run: console only)" if self.dry_run else ""),
             pending,
         )
-        log.info("%s", describe_matching(self.rules))
+        log.info("%s", describe_matching(self.pipeline.rules))
         _notify_systemd("READY=1")
         self._ready = True
         collect_as_before = _collect_less()
@@ -169,7 +162,7 @@ class App:
             async with asyncio.TaskGroup() as group:
                 delivering = group.create_task(self.dispatcher.run(), name="dispatcher")
                 reading = [group.create_task(s.run(self.ingest), name=f"source-{s.name}") for s in sources]
-                ticking = group.create_task(self._tick_storm(), name="storm")
+                ticking = group.create_task(self._tick(), name="ticker")
                 reloading = group.create_task(self._reload_on(reload_wanted), name="reload")
                 watching = group.create_task(self.config_watch.run(), name="config-watch")
                 await self._stopping.wait()
@@ -184,7 +177,7 @@ class App:
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
                 try:
                     async with asyncio.timeout(self.drain_timeout_s):
-                        await self._commit(self._route(self.storm.due(float("inf") if self.dry_run else None)))
+                        await self._commit(self.pipeline.flush() if self.dry_run else self.pipeline.tick())
                 except TimeoutError:
                     log.error("stopping without storing the storm windows: the disk of the spool is still full")
                 # 3. deliver what is due, bounded
@@ -202,53 +195,12 @@ class App:
     # ── the pipeline ────────────────────────────────────────────────────────
 
     async def ingest(self, lines: Sequence[Line | Block], checkpoints: Sequence[Checkpoint] = ()) -> None:
-        """Rules and storm control over one batch of lines; the results and checkpoints committed together.
-
-        A ``Block`` of plain lines is scanned whole: only the lines some rule may match become ``Line``s.
-        """
-        notifications: list[Notification] = []
-        with self.rules.watching():
-            for item in lines:
-                if isinstance(item, Block):
-                    self.lines[item.source] += item.lines
-                    self._admit_block(item, notifications)
-                else:
-                    self.lines[item.source] += 1
-                    for event in self.rules.match(item):
-                        self.matches[event.rule] += 1
-                        notifications.extend(self.storm.admit(event, self._storm_of[event.rule]))
-        await self._commit(self._route(notifications), checkpoints)
-
-    def _admit_block(self, block: Block, notifications: list[Notification]) -> None:
-        """The events of *block*'s lines through storm control, each as soon as it is made: in a storm
-        most are held at once, and an event that lives no longer than that costs the least."""
-        rules = self.rules
-        scanned = block.scanned
-        # scanned ahead by these rules, or not (yet, or by rules a reload has replaced since)
-        if isinstance(scanned, Prescanned) and scanned.rules is rules:
-            candidates = scanned.candidates
-        else:
-            candidates = rules.candidates(block.data, source=block.source)
-        source, when, path, host = block.source, block.time, block.path, rules.host
-        admit, matches = self.storm.admit, self.matches
-        for _, text, hits in rules.confirm(block.data, candidates, source=source):
-            line = Line(text, source, when, path)
-            for rule, match in hits:
-                matches[rule.name] += 1
-                notifications.extend(admit(rule.event(line, match, host=host), rule.storm))
+        """The pipeline over one batch of lines; what it makes and the checkpoints committed together."""
+        await self._commit(self.pipeline.ingest(lines), checkpoints)
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
-        """The rules' engine pass over a block, in the source's reading thread. Hyperscan lets go of
-        the GIL while it scans but takes it back for every match it reports, so it overlaps little
-        with the loop's work on the block before; the source sizes its turns by what it finds."""
-        rules = self.rules
-        candidates = rules.candidates(data, source=source)
-        return Prescanned(rules, candidates, sum(end - start + 1 for start, end, _ in candidates))
-
-    def _route(self, notifications: Sequence[Notification]) -> list[Delivery]:
-        if self._console_only:
-            return [Delivery(CONSOLE, n) for n in notifications]
-        return [d for n in notifications for d in self.router.deliveries(n)]
+        """The running pipeline's ``prescan`` (whichever runs when the source reads)."""
+        return self.pipeline.prescan(data, source)
 
     async def _commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
         """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
@@ -257,13 +209,13 @@ class App:
         """
         assert self.spool is not None
         while True:
-            windows = self.storm.changes()
+            windows = self.pipeline.changes()
             if not deliveries and not checkpoints and not windows:
                 return
             try:
                 await self.spool.commit(deliveries, checkpoints, windows)
             except SpoolFull as exc:
-                self.storm.unsaved(windows)
+                self.pipeline.unsaved(windows)
                 if not self._disk_full:
                     log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
                     self._disk_full = True
@@ -274,13 +226,13 @@ class App:
                 self._disk_full = False
             return
 
-    async def _tick_storm(self) -> None:
-        """Send digests as storm windows close."""
+    async def _tick(self) -> None:
+        """What time alone brings (digests as storm windows close, resolved notes), as it comes."""
         while True:
-            deadline = self.storm.next_deadline()
-            delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.storm.clock()))
+            deadline = self.pipeline.next_deadline()
+            delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.pipeline.clock()))
             await asyncio.sleep(delay)
-            await self._commit(self._route(self.storm.due()))
+            await self._commit(self.pipeline.tick())
 
     # ── building the stages ─────────────────────────────────────────────────
 
@@ -389,12 +341,11 @@ class App:
                 else:
                     recheck.append(name)  # unchanged: whatever of it is dead is asked about again now
 
+        router = self.pipeline.router if self._console_only else Router(routes, rules=new.rules)
+
         # the switch
-        self.rules = rules
-        self._storm_of = {rule.name: rule.storm for rule in rules.rules}
-        self.storm.default = new.storm
+        self.pipeline = self.pipeline.reloaded(new, rules, router)
         self.drain_timeout_s = new.shutdown_timeout
-        self.router = Router(routes, rules=new.rules)
         if self.dispatcher is not None:
             for name in removed:
                 self.dispatcher.remove(name)
@@ -420,7 +371,7 @@ class App:
         log.info(
             "reloaded: %d rules, %d routes, destinations: %s%s",
             len(rules),
-            len(self.router.routes),
+            len(self.pipeline.router.routes),
             ", ".join(self.dispatcher.sinks) if self.dispatcher else "none",
             f"; new sinks for {', '.join(changed)}" if changed else "",
         )
@@ -465,12 +416,6 @@ class App:
         ]
         table: list[tuple[str, Literal["counter", "gauge"], str, list[Sample]]] = [
             ("tailhook_build_info", "gauge", "The running version.", [Sample(1, {"version": __version__})]),
-            ("tailhook_lines_total", "counter", "Lines read, per source.", per("source", self.lines)),
-            ("tailhook_matches_total", "counter", "Lines a rule matched, per rule.", per("rule", self.matches)),
-            ("tailhook_rule_over_budget_total", "counter",
-             "Lines skipped for a rule because its regex ran out of time on them (backtracking), per rule.",
-             per("rule", self.rules.over_budget)),
-            ("tailhook_storm_held_total", "counter", "Events storm control held.", [Sample(self.storm.held_total)]),
             ("tailhook_delivered_total", "counter", "Notifications Discord stored.", of_states(lambda s: s.sent)),
             ("tailhook_delivery_retries_total", "counter", "Failed tries, to be retried (5xx, network, 429).",
              of_states(lambda s: s.retries)),
@@ -495,7 +440,7 @@ class App:
              "When the running config was loaded (the start or the last successful reload), in Unix time.",
              [Sample(self.loaded_at)]),
         ]  # fmt: skip
-        return [Metric(name, kind, help, samples) for name, kind, help, samples in table]
+        return [*self.pipeline.metrics(), *(Metric(name, kind, help, samples) for name, kind, help, samples in table)]
 
     async def _probe(self) -> int:
         assert self._session is not None
@@ -514,16 +459,6 @@ class App:
             else:
                 log.warning("destination %s: %s; alerts wait until it answers", result.destination, result.detail)
         return EX_CONFIG if exit_now else 0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Prescanned:
-    """A block's candidate lines, and the rules that found them."""
-
-    rules: RuleSet
-    candidates: list[tuple[int, int, list[int]]]
-    matching_bytes: int
-    """The bytes of the candidate lines, newlines included (``sources.file.Scanned``)."""
 
 
 def describe_matching(rules: RuleSet) -> str:

@@ -205,6 +205,13 @@ class StormConfig:
     max_per_window: int = 3
     digest: bool = True
     """At the end of a window, send one digest of what was held back."""
+    max_window: float | None = None
+    """Escalation: a key whose window held events back gets a window twice as long the next time,
+    up to this many seconds (and back by half per quiet window); ``None``: every window as long."""
+    min_count: int = 1
+    """Alert only once this many events of a key arrived within ``window`` seconds."""
+    recovery_after: float | None = None
+    """Seconds a key that stormed must stay quiet before a resolved note says so; ``None``: no note."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -888,10 +895,24 @@ def _mentions(section: _Section | None) -> Mentions:
 def _storm(section: _Section | None, default: StormConfig) -> StormConfig:
     if section is None:
         return default
+    window = section.get("window", _positive_duration, default.window)
+    max_window = section.get("max_window", _positive_duration, default.max_window)
+    if max_window is not None and max_window < window:
+        problem = f"must be at least window ({window:g}s)"
+        section.file.problem(section.line("max_window"), section.key("max_window"), problem)
+        max_window = None
+    recovery = section.sub("recovery") if section.has("recovery") else None
+    recovery_after = default.recovery_after
+    if recovery is not None:
+        recovery_after = recovery.get("after", _positive_duration, required=True)
+        recovery.done()
     storm = StormConfig(
-        window=section.get("window", _positive_duration, default.window),
+        window=window,
         max_per_window=section.get("max_per_window", _positive_int, default.max_per_window),
         digest=section.get("digest", _bool, default.digest),
+        max_window=max_window,
+        min_count=section.get("min_count", _positive_int, default.min_count),
+        recovery_after=recovery_after,
     )
     section.done()
     return storm

@@ -12,7 +12,10 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # a type only: this module imports nothing of tailhook's when it runs
+    from tailhook.config import StormConfig
 
 __all__ = [
     "AUDIT_COLOUR",
@@ -122,7 +125,7 @@ class Event:
     first time they are asked for, and only then.
     """
 
-    __slots__ = ("_render", "_rendered", "captures", "key", "line", "rule", "severity")
+    __slots__ = ("_render", "_rendered", "captures", "key", "line", "rule", "severity", "storm")
 
     def __init__(
         self,
@@ -136,8 +139,11 @@ class Event:
         description: str = "",
         fields: tuple[AlertField, ...] = (),
         render: Callable[[], Rendered] | None = None,
+        storm: StormConfig | None = None,
     ) -> None:
         self.rule = rule
+        self.storm = storm
+        """The rule's own storm settings; ``None``: the defaults apply."""
         self.severity = severity
         self.key = key
         self.captures = captures

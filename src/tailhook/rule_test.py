@@ -42,7 +42,7 @@ import yaml
 
 from tailhook.config import DEFAULT_MAX_LINE_BYTES, Config, FileSourceConfig, RuleConfig, StormConfig
 from tailhook.events import Event, Kind, Line, Notification
-from tailhook.rules import Hit, Rule, RuleSet, decode_line
+from tailhook.rules import Hit, RuleSet, decode_line
 from tailhook.sources.decode import CUT_MARKER
 from tailhook.sources.reader import LineCutter, RawLine, Run
 from tailhook.storm import StormControl
@@ -246,7 +246,7 @@ class _Found:
     """Every match: line, rule, capture values joined by U+001F."""
     firsts: list[tuple[int, str, str]] = field(default_factory=list)
     """Each rule's first matches in the stretch (as many as there are samples): line, rule, text."""
-    events: list[tuple[int, Rule, Event]] = field(default_factory=list)
+    events: list[tuple[int, Event]] = field(default_factory=list)
     """Every match as an event, when asked for (in the reading process only: events do not pickle)."""
     taken: list[int] = field(default_factory=list)
     """The lines some rule matched, when asked for."""
@@ -314,7 +314,7 @@ class _Matcher:
             if self.events:
                 text, source, path = line
                 event = rule.event(Line(text, source, 0.0, path), match, host=self.sets.host)
-                found.events.append((number, rule, event))
+                found.events.append((number, event))
 
 
 _SEPARATOR = "\x1f"
@@ -492,9 +492,9 @@ class _Reading:
         for number, name, text in found.firsts:
             if len(report.rules[name].samples) < self.samples:
                 report.rules[name].samples.append(self._sample(log_file, within + number, name, text))
-        for number, rule, event in found.events:
+        for number, event in found.events:
             if self.storm is not None:
-                self.storm.admit(event, rule.storm, overall + number)
+                self.storm.admit(event, overall + number)
             if self.keep:
                 report.matches.append(_match(log_file, within + number, event))
 
@@ -633,10 +633,10 @@ class StormReplay:
         """Events each rule's notifications stand for (an alert 1, a digest its count)."""
         self.first: list[tuple[float, Notification]] = []
 
-    def admit(self, event: Event, storm: StormConfig | None, line_number: int) -> None:
+    def admit(self, event: Event, line_number: int) -> None:
         when = line_number / self.rate if self.rate else line_time(event.line.text)
         self.now = max(self.now, when if when is not None else self.now)
-        for notification in self.control.admit(event, storm):
+        for notification in self.control.admit(event):
             self._sent(notification)
 
     def finish(self) -> None:

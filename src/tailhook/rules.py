@@ -154,6 +154,7 @@ class Rule:
             captures=captures,
             line=line,
             render=lambda: self._render(self._values(line, captures, host)),
+            storm=self.storm,
         )
 
     def _values(self, line: Line, captures: Mapping[str, str], host: str) -> _Fields:

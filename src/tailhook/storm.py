@@ -8,6 +8,27 @@ afresh with its next event. A digest is the last held event's notification
 with its count, title and description changed: its line, captures and the
 rule's ``fields:`` are that event's, so a runbook link still shows.
 
+Beyond one window, per key (each optional, in the rule's ``storm:``):
+
+- **Severity upgrade.** An event more severe than any alert of its window
+  goes out at once, whatever the window has sent.
+- **Thresholds** (``min_count: N``): nothing goes out until N events of the
+  key arrived within ``window`` seconds; the alert then says so ("5 in 60 s").
+- **Escalation** (``max_window``): a window that held events back makes the
+  key's next window twice as long, up to ``max_window``; each quiet stretch of
+  a window's length halves it again. Critical windows do not escalate.
+- **Recovery** (``recovery: {after}``): a key that stormed (held events back)
+  and then stayed quiet for ``after`` sends one resolved note naming the
+  storm's span and total.
+- **The key cap.** At most ``max_keys`` keys are tracked. An event under a new
+  key past the cap goes to its rule's overflow key (``OVERFLOW_KEY``), a window
+  like any other, whose digest counts what it held: a unique id per line
+  cannot grow memory.
+
+Cost per event is constant: an event touches only its own key, and each key
+has one deadline (its window's close, its recovery or its decay) in one heap,
+so a tick pops only what is due.
+
 Pure: time comes from the ``clock`` given, so tests advance a fake clock
 instead of sleeping. It is the wall clock (seconds since the epoch) because
 windows outlive the process: every window an event or a tick changed is
@@ -15,33 +36,35 @@ handed out by ``changes()`` and stored in the spool in the same ingest commit
 as the notifications it let through, and ``restore()`` takes them back at the
 next start. A restart in the middle of a storm therefore neither repeats the
 first alerts nor forgets the held count; a window that closed while the daemon
-was down sends its digest at the first tick.
+was down sends its digest at the first tick. What lies beyond the open windows
+(escalation levels, storms awaiting their recovery note, counts below a
+threshold) lives in memory only, for now: a restart starts those afresh.
 
 The counts are stored with every change; the held line a digest shows (a
 rendered notification, the costly part: in a flood every commit changes every
 open window) at most every ``HELD_STORED_EVERY_S`` per window. So after a
 crash, a digest shows a line held at most that much before the last one; the
 count is exact all the same. Without a crash, the digest shows the last one.
-
-Memory is bounded: a closed window is forgotten, and at most ``max_keys``
-windows are tracked (the oldest is closed early when a new key arrives at the
-cap).
 """
 
 from __future__ import annotations
 
 import heapq
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tailhook.config import StormConfig
-from tailhook.events import Event, Kind, Notification
+from tailhook.events import Event, Kind, Notification, Severity
+from tailhook.metrics import Metric, Sample
 
-__all__ = ["StormControl", "StormKey", "WindowState"]
+__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "StormControl", "StormKey", "WindowState"]
 
 HELD_STORED_EVERY_S = 1.0
 """How often an open window's last held line is stored, at most (its counts: every change)."""
+OVERFLOW_KEY = "(keys past the cap)"
+"""The key of a rule's events under new keys once ``max_keys`` keys are tracked."""
 
 StormKey = tuple[str, str]
 """``(rule name, rendered key)``: what one storm window counts."""
@@ -58,14 +81,64 @@ class _Window:
     event while the storm goes on, so a held line costs no notification of its own."""
     held_stored: float | None = None
     """When ``last_held`` was last handed out to be stored (``None``: never, in this process)."""
+    length: float = 0.0
+    """Seconds: the config's ``window``, or longer once the key escalated."""
+    top: Severity | None = None
+    """The most severe alert this window sent (``None`` once restored: then nothing upgrades)."""
+
+    def __post_init__(self) -> None:
+        if not self.length:
+            self.length = self.config.window
 
     def closes(self) -> float:
-        return self.opened + self.config.window
+        return self.opened + self.length
 
     def last_notification(self, host: str) -> Notification | None:
         if isinstance(self.last_held, Event):
             self.last_held = Notification.alert(self.last_held, host=host)
         return self.last_held
+
+
+@dataclass(slots=True)
+class _Key:
+    """One key: its open window, and what outlives a window (escalation, a storm's span)."""
+
+    config: StormConfig
+    window: _Window | None = None
+    level: int = 0
+    """Escalation: the next window is ``window * 2**level`` long (at most ``max_window``)."""
+    quiet_from: float = 0.0
+    """When the last window closed (or the level last went down): a quiet stretch counts from here."""
+    first: float | None = None
+    """The first event of the storm under way (``None``: no storm; only a key that held events back stormed)."""
+    last: float = 0.0
+    events: int = 0
+    """Events since ``first``."""
+    latest: Event | Notification | None = None
+    """The latest event, for the recovery note."""
+    stormed: bool = False
+    pending: deque[float] = field(default_factory=deque)
+    """Below ``min_count``: the times of the events of the last ``window`` seconds."""
+
+    def deadline(self) -> float | None:
+        """When this key next needs a tick; ``None``: never (it may be forgotten)."""
+        if self.window is not None:
+            return self.window.closes()
+        config = self.config
+        times: list[float] = []
+        if self.pending:
+            times.append(self.pending[0] + config.window)
+        if self.stormed and config.recovery_after is not None:
+            times.append(self.last + config.recovery_after)
+        if self.level:
+            times.append(self.quiet_from + _length(config, self.level))
+        return min(times) if times else None
+
+
+def _length(config: StormConfig, level: int) -> float:
+    if config.max_window is None or not level:
+        return config.window
+    return min(config.window * (1 << level), config.max_window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,72 +174,232 @@ class StormControl:
         self.host = host
         self.clock = clock
         self.max_keys = max_keys
-        self._windows: dict[StormKey, _Window] = {}
-        self._closing: list[tuple[float, StormKey]] = []
-        """A heap of (close time, key), so that finding the windows due costs nothing while none is.
-        An entry whose window closed early, or opened again since, is passed over when it comes up."""
+        self._keys: dict[StormKey, _Key] = {}
+        self._deadlines: list[tuple[float, StormKey]] = []
+        """A heap of (deadline, key), so that finding what is due costs nothing while nothing is. An
+        entry whose key has another deadline by now is passed over when it comes up."""
         self._changed: set[StormKey] = set()
         self.held_total = 0
+        self.overflow_total = 0
+        """Events that came under a rule's overflow key."""
+        self.upgrades_total = 0
+        self.recoveries_total = 0
 
-    def admit(self, event: Event, storm: StormConfig | None = None) -> list[Notification]:
-        """The notifications *event* causes now (none while it is held back).
+    def admit(self, event: Event) -> list[Notification]:
+        """The notifications *event* causes now (none while it is held back or below its threshold).
 
-        May include digests of windows that had to close first.
+        May include the digests and notes of keys whose time had come.
         """
         now = self.clock()
-        closing = self._closing
-        out = self.due(now) if closing and closing[0][0] <= now else []
+        deadlines = self._deadlines
+        out = self.due(now) if deadlines and deadlines[0][0] <= now else []
         key: StormKey = (event.rule, event.key)
-        window = self._windows.get(key)
+        state = self._keys.get(key)
+        if state is None:
+            config = event.storm or self.default
+            if len(self._keys) >= self.max_keys:
+                key = (event.rule, OVERFLOW_KEY)
+                self.overflow_total += 1
+                state = self._keys.get(key)
+            if state is None:
+                state = self._keys[key] = _Key(config)
+        state.last = now
+        state.latest = event
+        if state.first is not None:
+            state.events += 1
+        window = state.window
         if window is None:
-            if len(self._windows) >= self.max_keys:
-                out.extend(self._close(next(iter(self._windows))))
-            window = self._windows[key] = _Window(storm or self.default, opened=now)
-            self._push(window.closes(), key)
-        if window.sent < window.config.max_per_window:
+            window = self._open(key, state, event, now, out)
+            if window is None:
+                return out  # below the threshold
+        elif window.sent < window.config.max_per_window:
             window.sent += 1
+            out.append(Notification.alert(event, host=self.host))
+            window.top = max(window.top or event.severity, event.severity)
+        elif window.top is not None and event.severity > window.top:
+            window.sent += 1
+            window.top = event.severity
+            self.upgrades_total += 1
             out.append(Notification.alert(event, host=self.host))
         else:
             window.held += 1
             window.last_held = event
             self.held_total += 1
+            if state.first is None:  # the key storms from here: it counts for a recovery note
+                state.first, state.events = window.opened, window.sent + window.held
         self._changed.add(key)
         return out
 
-    def _push(self, closes: float, key: StormKey) -> None:
-        closing = self._closing
-        heapq.heappush(closing, (closes, key))
-        if len(closing) > 2 * len(self._windows) + 1024:
-            # Entries of windows closed early (at the key cap) wait for their time; with many keys
-            # coming and going, start afresh from the open windows (amortised: rare, and linear).
-            self._closing = [(w.closes(), k) for k, w in self._windows.items()]
-            heapq.heapify(self._closing)
+    def _open(self, key: StormKey, state: _Key, event: Event, now: float, out: list[Notification]) -> _Window | None:
+        """A new window for *key* at *event*, with its first alert in *out*; ``None`` while the key
+        has fewer than ``min_count`` events within a window."""
+        config = state.config = event.storm or self.default
+        if config.min_count > 1:
+            pending = state.pending
+            pending.append(now)
+            while pending and pending[0] <= now - config.window:
+                pending.popleft()
+            if len(pending) < config.min_count:
+                self._push(state, key)  # its deadline: when the oldest of them drops out
+                return None
+            count = len(pending)
+            pending.clear()
+        level = 0 if event.severity >= Severity.CRITICAL else state.level
+        window = state.window = _Window(config, opened=now, sent=1, length=_length(config, level), top=event.severity)
+        alert = Notification.alert(event, host=self.host)
+        if config.min_count > 1:
+            alert = replace(alert, title=f"{alert.title} ({count} in {_span(config.window)})")
+        out.append(alert)
+        self._push(state, key)
+        return window
+
+    def _push(self, state: _Key, key: StormKey) -> None:
+        deadline = state.deadline()
+        if deadline is None:
+            return
+        deadlines = self._deadlines
+        heapq.heappush(deadlines, (deadline, key))
+        if len(deadlines) > 2 * len(self._keys) + 1024:
+            # Entries of keys whose deadline moved wait for their time; with many keys coming and
+            # going, start afresh from the keys (amortised: rare, and linear).
+            self._deadlines = [(d, k) for k, s in self._keys.items() if (d := s.deadline()) is not None]
+            heapq.heapify(self._deadlines)
 
     def due(self, now: float | None = None) -> list[Notification]:
-        """Digests of every window that has closed by *now*."""
+        """Digests and notes of every key whose time came by *now*."""
         now = self.clock() if now is None else now
         out: list[Notification] = []
-        closing = self._closing
-        while closing and closing[0][0] <= now:
-            closes, key = heapq.heappop(closing)
-            window = self._windows.get(key)
-            if window is not None and window.closes() == closes:
-                out.extend(self._close(key))
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            when, key = heapq.heappop(deadlines)
+            state = self._keys.get(key)
+            if state is None or state.deadline() != when:
+                continue  # a stale entry: that key's deadline moved, or the key is gone
+            self._step(key, state, when, out)
+            if state.deadline() is None:
+                del self._keys[key]
+            else:
+                self._push(state, key)
+                deadlines = self._deadlines
         return out
 
+    def _step(self, key: StormKey, state: _Key, when: float, out: list[Notification]) -> None:
+        """What happens to *key* at its deadline *when*: its window closes, its storm is over, its
+        threshold count runs out or its escalation goes down a step."""
+        config = state.config
+        if state.window is not None:
+            out.extend(self._close(key, state, when))
+            return
+        if state.pending and state.pending[0] + config.window <= when:
+            while state.pending and state.pending[0] <= when - config.window:
+                state.pending.popleft()
+        if state.stormed and config.recovery_after is not None and state.last + config.recovery_after <= when:
+            out.append(self._recovered(key, state))
+        if state.level and state.quiet_from + _length(config, state.level) <= when:
+            state.level -= 1
+            state.quiet_from = when
+
+    def _close(self, key: StormKey, state: _Key, when: float) -> list[Notification]:
+        window = state.window
+        assert window is not None
+        state.window = None
+        state.quiet_from = when
+        self._changed.add(key)
+        config = window.config
+        if window.held:
+            state.stormed = True
+            if config.max_window is not None and window.top is not Severity.CRITICAL:
+                state.level = min(state.level + 1, _levels(config))
+        elif state.level:
+            state.level -= 1
+        if not window.held or not config.digest:
+            return []
+        last = window.last_notification(self.host)
+        if last is None:
+            return []
+        return [
+            replace(
+                last,
+                kind=Kind.DIGEST,
+                key=key[1],  # the overflow key's digest stands for many keys
+                count=window.held,
+                title=f"{last.title} (+{window.held} more)",
+                description=_digest_text(key, window, self.max_keys),
+            )
+        ]
+
+    def _recovered(self, key: StormKey, state: _Key) -> Notification:
+        """The resolved note of *key*'s storm, which has been quiet for ``recovery_after``."""
+        assert state.first is not None and state.latest is not None and state.config.recovery_after is not None
+        latest = state.latest
+        last = Notification.alert(latest, host=self.host) if isinstance(latest, Event) else latest
+        span = _span(state.last - state.first) if state.last > state.first else "an instant"
+        note = replace(
+            last,
+            kind=Kind.RECOVERY,
+            count=state.events,
+            title=f"Resolved: {last.title}",
+            description=(
+                f"Quiet for {_span(state.config.recovery_after)}. The storm lasted {span}, "
+                f"from {_clock(state.first)} to {_clock(state.last)} UTC: {state.events:,} events in all."
+            ),
+        )
+        state.stormed, state.first, state.events, state.latest = False, None, 0, None
+        self.recoveries_total += 1
+        return note
+
     def next_deadline(self) -> float | None:
-        """When the earliest open window closes, on this object's clock."""
-        closing = self._closing
-        while closing:
-            closes, key = closing[0]
-            window = self._windows.get(key)
-            if window is not None and window.closes() == closes:
-                return closes
-            heapq.heappop(closing)  # that window closed early or opened again: forget the entry
+        """When the earliest key needs a tick, on this object's clock."""
+        deadlines = self._deadlines
+        while deadlines:
+            when, key = deadlines[0]
+            state = self._keys.get(key)
+            if state is not None and state.deadline() == when:
+                return when
+            heapq.heappop(deadlines)  # that key's deadline moved, or the key is gone: forget the entry
         return None
 
     def __len__(self) -> int:
-        return len(self._windows)
+        """Keys tracked: with an open window, or remembered beyond it."""
+        return len(self._keys)
+
+    def adopt(self, config_of: Callable[[str], StormConfig | None]) -> None:
+        """Reloaded rules: each key of a rule still there follows that rule's settings from now on
+        (an open window closes at its opening plus the new ``window``); a removed rule's keys keep
+        theirs, so its open windows still send their digests."""
+        for key, state in self._keys.items():
+            config = config_of(key[0])
+            if config is None or config == state.config:
+                continue
+            state.config = config
+            if state.window is not None:
+                state.window.config = config
+                state.window.length = _length(config, 0)
+            self._push(state, key)
+
+    def metrics(self) -> list[Metric]:
+        open_windows = sum(1 for state in self._keys.values() if state.window is not None)
+        return [
+            Metric("tailhook_storm_held_total", "counter", "Events storm control held.", [Sample(self.held_total)]),
+            Metric(
+                "tailhook_storm_overflow_total",
+                "counter",
+                "Events under a new key once storm control tracked its maximum of keys (counted in the rule's "
+                "overflow key).",
+                [Sample(self.overflow_total)],
+            ),
+            Metric(
+                "tailhook_storm_upgrades_total",
+                "counter",
+                "Events sent at once because they were more severe than their window's alerts.",
+                [Sample(self.upgrades_total)],
+            ),
+            Metric(
+                "tailhook_storm_recoveries_total", "counter", "Resolved notes sent.", [Sample(self.recoveries_total)]
+            ),
+            Metric("tailhook_storm_keys", "gauge", "Keys storm control tracks now.", [Sample(len(self._keys))]),
+            Metric("tailhook_storm_open_windows", "gauge", "Storm windows open now.", [Sample(open_windows)]),
+        ]
 
     # ── persistence ─────────────────────────────────────────────────────────
 
@@ -176,61 +409,74 @@ class StormControl:
         now = self.clock()
         out: list[WindowChange] = []
         for key in changed:
-            window = self._windows.get(key)
-            state = None
+            state = self._keys.get(key)
+            window = state.window if state is not None else None
+            change = None
             if window is not None:
                 stored = window.held_stored
                 if window.last_held is None or stored is None or not 0 <= now - stored < HELD_STORED_EVERY_S:
                     window.held_stored = now
                     last = window.last_notification(self.host)
-                    state = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
+                    change = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
                 else:
-                    state = WindowState(key[0], key[1], window.opened, window.sent, window.held, None, held_fresh=False)
-            out.append((key, state))
+                    change = WindowState(
+                        key[0], key[1], window.opened, window.sent, window.held, None, held_fresh=False
+                    )
+            out.append((key, change))
         return out
 
     def unsaved(self, changes: Iterable[WindowChange]) -> None:
         """*changes* could not be stored: hand them out again with the next ``changes()``."""
-        for key, state in changes:
+        for key, change in changes:
             self._changed.add(key)
-            window = self._windows.get(key)
-            if window is not None and state is not None and state.held_fresh:
-                window.held_stored = None  # its held line too
+            state = self._keys.get(key)
+            if state is not None and state.window is not None and change is not None and change.held_fresh:
+                state.window.held_stored = None  # its held line too
 
     def restore(self, states: Iterable[WindowState], config_of: Callable[[str], StormConfig | None]) -> None:
         """Take back the windows stored before a restart, under each rule's current settings.
 
         A window whose rule is gone keeps the default settings, so its digest still goes out.
         """
-        for state in states:
-            config = config_of(state.rule) or self.default
-            window = self._windows[(state.rule, state.key)] = _Window(
-                config, state.opened, state.sent, state.held, state.last_held
-            )
-            self._push(window.closes(), (state.rule, state.key))
-
-    def _close(self, key: StormKey) -> list[Notification]:
-        window = self._windows.pop(key)
-        self._changed.add(key)
-        if not window.held or not window.config.digest:
-            return []
-        last = window.last_notification(self.host)
-        if last is None:
-            return []
-        return [
-            replace(
-                last,
-                kind=Kind.DIGEST,
-                count=window.held,
-                title=f"{last.title} (+{window.held} more)",
-                description=_digest_text(window),
-            )
-        ]
+        for stored in states:
+            config = config_of(stored.rule) or self.default
+            key = (stored.rule, stored.key)
+            window = _Window(config, stored.opened, stored.sent, stored.held, stored.last_held)
+            state = self._keys[key] = _Key(config, window=window, last=stored.opened, latest=stored.last_held)
+            if stored.held:
+                state.first, state.events = stored.opened, stored.sent + stored.held
+            self._push(state, key)
 
 
-def _digest_text(window: _Window) -> str:
+def _levels(config: StormConfig) -> int:
+    """How many times a window doubles before it reaches ``max_window``."""
+    assert config.max_window is not None
+    level = 0
+    while config.window * (1 << level) < config.max_window:
+        level += 1
+    return level
+
+
+def _digest_text(key: StormKey, window: _Window, max_keys: int) -> str:
     held = window.held
+    span = _span(window.length)
+    if key[1] == OVERFLOW_KEY:
+        return (
+            f"{held:,} more events under new keys were held back in this {span} window: storm control "
+            f"tracks {max_keys:,} keys at most, and the rest share this one. The last one is below."
+        )
     events = "event was" if held == 1 else "events were"
-    seconds = window.config.window
-    span = f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
     return f"{held} more {events} held back in this {span} window; the last one is below."
+
+
+def _span(seconds: float) -> str:
+    """60 → "1 min", 90 → "1.5 min", 45 → "45 s", 7200 → "2 h"."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
+def _clock(when: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(when))

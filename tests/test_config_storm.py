@@ -1,0 +1,62 @@
+"""The storm settings: escalation, thresholds and recovery, in the main config and per rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tailhook.config import ConfigError, StormConfig, load_config
+from tests.conftest import WriteFile
+
+CONFIG = """
+    state_dir: state
+    sources:
+      - {name: app, paths: ["logs/*.log"]}
+    rules:
+      paths: ["rules.yaml"]
+    storm:
+"""
+
+
+def test_escalation_thresholds_and_recovery_are_read(write: WriteFile) -> None:
+    write("rules.yaml", """
+        rules:
+          - name: ssh
+            match: 'Failed password'
+            storm: {window: 1m, min_count: 5, recovery: {after: 10m}}
+    """)  # fmt: skip
+    path = write("tailhook.yaml", CONFIG + "      {window: 30s, max_window: 1h, recovery: {after: 5m}}\n")
+    config = load_config(path)
+    assert config.storm == StormConfig(window=30, max_window=3600, recovery_after=300)
+    (rule,) = config.rules
+    assert rule.storm == StormConfig(window=60, min_count=5, recovery_after=600)
+    assert StormConfig().max_window is None and StormConfig().recovery_after is None  # off unless asked for
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_bad_storm_settings_are_each_reported_with_file_line_and_key(write: WriteFile) -> None:
+    write("rules.yaml", """
+        rules:
+          - name: ssh
+            match: 'Failed password'
+            storm:
+              min_count: 0
+              recovery: {}
+    """)  # fmt: skip
+    path = write(
+        "tailhook.yaml", CONFIG + "      window: 10m\n      max_window: 1m\n      recovery: {after: soon, then: x}\n"
+    )
+    rules = str(path.parent / "rules.yaml")
+    assert problems(path) == [
+        f"{path}:8: storm.max_window: must be at least window (600s)",
+        f"{path}:9: storm.recovery.after: 'soon' is not a duration; write it like '500ms', '60s', '10m' or '1h'",
+        f"{path}:9: storm.recovery.then: unknown key",
+        f"{rules}:5: rules[0] (ssh).storm.min_count: must be a whole number of at least 1, not int 0",
+        f"{rules}:6: rules[0] (ssh).storm.recovery.after: is required",
+    ]
