@@ -103,7 +103,7 @@ def test_a_reload_keeps_the_storms_of_unchanged_rules_and_a_removed_rules_digest
 ) -> None:
     pipeline = pipeline_in(tmp_path, clock)
     pipeline.ingest([ssh("192.0.2.1")] * 5 + [Line("Kernel panic - not syncing", "auth", 0.0)] * 3)
-    (tmp_path / "rules.yaml").write_text(RULES.split("  - name: kernel-panic")[0])  # kernel-panic removed
+    (tmp_path / "rules.yaml").write_text(RULES.split("  - name: kernel-panic", maxsplit=1)[0])  # kernel-panic removed
     config = load_config(str(tmp_path / "tailhook.yaml"))
     rules = rule_set(config, host="h")
     pipeline = pipeline.reloaded(config, rules, router_of(config))
