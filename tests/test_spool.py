@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.silences import HeldState
 from tailhook.spool import (
     _SCHEMA_V1,
+    _SCHEMA_V2,
+    _SCHEMA_V3,
     FILE_NAME,
     OLDEST_FIRST_AFTER_S,
     SCHEMA_VERSION,
@@ -326,9 +329,50 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
         assert "notifications_by_priority" in str(plan), plan
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Path) -> None:
+    """Version 4 adds the silences a command line stores and what occurrences of silences held."""
+    waiting = delivery("waiting", Severity.WARNING)
+    with sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None) as db:
+        db.executescript(f"BEGIN; {_SCHEMA_V1} {_SCHEMA_V2} {_SCHEMA_V3} PRAGMA user_version = 3; COMMIT;")
+        body = encode_delivery(waiting)
+        db.execute(
+            "INSERT INTO notifications (destination, severity, created, size, body) VALUES ('alerts', 30, 5.0, ?, ?)",
+            (len(body.encode()), body),
+        )
+        db.execute("INSERT INTO storm_windows VALUES ('r', 'k', 1.0, 3, 9, NULL)")
+
+    spool = await Spool.open(tmp_path)
+    try:
+        assert [s.delivery for s in await spool.next("alerts")] == [waiting]
+        assert [w.held for w in await spool.storm_windows()] == [9]
+        assert await spool.silences() == [] and await spool.silence_held() == []
+        held = HeldState("config:deploy", 100.0, "deploy", {"ssh": 2})
+        await spool.commit([], silences=[(("config:deploy", 100.0), held)])
+        assert await spool.silence_held() == [held]
+    finally:
+        await spool.close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_silence_counts_are_stored_with_the_commit_and_forgotten_with_the_note(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path)
+    key = ("cli:1", 50.0)
+    try:
+        await spool.commit([], silences=[(key, HeldState("cli:1", 50.0, "deploy", {"ssh": 1}))])
+        await spool.commit([], silences=[(key, HeldState("cli:1", 50.0, "deploy", {"ssh": 4, "sudo": 1}))])
+        assert await spool.silence_held() == [HeldState("cli:1", 50.0, "deploy", {"ssh": 4, "sudo": 1})]
+        await spool.commit([delivery("the note")], [], [], silences=[(key, None)])
+        assert await spool.silence_held() == []
+        assert [s.delivery.notification.title for s in await spool.next("alerts")] == ["the note"]
+    finally:
+        await spool.close()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailhook import __version__, rule_lint, rule_test, spool_admin
+from tailhook import __version__, rule_lint, rule_test, silence_admin, spool_admin
 from tailhook._units import parse_duration
 from tailhook.config import (
     DEFAULT_CONFIG_PATH,
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_test_command(commands, common)
     _add_spool_commands(commands)
+    _add_silence_commands(commands)
     return parser
 
 
@@ -343,14 +344,11 @@ letters count from when they failed. Retried dead letters get new ids at the
 end of their destination's queue."""
 
 
-def _add_spool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    spool = commands.add_parser(
-        "spool",
-        help="inspect and repair the spool and its dead letters",
-        description=_SPOOL_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = spool.add_subparsers(title="spool commands", metavar="ACTION", required=True)
+def _spool_actions(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> Callable[[str, str], argparse.ArgumentParser]:
+    """How a command that works on the spool file adds an action: each takes -c (or --state-dir)
+    and --log-level."""
     where = argparse.ArgumentParser(add_help=False)
     which = where.add_mutually_exclusive_group()
     _add_config_argument(which)
@@ -359,6 +357,19 @@ def _add_spool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
     def add(name: str, summary: str) -> argparse.ArgumentParser:
         return actions.add_parser(name, parents=[where], help=summary, description=summary)
+
+    return add
+
+
+def _add_spool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    spool = commands.add_parser(
+        "spool",
+        help="inspect and repair the spool and its dead letters",
+        description=_SPOOL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = spool.add_subparsers(title="spool commands", metavar="ACTION", required=True)
+    add = _spool_actions(actions)
 
     status = add("status", "how much waits, per destination and severity; dead letters; drops; sizes")
     status.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -592,3 +603,94 @@ def _spool_purge(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -
     count = spool_admin.purge(db, older_than_s=args.older_than, now=time.time())
     print(f"purged {spool_admin.plural(count, 'dead letter')}")
     return 0
+
+
+# ── tailhook silence ────────────────────────────────────────────────────────
+
+_SILENCE_HELP = """\
+Silence alerts while tailhook runs: they are counted, not sent, and when the
+silence ends one note says what it held. Critical alerts pass unless
+--severity critical is given. Silences of the config file (silences:) are
+listed with -c; those added here are stored in the spool."""
+
+
+def _add_silence_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    silence = commands.add_parser(
+        "silence",
+        help="add, list and expire silences, also while the daemon runs",
+        description=_SILENCE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = silence.add_subparsers(title="silence commands", metavar="ACTION", required=True)
+    add = _spool_actions(actions)
+
+    adding = add("add", "silence the alerts of rules, sources, hosts or severities, from now")
+    adding.add_argument("--rule", action="append", metavar="NAME", help="this rule's alerts (repeatable)")
+    adding.add_argument("--source", action="append", metavar="NAME", help="this source's alerts (repeatable)")
+    adding.add_argument("--host", action="append", metavar="NAME", help="this host's alerts (repeatable)")
+    adding.add_argument(
+        "--severity", action="append", type=_severity, metavar="SEVERITY", help="alerts of this severity (repeatable)"
+    )
+    until = adding.add_mutually_exclusive_group(required=True)
+    until.add_argument("--for", dest="duration", type=_positive_duration, metavar="DURATION", help="e.g. 30m, 2h")
+    until.add_argument("--until", metavar="TIME", help="HH:MM (the next one) or ISO 8601, e.g. 2025-06-01T22:00+02:00")
+    adding.add_argument("--reason", required=True, type=_text, metavar="TEXT", help="why: the end note names it")
+    adding.add_argument("--json", action="store_true", help="print the silence as JSON")
+    adding.set_defaults(command=_SilenceCommand(adding, silence_admin.run_add, _check_silence_add))
+
+    listing = add("list", "the silences on now or to come, with what each has held")
+    listing.add_argument("--json", action="store_true", help="print JSON for machines")
+    listing.set_defaults(command=_SilenceCommand(listing, silence_admin.run_list))
+
+    expire = add("expire", "end a silence added with `silence add` now")
+    expire.add_argument("id", metavar="ID", help="its id, e.g. cli:3")
+    expire.set_defaults(command=_SilenceCommand(expire, silence_admin.run_expire))
+
+
+def _positive_duration(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not longer than zero")
+    return seconds
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _check_silence_add(args: argparse.Namespace) -> str | None:
+    if not (args.rule or args.source or args.host or args.severity):
+        return "say what to silence: --rule, --source, --host and/or --severity"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _SilenceCommand:
+    """One ``tailhook silence`` command: as ``_SpoolCommand``, with the config when it is read (not with
+    ``--state-dir``). A request that cannot be (an unknown rule, a time past) is a usage error (exit 2)."""
+
+    parser: argparse.ArgumentParser
+    work: Callable[[sqlite3.Connection, argparse.Namespace, Config | None, float], str]
+    check: Callable[[argparse.Namespace], str | None] = lambda args: None
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        problem = self.check(args)
+        if problem is not None:
+            self.parser.error(problem)
+        config = None
+        if args.state_dir is None:
+            config = _load(args)
+            if config is None:
+                return EX_CONFIG
+        state_dir = Path(args.state_dir) if config is None else config.state_dir
+        try:
+            with spool_admin.connect(state_dir) as db:
+                print(self.work(db, args, config, time.time()))
+        except silence_admin.SilenceUsageError as exc:
+            self.parser.error(str(exc))
+        except SpoolAdminError as exc:
+            print(f"tailhook: {exc}", file=sys.stderr)
+            return 1
+        return 0

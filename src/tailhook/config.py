@@ -18,8 +18,10 @@ import os
 import re
 import socket
 import string
+import zoneinfo
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
@@ -47,6 +49,8 @@ __all__ = [
     "Problem",
     "RouteConfig",
     "RuleConfig",
+    "ScheduleConfig",
+    "SilenceConfig",
     "SourceConfig",
     "SpoolConfig",
     "StormConfig",
@@ -300,6 +304,46 @@ class SpoolConfig:
     """Seconds a notification may wait; older ones are dropped and announced. ``None``: no limit."""
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""A schedule's ``days``, in the order of ``date.weekday()`` (0 is Monday)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """A weekly window: on each of ``days``, from ``starts`` to ``ends`` (minutes after midnight).
+
+    ``ends`` at or before ``starts`` is on the next day (22:00-06:00 crosses midnight; equal: 24 hours).
+    """
+
+    days: frozenset[int]
+    """0 is Monday, as ``date.weekday()``."""
+    starts: int
+    ends: int
+    timezone: str | None = None
+    """An IANA name (``Europe/Berlin``); ``None``: the host's local time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceConfig:
+    """One of the ``silences:``: which alerts it holds, why, and when: fixed times or a weekly schedule.
+
+    A matcher left at ``None`` matches everything; critical alerts pass unless ``severities`` names critical.
+    """
+
+    name: str
+    file: str
+    line: int
+    reason: str = ""
+    rules: frozenset[str] | None = None
+    sources: frozenset[str] | None = None
+    hosts: frozenset[str] | None = None
+    severities: frozenset[Severity] | None = None
+    starts: float | None = None
+    """With ``ends``: seconds since the epoch (``from``/``until``); ``None`` with a ``schedule``."""
+    ends: float | None = None
+    schedule: ScheduleConfig | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
     listen: str | None = None
@@ -323,6 +367,7 @@ class Config:
     http: HttpConfig = HttpConfig()
     shutdown_timeout: float = 10.0
     """Seconds to keep delivering after SIGTERM before exiting."""
+    silences: tuple[SilenceConfig, ...] = ()
 
 
 # ── reading one file ────────────────────────────────────────────────────────
@@ -597,6 +642,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     probe = _probe(top.sub("probe"))
     spool = _spool(top.sub("spool"))
     http = _http(top.sub("http"))
+    silences, silenced_rules = _silences(top, sources)
     state_dir = base / top.get("state_dir", _str, "/var/lib/tailhook")
     host = top.get("host", _str, socket.gethostname())
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
@@ -604,7 +650,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
     # Without a destinations section everything goes to the console, whatever a `to:` names.
     known_destinations = destinations if top.has("destinations") else None
+    problems_before_rules = len(problems)
     rules = _load_rule_files(rule_paths, _source_formats(sources), problems, known_destinations)
+    if len(problems) == problems_before_rules:  # a rule file with problems may lack a rule it means
+        _check_silenced_rules(file, silenced_rules, {rule.name for rule in rules})
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -622,6 +671,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         spool=spool,
         http=http,
         shutdown_timeout=shutdown_timeout,
+        silences=silences,
     )
 
 
@@ -938,6 +988,148 @@ def _spool(section: _Section | None) -> SpoolConfig:
     )
     section.done()
     return spool
+
+
+_SilencedRules = list[tuple[int, str, frozenset[str]]]
+"""Each silence's ``rules:`` with its line and key, checked once the rule files are read."""
+
+
+def _silences(top: _Section, sources: Iterable[SourceConfig]) -> tuple[tuple[SilenceConfig, ...], _SilencedRules]:
+    silences: list[SilenceConfig] = []
+    silenced_rules: _SilencedRules = []
+    seen: set[str] = set()
+    source_names = {source.name for source in sources}
+    for item, index_key, line in top.items("silences"):
+        named = isinstance(item, dict) and isinstance(item.get("name"), str)
+        section = top.file.section(item, f"{index_key} ({item['name']})" if named else index_key, line)
+        if section is None:
+            continue
+        name = section.get("name", _name, "", required=True)
+        if name and name in seen:
+            section.file.problem(section.line("name"), section.key("name"), f"another silence is also named {name!r}")
+        seen.add(name)
+        rules = section.get("rules", _str_set, None)
+        if rules:
+            silenced_rules.append((section.line("rules"), section.key("rules"), rules))
+        silence_sources = section.get("sources", _str_set, None)
+        for source in sorted(silence_sources or ()):
+            if source not in source_names:
+                section.file.problem(section.line("sources"), section.key("sources"), f"no source is named {source!r}")
+        silence = SilenceConfig(
+            name=name,
+            file=section.file.name,
+            line=line,
+            reason=section.get("reason", _str, ""),
+            rules=rules,
+            sources=silence_sources,
+            hosts=section.get("hosts", _str_set, None),
+            severities=section.get("severities", _severities, None),
+            **_silence_times(section),
+        )
+        section.done()
+        if name:
+            silences.append(silence)
+    return tuple(silences), silenced_rules
+
+
+def _silence_times(section: _Section) -> dict[str, Any]:
+    """``starts`` and ``ends`` from ``from``/``until``, or ``schedule``: exactly one of the two ways."""
+    fixed = section.has("from") or section.has("until")
+    if section.has("schedule"):
+        schedule = _schedule(section.sub("schedule"))
+        if fixed:
+            key = "from" if section.has("from") else "until"
+            section.file.problem(section.line(key), section.key(key), "give from/until or schedule, not both")
+            section.raw("from"), section.raw("until")
+        return {"schedule": schedule}
+    if not fixed:
+        section.file.problem(
+            section.mapping.line, section.path, "needs from and until (date-times), or a weekly schedule"
+        )
+        return {}
+    starts = section.get("from", _moment, None, required=True)
+    ends = section.get("until", _moment, None, required=True)
+    if starts is not None and ends is not None and ends <= starts:
+        section.file.problem(section.line("until"), section.key("until"), "must be later than from")
+    return {"starts": starts, "ends": ends}
+
+
+def _schedule(section: _Section | None) -> ScheduleConfig | None:
+    if section is None:
+        return None
+    schedule = ScheduleConfig(
+        days=section.get("days", _weekdays, frozenset(), required=True),
+        starts=section.get("from", _time_of_day, 0, required=True),
+        ends=section.get("until", _time_of_day, 0, required=True),
+        timezone=section.get("timezone", _timezone, None),
+    )
+    section.done()
+    return schedule
+
+
+def _check_silenced_rules(file: _File, silenced_rules: _SilencedRules, rule_names: Container[str]) -> None:
+    for line, key, names in silenced_rules:
+        for name in sorted(names):
+            if name not in rule_names:
+                file.problem(line, key, f"no rule is named {name!r}")
+
+
+def _moment(value: Any) -> float:
+    """Seconds since the epoch of an ISO 8601 date-time; without an offset, in the host's local time."""
+    if isinstance(value, datetime):  # YAML reads an unquoted date-time itself
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        text = _str(value).strip()
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a date-time; write it as ISO 8601, such as 2025-06-01T22:00:00+02:00 "
+                "(without an offset: the host's local time)"
+            ) from None
+    return moment.timestamp()
+
+
+_TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+def _time_of_day(value: Any) -> int:
+    """Minutes after midnight of ``"HH:MM"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("must be a time of day in quotes, such as '22:00' (unquoted, YAML reads 22:00 as a number)")
+    found = _TIME_OF_DAY.fullmatch(_str(value).strip())
+    if found is None:
+        raise ValueError(f"{value!r} is not a time of day; write it as 'HH:MM', such as '06:30' or '22:00'")
+    return int(found.group(1)) * 60 + int(found.group(2))
+
+
+_WEEKDAY_NAMES = {name: i for i, name in enumerate(WEEKDAYS)} | {
+    name: i for i, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+}
+
+
+def _weekdays(value: Any) -> frozenset[int]:
+    names = _str_list(value)
+    days = set()
+    for name in names:
+        day = _WEEKDAY_NAMES.get(name.strip().lower())
+        if day is None:
+            raise ValueError(f"{name!r} is not a day of the week; use {', '.join(WEEKDAYS)}")
+        days.add(day)
+    if not days:
+        raise ValueError(f"must name at least one day: {', '.join(WEEKDAYS)}")
+    return frozenset(days)
+
+
+def _timezone(value: Any) -> str:
+    name = _str(value).strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    return name
 
 
 def _http(section: _Section | None) -> HttpConfig:

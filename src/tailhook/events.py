@@ -174,11 +174,16 @@ class Event:
 
 
 class Kind(enum.StrEnum):
-    """What a notification says: one alert, a digest of held ones, or a recovery."""
+    """What a notification says: one alert, a digest of held ones, a recovery, or a note from tailhook itself.
+
+    A note (the end of a silence: what it held) belongs to no rule: its ``rule`` is ``""``, which no
+    rule can be named, its ``key`` says what it is about (the silence's id), and no silence holds it.
+    """
 
     ALERT = "alert"
     DIGEST = "digest"
     RECOVERY = "recovery"
+    NOTE = "note"
 
 
 @dataclass(frozen=True, slots=True)

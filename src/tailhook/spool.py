@@ -30,6 +30,13 @@ Invariants
 7. One worker thread owns the connection; the event loop never waits on the
    disk. Commits that arrive while one is being written are written together
    in the next transaction (group commit).
+8. Silences: ``tailhook silence add`` and ``expire`` write ``silences``
+   (another process, while the daemon runs; the daemon only reads it, and
+   sees a change through ``PRAGMA data_version``). What an occurrence of a
+   silence has held is stored in the commit of the notifications of the same
+   moment (``silence_held``), and its row is deleted in the commit that
+   stores its end-of-silence note: after a crash the count is whole and the
+   note is sent once.
 
 On disk
 -------
@@ -38,7 +45,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 3::
+Schema version 4::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -50,12 +57,24 @@ Schema version 3::
           PRIMARY KEY (destination, severity, reason))
     storm_windows(rule TEXT, key TEXT, opened REAL, sent INTEGER, held INTEGER,
                   last_held TEXT, PRIMARY KEY (rule, key))
+    silences(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL, reason TEXT,
+             rules TEXT, sources TEXT, hosts TEXT, severities TEXT,
+             starts REAL, ends REAL, expired REAL)
+    silence_held(silence TEXT, starts REAL, reason TEXT, held TEXT,
+                 PRIMARY KEY (silence, starts))
 
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
 epoch. Version 1 had no ``storm_windows``, no index on ``created`` and no
 ``reason`` in ``drops`` (every drop then was for a full spool); version 2 no
-index on ``(destination, severity DESC, id)``, the order of delivery.
+index on ``(destination, severity DESC, id)``, the order of delivery;
+version 3 no ``silences`` and no ``silence_held``.
+
+A stored silence's id is ``cli:<id>``; ``rules``, ``sources``, ``hosts`` and
+``severities`` are JSON lists (``NULL``: any), severities by name; ``ends``
+``NULL`` is until expired. ``silence_held.silence`` is a silence's id
+(``cli:<n>`` or ``config:<name>``), ``starts`` when that occurrence began,
+``reason`` what its note calls it, ``held`` a JSON object of counts per rule.
 
 The JSON of a notification may gain keys without a new schema version, as
 long as a body without the key still reads as it meant when it was written:
@@ -81,6 +100,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.silences import HeldState, Silence, SilenceChange
 from tailhook.storm import WindowChange, WindowState
 
 __all__ = [
@@ -96,12 +116,16 @@ __all__ = [
     "decode_notification",
     "encode_delivery",
     "encode_notification",
+    "read_held",
+    "read_silences",
     "read_status",
+    "silence_columns",
+    "silence_from_row",
 ]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_NAME = "spool.sqlite3"
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
@@ -173,7 +197,28 @@ CREATE TABLE storm_windows (
 _SCHEMA_V3 = """
 CREATE INDEX notifications_by_priority ON notifications (destination, severity DESC, id);
 """
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+_SCHEMA_V4 = """
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    reason TEXT NOT NULL,
+    rules TEXT,
+    sources TEXT,
+    hosts TEXT,
+    severities TEXT,
+    starts REAL NOT NULL,
+    ends REAL,
+    expired REAL
+);
+CREATE TABLE silence_held (
+    silence TEXT NOT NULL,
+    starts REAL NOT NULL,
+    reason TEXT NOT NULL,
+    held TEXT NOT NULL,
+    PRIMARY KEY (silence, starts)
+);
+"""
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
 
@@ -315,6 +360,7 @@ class _Commit:
     room: int
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+    silences: Sequence[SilenceChange] = ()
 
 
 @dataclass(slots=True)
@@ -345,6 +391,8 @@ class Spool:
         self._group = _GroupCommit()
         self._listeners: list[Callable[[set[str]], None]] = []
         self._data_version = 0
+        self._silences_version: int | None = None
+        self._silences_seen: list[Silence] | None = None
         self._dropped_for: set[str] = set()
         """Destinations with drops not yet announced: read without a query after every delivery."""
 
@@ -379,15 +427,17 @@ class Spool:
         storm: Sequence[WindowChange] = (),
         *,
         room: int = 0,
+        silences: Sequence[SilenceChange] = (),
     ) -> None:
         """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
         *room*: bytes this commit may go beyond ``max_bytes`` without dropping anything, for the
         announcement of drops, which would otherwise make room for itself by dropping more.
+        *silences*: what occurrences of silences held (``Silences.changes()``), stored in the same transaction.
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
-        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop)
+        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop, silences)
         with self._group.lock:
             self._group.waiting.append(request)
             schedule = not self._group.scheduled
@@ -429,6 +479,21 @@ class Spool:
 
     async def checkpoints(self, source: str) -> dict[str, Any]:
         return await self._run(self._checkpoints, source)
+
+    async def silences(self) -> list[Silence]:
+        """The stored silences (``tailhook silence add``) the daemon needs: all but those long over."""
+        return await self._run(read_silences, self.db, self.clock())
+
+    async def silences_changed(self) -> list[Silence] | None:
+        """``silences()`` if another process changed the spool since the last call and they differ; else ``None``.
+
+        Cheap while nothing changed (one pragma), so a daemon may ask every second. The first call answers.
+        """
+        return await self._run(self._silences_changed)
+
+    async def silence_held(self) -> list[HeldState]:
+        """What occurrences of silences had held when the daemon last stopped, notes not yet sent."""
+        return await self._run(read_held, self.db)
 
     async def storm_windows(self) -> list[WindowState]:
         """The storm-control windows open when the daemon last stopped."""
@@ -551,6 +616,7 @@ class Spool:
                     self._insert(request.deliveries)
                     self._save_checkpoints(request.checkpoints)
                     self._save_windows(request.storm)
+                    self._save_silences(request.silences)
                 self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
@@ -618,6 +684,33 @@ class Spool:
                 "held = excluded.held",
                 counted,
             )
+
+    def _save_silences(self, changes: Sequence[SilenceChange]) -> None:
+        if not changes:
+            return
+        noted = [key for key, state in changes if state is None]
+        kept = [
+            (state.silence, state.starts, state.reason, _dumps(dict(state.held)))
+            for _, state in changes
+            if state is not None
+        ]
+        if noted:
+            self.db.executemany("DELETE FROM silence_held WHERE silence = ? AND starts = ?", noted)
+        if kept:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO silence_held (silence, starts, reason, held) VALUES (?, ?, ?, ?)", kept
+            )
+
+    def _silences_changed(self) -> list[Silence] | None:
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._silences_version:
+            return None
+        self._silences_version = version
+        found = read_silences(self.db, self.clock())
+        if found == self._silences_seen:
+            return None
+        self._silences_seen = found
+        return found
 
     def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:
         self._dropped_for.add(destination)
@@ -733,6 +826,68 @@ class Spool:
         self._refresh()
         with _transaction(self.db, "BEGIN"):
             return read_status(self.db, self.path)
+
+
+STORED_SILENCE_KEPT_S = 86400.0
+"""A stored silence over for longer than this is no longer read by the daemon (unless its note waits),
+and ``tailhook silence add`` deletes those over for a week."""
+_SILENCE_COLUMNS = "id, reason, rules, sources, hosts, severities, starts, ends, expired"
+
+
+def read_silences(db: sqlite3.Connection, now: float) -> list[Silence]:
+    """The stored silences, oldest first: all but those over for ``STORED_SILENCE_KEPT_S`` whose note is sent."""
+    rows = db.execute(
+        f"SELECT {_SILENCE_COLUMNS} FROM silences "  # noqa: S608 - static text
+        "WHERE ((ends IS NULL OR ends > :since) AND (expired IS NULL OR expired > :since)) "
+        "OR 'cli:' || id IN (SELECT silence FROM silence_held) ORDER BY id",
+        {"since": now - STORED_SILENCE_KEPT_S},
+    ).fetchall()
+    return [silence_from_row(row) for row in rows]
+
+
+def silence_from_row(row: Sequence[Any]) -> Silence:
+    """A row of ``silences`` (``_SILENCE_COLUMNS``, in order) as a ``Silence``."""
+    row_id, reason, rules, sources, hosts, severities, starts, ends, expired = row
+
+    def names(column: str | None) -> frozenset[str] | None:
+        return None if column is None else frozenset(json.loads(column))
+
+    levels = None if severities is None else frozenset(Severity.parse(s) for s in json.loads(severities))
+    return Silence(
+        id=f"cli:{row_id}",
+        reason=reason,
+        rules=names(rules),
+        sources=names(sources),
+        hosts=names(hosts),
+        severities=levels,
+        starts=starts,
+        ends=ends,
+        expired=expired,
+    )
+
+
+def silence_columns(silence: Silence) -> dict[str, Any]:
+    """*silence*'s values for a row of ``silences`` (all but ``id`` and ``created``)."""
+
+    def names(values: Iterable[str] | None) -> str | None:
+        return None if values is None else json.dumps(sorted(values))
+
+    return {
+        "reason": silence.reason,
+        "rules": names(silence.rules),
+        "sources": names(silence.sources),
+        "hosts": names(silence.hosts),
+        "severities": names(None if silence.severities is None else (s.label for s in silence.severities)),
+        "starts": silence.starts,
+        "ends": silence.ends,
+        "expired": silence.expired,
+    }
+
+
+def read_held(db: sqlite3.Connection) -> list[HeldState]:
+    """Every occurrence of a silence that held something and whose note is not yet stored."""
+    rows = db.execute("SELECT silence, starts, reason, held FROM silence_held ORDER BY silence, starts")
+    return [HeldState(silence, starts, reason, json.loads(held)) for silence, starts, reason, held in rows]
 
 
 def read_status(db: sqlite3.Connection, path: Path) -> SpoolStatus:

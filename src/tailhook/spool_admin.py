@@ -67,6 +67,7 @@ __all__ = [
     "drop_ids",
     "format_age",
     "format_bytes",
+    "immediate",
     "plural",
     "purge",
     "render_dead_letter",
@@ -175,7 +176,7 @@ def snapshot(db: sqlite3.Connection) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any error."""
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -307,7 +308,7 @@ def retry(db: sqlite3.Connection, ids: Sequence[int], *, now: float) -> list[tup
 
     All or nothing: if one of *ids* is not a dead letter, ``SpoolAdminError`` and nothing moves.
     """
-    with _immediate(db):
+    with immediate(db):
         missing = [i for i in ids if db.execute("SELECT 1 FROM dead_letters WHERE id = ?", (i,)).fetchone() is None]
         if missing:
             raise SpoolAdminError(f"no dead letter {_ids(missing)}; nothing was retried")
@@ -316,7 +317,7 @@ def retry(db: sqlite3.Connection, ids: Sequence[int], *, now: float) -> list[tup
 
 def retry_all(db: sqlite3.Connection, *, destination: str | None = None, now: float) -> list[tuple[int, int]]:
     """Move every dead letter (of *destination*) back to the end of its queue; as ``retry``."""
-    with _immediate(db):
+    with immediate(db):
         selected = db.execute(_SELECTED_DEAD_IDS, _params(Selection(destination=destination), now=now))
         ids = [row[0] for row in selected]
         return _requeue(db, ids, now)
@@ -339,7 +340,7 @@ def _requeue(db: sqlite3.Connection, ids: Sequence[int], now: float) -> list[tup
 
 def drop_ids(db: sqlite3.Connection, ids: Sequence[int]) -> int:
     """Delete the waiting notifications *ids*; all or nothing, as ``retry``."""
-    with _immediate(db):
+    with immediate(db):
         unique = sorted(set(ids))
         missing = [i for i in unique if db.execute("SELECT 1 FROM notifications WHERE id = ?", (i,)).fetchone() is None]
         if missing:
@@ -352,13 +353,13 @@ def drop(db: sqlite3.Connection, selection: Selection, *, now: float) -> int:
     """Delete the waiting notifications *selection* picks; how many. An empty selection is refused."""
     if not selection:
         raise ValueError("drop needs a selection: refusing to empty the whole spool")
-    with _immediate(db):
+    with immediate(db):
         return db.execute(_DROP_WAITING, _params(selection, now=now)).rowcount
 
 
 def purge(db: sqlite3.Connection, *, older_than_s: float | None, now: float) -> int:
     """Delete the dead letters that failed more than *older_than_s* ago (``None``: all of them); how many."""
-    with _immediate(db):
+    with immediate(db):
         return db.execute(_PURGE_DEAD, _params(Selection(older_than_s=older_than_s), now=now)).rowcount
 
 

@@ -51,15 +51,18 @@ class ConsoleSink:
 def format_notification(n: Notification, *, destination: str) -> str:
     """A readable block: a header line, the title, captures, the rule's fields, and the log line."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.time))
-    tag = {Kind.ALERT: "", Kind.DIGEST: " digest", Kind.RECOVERY: " recovery"}[n.kind]
-    lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{n.rule}] → {destination}", f"   {n.title}"]
+    tag = {Kind.ALERT: "", Kind.DIGEST: " digest", Kind.RECOVERY: " recovery", Kind.NOTE: " note"}[n.kind]
+    about = n.rule or n.key  # a note belongs to no rule: it names what it is about (a silence's id)
+    lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{about}] → {destination}", f"   {n.title}"]
     if n.description:
-        lines.append(f"   {n.description}")
+        description = n.description.replace("\n", "\n   ") if n.kind is Kind.NOTE else n.description
+        lines.append(f"   {description}")
     captures = "  ".join(f"{k}={v}" for k, v in n.captures.items() if v)
     if captures:
         lines.append(f"   {captures}")
     lines.extend(f"   {name}: {value}" for name, value, _ in n.fields)
     where = f"{n.source}:{n.path}" if n.path else n.source
     text = n.line if len(n.line) <= _MAX_LINE_CHARS else n.line[:_MAX_LINE_CHARS] + f"… [{len(n.line)} chars]"
-    lines.append(f"   {where} | {text}")
+    if where or text or n.kind is not Kind.NOTE:  # a note of tailhook's own has no source and no line
+        lines.append(f"   {where} | {text}")
     return "\n".join(lines) + "\n"

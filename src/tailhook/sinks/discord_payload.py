@@ -347,6 +347,8 @@ class _Draft:
 
 
 def _colour(n: Notification) -> int:
+    if n.kind is Kind.NOTE:  # tailhook's own word (the end of a silence), not an alert's severity
+        return AUDIT_COLOUR
     return RECOVERY_COLOUR if n.kind is Kind.RECOVERY else n.severity.colour
 
 
@@ -359,8 +361,13 @@ def _draft(n: Notification) -> _Draft:
         text=neutralise(n.description.strip()),
         line=_fence_safe(line) if line.strip() else "",
         fields=_fields(n),
-        footer=_cut(f"tailhook{_DOT}{n.rule}{_DOT}{n.severity.label}", LIMITS.footer),
+        footer=_cut(_footer(n), LIMITS.footer),
     )
+
+
+def _footer(n: Notification) -> str:
+    """``tailhook · rule · severity``; a note, which belongs to no rule: ``tailhook · note``."""
+    return f"tailhook{_DOT}{n.rule}{_DOT}{n.severity.label}" if n.rule else f"tailhook{_DOT}{n.kind}"
 
 
 def _digest_intro(n: Notification) -> str:
@@ -392,7 +399,8 @@ def _fields(n: Notification) -> tuple[tuple[str, str, bool | None], ...]:
         listed = f"{len(hidden)} not shown: {', '.join(hidden)}"
         fields.append(("more captures", _field_value(listed), None))
     source = n.source + (_DOT + n.path if n.path else "")
-    fields.append(("source", _field_value(source), None))
+    if source or n.kind is not Kind.NOTE:  # a note of tailhook's own comes from no source
+        fields.append(("source", _field_value(source), None))
     fields.append(("host", _field_value(n.host), None))
     fields.extend((_rule_field_name(name), _field_value(value), inline) for name, value, inline in extra)
     return tuple(fields)
@@ -475,7 +483,7 @@ def _compact_line(n: Notification) -> str:
 
     For example: `warning` **ssh-bruteforce** SSH failures for root — host1/auth
     """
-    head = f"`{n.severity.label}` **{_compact_part(n.rule)}**"
+    head = f"`{n.severity.label}` **{_compact_part(n.rule or 'tailhook')}**"
     where = "/".join(_compact_part(part) for part in (n.host, n.source) if part.strip())
     tail = f" ({n.count} {_events(n.count)})" if n.kind is Kind.DIGEST else ""
     tail += f" \u2014 {where}" if where else ""
