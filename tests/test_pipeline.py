@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tailhook.config import load_config
+from tailhook.config import SilenceConfig, load_config
 from tailhook.events import Kind, Line
 from tailhook.pipeline import Pipeline, router_of
 from tailhook.rules import rule_set
@@ -121,8 +121,8 @@ def test_a_reload_keeps_the_storms_of_unchanged_rules_and_a_removed_rules_digest
 def test_changes_and_restore_carry_open_windows_to_the_next_start(tmp_path: Path, clock: FakeClock) -> None:
     first = pipeline_in(tmp_path, clock)
     first.ingest([ssh("192.0.2.1")] * 4)
-    stored = [state for _, state in first.changes() if state is not None]
-    assert first.changes() == []  # handed out once
+    stored = [state for _, state in first.changes().windows if state is not None]
+    assert not first.changes()  # handed out once
 
     clock.advance(30)  # a restart half-way through the window
     again = pipeline_in(tmp_path, clock)
@@ -131,3 +131,40 @@ def test_changes_and_restore_carry_open_windows_to_the_next_start(tmp_path: Path
     clock.advance(30)
     (digest,) = again.tick()
     assert digest.notification.count == 3
+
+
+def test_a_silence_holds_what_storm_control_lets_through_and_its_note_goes_out_when_it_ends(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    starts, ends = clock.now, clock.now + 3600
+    pipeline = pipeline_in(tmp_path, clock)
+    pipeline.silences.replace_configured(
+        [
+            SilenceConfig(
+                "deploy",
+                "tailhook.yaml",
+                1,
+                reason="deploy",
+                rules=frozenset({"ssh-failure"}),
+                starts=starts,
+                ends=ends,
+            )
+        ]
+    )
+    held = pipeline.ingest([ssh("192.0.2.1")] * 5 + [ssh("192.0.2.2")])
+    assert held == []  # 3 alerts held by the silence (2 + 1), the other 3 events by storm control
+    panic = pipeline.ingest([Line("Kernel panic - not syncing", "auth", 0.0)])
+    assert [d.destination for d in panic] == ["oncall", "ops"]  # another rule: not silenced
+    changes = pipeline.changes()
+    assert changes.silences  # the held counts go into the commit with what was sent
+    clock.advance(60)
+    assert [d.notification.kind for d in pipeline.tick()] == []  # the ssh digest is held too (3 more)
+    clock.advance(540)
+    assert pipeline.tick() == []  # the panic's window closes: one event, no digest
+    assert pipeline.next_deadline() == ends
+    clock.now = ends
+    (note,) = pipeline.tick()
+    assert note.destination == "ops" and note.notification.kind is Kind.NOTE
+    assert note.notification.title == "6 alerts held during 'deploy', 1 h"
+    metrics = {m.name: m for m in pipeline.metrics()}
+    assert metrics["tailhook_silenced_total"].samples[0].value == 6

@@ -117,7 +117,10 @@ class App:
                 if code:
                     return code
             self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
-            self.pipeline.restore(await self.spool.storm_windows())
+            spool = self.spool
+            self.pipeline.restore(
+                await spool.storm_windows(), held=await spool.silence_held(), silences=await spool.silences()
+            )
             http = self._http_server()
             if http is not None:
                 try:
@@ -209,13 +212,13 @@ class App:
         """
         assert self.spool is not None
         while True:
-            windows = self.pipeline.changes()
-            if not deliveries and not checkpoints and not windows:
+            changes = self.pipeline.changes()
+            if not deliveries and not checkpoints and not changes:
                 return
             try:
-                await self.spool.commit(deliveries, checkpoints, windows)
+                await self.spool.commit(deliveries, checkpoints, changes.windows, silences=changes.silences)
             except SpoolFull as exc:
-                self.pipeline.unsaved(windows)
+                self.pipeline.unsaved(changes)
                 if not self._disk_full:
                     log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
                     self._disk_full = True
@@ -227,11 +230,16 @@ class App:
             return
 
     async def _tick(self) -> None:
-        """What time alone brings (digests as storm windows close, resolved notes), as it comes."""
+        """What time alone brings (digests as storm windows close, resolved notes, the ends of
+        silences), as it comes; silences added or expired by ``tailhook silence`` within a second."""
+        assert self.spool is not None
         while True:
             deadline = self.pipeline.next_deadline()
             delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.pipeline.clock()))
             await asyncio.sleep(delay)
+            stored = await self.spool.silences_changed()
+            if stored is not None:
+                self.pipeline.silences.replace_stored(stored)
             await self._commit(self.pipeline.tick())
 
     # ── building the stages ─────────────────────────────────────────────────

@@ -1,11 +1,12 @@
-"""The pipeline: lines in, deliveries out. Rules → storm control → routes, on one clock.
+"""The pipeline: lines in, deliveries out. Rules → storm control → silences → routes, on one clock.
 
 Pure and synchronous: no I/O, no event loop, no tasks. The daemon feeds it
 what its sources read (``ingest``) and asks it every second, or at its next
-deadline, what time alone brings (``tick``: digests, resolved notes); whatever
-comes out is stored in the spool together with ``changes()`` (the storm
-windows those deliveries belong to) in one commit, so the spool always holds
-both or neither. Tests drive it with a fake clock.
+deadline, what time alone brings (``tick``: digests, resolved notes, the notes
+of silences that ended); whatever comes out is stored in the spool together
+with ``changes()`` (the storm windows and silence counts those deliveries
+belong to) in one commit, so the spool always holds both or neither. Tests
+drive it with a fake clock.
 
 A reload does not change a pipeline: it builds the next one
 (``reloaded``), which takes over the storm state (so the windows of rules
@@ -13,7 +14,7 @@ that did not change go on, and a removed rule's open windows still send their
 digests) and the counters, and the daemon swaps them in one assignment.
 
 Its counters are its own (``metrics()``): lines per source, matches per rule,
-lines a rule ran out of time on, and storm control's.
+lines a rule ran out of time on, storm control's and the silences'.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 from tailhook.config import Config, RouteConfig
 from tailhook.events import Delivery, Line, Notification
-from tailhook.metrics import Metric, per
+from tailhook.metrics import Metric, Sample, per
 from tailhook.routes import Router
 from tailhook.rules import RuleSet
+from tailhook.silences import HeldState, Silence, SilenceChange, Silences
 from tailhook.sources import Block
 from tailhook.storm import StormControl, WindowChange, WindowState
 
-__all__ = ["CONSOLE", "Pipeline", "Prescanned", "router_of"]
+__all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_of"]
 
 CONSOLE = "console"
 """The destination of every notification when the config has none: the console sink."""
@@ -47,12 +49,24 @@ class Prescanned:
     """The bytes of the candidate lines, newlines included (``sources.file.Scanned``)."""
 
 
-class Pipeline:
-    """*rules*, then *storm* control, then *router*: what the daemon makes of lines."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in the pipeline's state, to store with the deliveries it made."""
 
-    def __init__(self, rules: RuleSet, storm: StormControl, router: Router) -> None:
+    windows: list[WindowChange]
+    silences: list[SilenceChange]
+
+    def __bool__(self) -> bool:
+        return bool(self.windows or self.silences)
+
+
+class Pipeline:
+    """*rules*, then *storm* control, then *silences*, then *router*: what the daemon makes of lines."""
+
+    def __init__(self, rules: RuleSet, storm: StormControl, silences: Silences, router: Router) -> None:
         self.rules = rules
         self.storm = storm
+        self.silences = silences
         self.router = router
         self.lines: Counter[str] = Counter()
         """Lines read, per source."""
@@ -63,13 +77,16 @@ class Pipeline:
     def build(cls, config: Config, rules: RuleSet, *, clock: Callable[[], float] = time.time) -> Pipeline:
         """The pipeline of *config*, whose rules (compiled already) are *rules*."""
         storm = StormControl(config.storm, host=config.host, clock=clock)
-        return cls(rules, storm, router_of(config))
+        silences = Silences(config.silences, host=config.host, clock=clock)
+        return cls(rules, storm, silences, router_of(config))
 
     def reloaded(self, config: Config, rules: RuleSet, router: Router) -> Pipeline:
-        """The next pipeline after a reload: new rules and routes, this one's storm state and counts."""
+        """The next pipeline after a reload: new rules, silences of the config and routes; this
+        one's storm state, silence counts and counters."""
         self.storm.default = config.storm
         self.storm.adopt({rule.name: rule.storm for rule in rules.rules}.get)
-        pipeline = Pipeline(rules, self.storm, router)
+        self.silences.replace_configured(config.silences)
+        pipeline = Pipeline(rules, self.storm, self.silences, router)
         pipeline.lines, pipeline.matches = self.lines, self.matches
         return pipeline
 
@@ -116,8 +133,9 @@ class Pipeline:
 
     def tick(self, now: float | None = None) -> list[Delivery]:
         """What time alone brings by *now* (default: the clock's now): digests of windows that
-        closed, resolved notes."""
-        return self.route(self.storm.due(now))
+        closed, resolved notes, the notes of silences that ended."""
+        now = self.clock() if now is None else now
+        return self.route([*self.storm.due(now), *self.silences.due(now)])
 
     def flush(self) -> list[Delivery]:
         """Everything storm control holds, now: every open window's digest (for a dry run's end,
@@ -126,11 +144,13 @@ class Pipeline:
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has something to do, on the pipeline's clock."""
-        return self.storm.next_deadline()
+        deadlines = [d for d in (self.storm.next_deadline(), self.silences.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
 
     def route(self, notifications: Sequence[Notification]) -> list[Delivery]:
-        deliveries = self.router.deliveries
-        return [d for n in notifications for d in deliveries(n)]
+        """Where *notifications* go, but for those a silence holds (it counts them instead)."""
+        deliveries, holds = self.router.deliveries, self.silences.holds
+        return [d for n in notifications if not holds(n) for d in deliveries(n)]
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
         """The rules' engine pass over a block, in the source's reading thread. Hyperscan lets go of
@@ -142,17 +162,23 @@ class Pipeline:
 
     # ── state kept in the spool ─────────────────────────────────────────────
 
-    def changes(self) -> list[WindowChange]:
+    def changes(self) -> Changes:
         """What changed since the last call and is to be stored with the deliveries it caused."""
-        return self.storm.changes()
+        return Changes(self.storm.changes(), self.silences.changes())
 
-    def unsaved(self, changes: Iterable[WindowChange]) -> None:
+    def unsaved(self, changes: Changes) -> None:
         """*changes* could not be stored: they come out again with the next ``changes()``."""
-        self.storm.unsaved(changes)
+        self.storm.unsaved(changes.windows)
+        self.silences.unsaved(changes.silences)
 
-    def restore(self, windows: Iterable[WindowState]) -> None:
-        """Take back what the spool kept from before a restart."""
+    def restore(
+        self, windows: Iterable[WindowState], *, held: Iterable[HeldState] = (), silences: Iterable[Silence] = ()
+    ) -> None:
+        """Take back what the spool kept from before a restart: open storm windows, what silences
+        held, and the silences ``tailhook silence add`` stored."""
         self.storm.restore(windows, {rule.name: rule.storm for rule in self.rules.rules}.get)
+        self.silences.restore(held)
+        self.silences.replace_stored(silences)
 
     def metrics(self) -> list[Metric]:
         return [
@@ -165,6 +191,19 @@ class Pipeline:
                 per("rule", self.rules.over_budget),
             ),
             *self.storm.metrics(),
+            Metric("tailhook_silenced_total", "counter", "Alerts a silence held.", [Sample(self.silences.held_total)]),
+            Metric(
+                "tailhook_silence_held",
+                "gauge",
+                "Alerts each silence holds so far (its occurrence under way), per silence id.",
+                per("silence", self.silences.held()),
+            ),
+            Metric(
+                "tailhook_silence_active",
+                "gauge",
+                "1 for each silence on now, per silence id.",
+                per("silence", dict.fromkeys(self.silences.active(), 1)),
+            ),
         ]
 
 

@@ -280,6 +280,13 @@ class Silences:
 
     # ── holding ──────────────────────────────────────────────────────────────
 
+    def active(self) -> list[str]:
+        """The ids of the silences on now."""
+        now = self.clock()
+        if not self._active_from <= now < self._active_until:
+            self._find_active(now)
+        return [silence.id for silence, _ in self._active]
+
     def holds(self, n: Notification) -> bool:
         """Whether *n* is held (not to be sent): an active silence matches it. Counted if so."""
         if not self._by_id or n.kind is Kind.NOTE:
