@@ -247,6 +247,8 @@ class RuleConfig:
     """The destinations of this rule's alerts, instead of what the routes say; ``None``: the routes decide."""
     mentions: Mentions | None = None
     """Who this rule's alerts ping, in every delivery, instead of the route's; ``None``: the route's."""
+    expect_every: float | None = None
+    """An absence rule (``expect: {every}``): an alert when no line matched it for this many seconds."""
 
 
 ENGINE_CHOICES = ("auto", *engines.ENGINES)
@@ -1282,6 +1284,11 @@ def _rule(
     enabled = section.get("enabled", _bool, True)
     to = _rule_to(section, destinations)
     mentions = _mentions(section.sub("mention")) if section.has("mention") else None
+    expect = section.sub("expect") if section.has("expect") else None
+    expect_every = None
+    if expect is not None:
+        expect_every = expect.get("every", _positive_duration, required=True)
+        expect.done()
     if mentions is not None and mentions.everyone and severity is not Severity.CRITICAL:
         section.file.problem(
             section.line("mention"),
@@ -1306,6 +1313,7 @@ def _rule(
         fields=fields,
         to=to,
         mentions=mentions,
+        expect_every=expect_every,
     )
 
 

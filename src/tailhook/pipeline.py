@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
+from tailhook.absence import AbsenceChange, Absences, AbsenceState
 from tailhook.config import Config, RouteConfig
 from tailhook.events import Delivery, Line, Notification
 from tailhook.metrics import Metric, Sample, per
@@ -55,18 +56,23 @@ class Changes:
 
     windows: list[WindowChange]
     silences: list[SilenceChange]
+    absences: list[AbsenceChange]
 
     def __bool__(self) -> bool:
-        return bool(self.windows or self.silences)
+        return bool(self.windows or self.silences or self.absences)
 
 
 class Pipeline:
     """*rules*, then *storm* control, then *silences*, then *router*: what the daemon makes of lines."""
 
-    def __init__(self, rules: RuleSet, storm: StormControl, silences: Silences, router: Router) -> None:
+    def __init__(
+        self, rules: RuleSet, storm: StormControl, silences: Silences, router: Router, *, absences: Absences
+    ) -> None:
         self.rules = rules
         self.storm = storm
         self.silences = silences
+        self.absences = absences
+        """Rules with ``expect: {every}``, watched for their absence."""
         self.router = router
         self.lines: Counter[str] = Counter()
         """Lines read, per source."""
@@ -78,7 +84,8 @@ class Pipeline:
         """The pipeline of *config*, whose rules (compiled already) are *rules*."""
         storm = StormControl(config.storm, host=config.host, clock=clock)
         silences = Silences(config.silences, host=config.host, clock=clock)
-        return cls(rules, storm, silences, router_of(config))
+        absences = Absences(config.rules, host=config.host, clock=clock)
+        return cls(rules, storm, silences, router_of(config), absences=absences)
 
     def reloaded(self, config: Config, rules: RuleSet, router: Router) -> Pipeline:
         """The next pipeline after a reload: new rules, silences of the config and routes; this
@@ -86,7 +93,8 @@ class Pipeline:
         self.storm.default = config.storm
         self.storm.adopt({rule.name: rule.storm for rule in rules.rules}.get)
         self.silences.replace_configured(config.silences)
-        pipeline = Pipeline(rules, self.storm, self.silences, router)
+        self.absences.replace_rules(config.rules)
+        pipeline = Pipeline(rules, self.storm, self.silences, router, absences=self.absences)
         pipeline.lines, pipeline.matches = self.lines, self.matches
         return pipeline
 
@@ -101,6 +109,8 @@ class Pipeline:
         lines some rule may match become ``Line``s."""
         notifications: list[Notification] = []
         rules, admit, matches = self.rules, self.storm.admit, self.matches
+        expecting = self.absences.names
+        before = [matches[rule] for rule in expecting]
         with rules.watching():
             for item in lines:
                 if isinstance(item, Block):
@@ -111,6 +121,9 @@ class Pipeline:
                     for event in rules.match(item):
                         matches[event.rule] += 1
                         notifications.extend(admit(event))
+        for rule, count in zip(expecting, before, strict=True):
+            if matches[rule] != count:
+                notifications.extend(self.absences.seen(rule))
         return self.route(notifications)
 
     def _admit_block(self, block: Block, notifications: list[Notification]) -> None:
@@ -135,7 +148,7 @@ class Pipeline:
         """What time alone brings by *now* (default: the clock's now): digests of windows that
         closed, resolved notes, the notes of silences that ended."""
         now = self.clock() if now is None else now
-        return self.route([*self.storm.due(now), *self.silences.due(now)])
+        return self.route([*self.storm.due(now), *self.absences.due(now), *self.silences.due(now)])
 
     def flush(self) -> list[Delivery]:
         """Everything storm control holds, now: every open window's digest (for a dry run's end,
@@ -144,7 +157,8 @@ class Pipeline:
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has something to do, on the pipeline's clock."""
-        deadlines = [d for d in (self.storm.next_deadline(), self.silences.next_deadline()) if d is not None]
+        parts = (self.storm, self.absences, self.silences)
+        deadlines = [d for d in (part.next_deadline() for part in parts) if d is not None]
         return min(deadlines, default=None)
 
     def route(self, notifications: Sequence[Notification]) -> list[Delivery]:
@@ -164,19 +178,26 @@ class Pipeline:
 
     def changes(self) -> Changes:
         """What changed since the last call and is to be stored with the deliveries it caused."""
-        return Changes(self.storm.changes(), self.silences.changes())
+        return Changes(self.storm.changes(), self.silences.changes(), self.absences.changes())
 
     def unsaved(self, changes: Changes) -> None:
         """*changes* could not be stored: they come out again with the next ``changes()``."""
         self.storm.unsaved(changes.windows)
         self.silences.unsaved(changes.silences)
+        self.absences.unsaved(changes.absences)
 
     def restore(
-        self, windows: Iterable[WindowState], *, held: Iterable[HeldState] = (), silences: Iterable[Silence] = ()
+        self,
+        windows: Iterable[WindowState],
+        *,
+        held: Iterable[HeldState] = (),
+        silences: Iterable[Silence] = (),
+        absences: Iterable[AbsenceState] = (),
     ) -> None:
         """Take back what the spool kept from before a restart: open storm windows, what silences
-        held, and the silences ``tailhook silence add`` stored."""
+        held, the silences ``tailhook silence add`` stored, and when each absence rule last matched."""
         self.storm.restore(windows, {rule.name: rule.storm for rule in self.rules.rules}.get)
+        self.absences.restore(absences)
         self.silences.restore(held)
         self.silences.replace_stored(silences)
 
@@ -192,6 +213,12 @@ class Pipeline:
             ),
             *self.storm.metrics(),
             Metric("tailhook_silenced_total", "counter", "Alerts a silence held.", [Sample(self.silences.held_total)]),
+            Metric(
+                "tailhook_absence_alerts_total",
+                "counter",
+                "Alerts that a rule with expect: {every} matched no line for that long.",
+                [Sample(self.absences.alerts_total)],
+            ),
             Metric(
                 "tailhook_silence_held",
                 "gauge",
