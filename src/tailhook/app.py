@@ -45,8 +45,7 @@ from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.http import HttpServer, Metric, Sample
-from tailhook.pipeline import CONSOLE, Pipeline, Prescanned
-from tailhook.routes import Router
+from tailhook.pipeline import CONSOLE, Pipeline, Prescanned, router_for
 from tailhook.rules import RuleSet, rule_set
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
@@ -349,7 +348,7 @@ class App:
                 else:
                     recheck.append(name)  # unchanged: whatever of it is dead is asked about again now
 
-        router = self.pipeline.router if self._console_only else Router(routes, rules=new.rules)
+        router = self.pipeline.router if self._console_only else router_for(routes, new.rules)
 
         # the switch
         self.pipeline = self.pipeline.reloaded(new, rules, router)

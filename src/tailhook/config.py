@@ -291,6 +291,9 @@ class RouteConfig:
     style: Style = Style.FULL
     mentions: Mentions = field(default_factory=Mentions)
     continue_: bool = False
+    after: float | None = None
+    """An escalation route: it takes an alert only once its key has been firing this many seconds
+    (``tailhook.escalation``), never at once; ``None``: a route of every alert as it comes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -926,6 +929,7 @@ def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tup
                 style=Style(section.get("style", _choice("full", "compact"), "full")),
                 mentions=mentions,
                 continue_=section.get("continue", _bool, False),
+                after=section.get("after", _positive_duration, None),
             )
         )
         section.done()

@@ -25,8 +25,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from tailhook.absence import AbsenceChange, Absences, AbsenceState
-from tailhook.config import Config, RouteConfig
-from tailhook.events import Delivery, Line, Notification
+from tailhook.config import Config, RouteConfig, RuleConfig
+from tailhook.escalation import Escalations
+from tailhook.events import Delivery, Event, Kind, Line, Notification
 from tailhook.metrics import Metric, Sample, per
 from tailhook.routes import Router
 from tailhook.rules import RuleSet
@@ -34,7 +35,7 @@ from tailhook.silences import HeldState, Silence, SilenceChange, Silences
 from tailhook.sources import Block
 from tailhook.storm import StormControl, WindowChange, WindowState
 
-__all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_of"]
+__all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_for", "router_of"]
 
 CONSOLE = "console"
 """The destination of every notification when the config has none: the console sink."""
@@ -66,13 +67,22 @@ class Pipeline:
     """*rules*, then *storm* control, then *silences*, then *router*: what the daemon makes of lines."""
 
     def __init__(
-        self, rules: RuleSet, storm: StormControl, silences: Silences, router: Router, *, absences: Absences
+        self,
+        rules: RuleSet,
+        storm: StormControl,
+        silences: Silences,
+        router: Router,
+        *,
+        absences: Absences,
+        escalations: Escalations,
     ) -> None:
         self.rules = rules
         self.storm = storm
         self.silences = silences
         self.absences = absences
         """Rules with ``expect: {every}``, watched for their absence."""
+        self.escalations = escalations
+        """Routes with ``after``, which take an alert once its key has been firing that long."""
         self.router = router
         self.lines: Counter[str] = Counter()
         """Lines read, per source."""
@@ -85,7 +95,8 @@ class Pipeline:
         storm = StormControl(config.storm, host=config.host, clock=clock)
         silences = Silences(config.silences, host=config.host, clock=clock)
         absences = Absences(config.rules, host=config.host, clock=clock)
-        return cls(rules, storm, silences, router_of(config), absences=absences)
+        escalations = Escalations(config.routes if config.destinations else (), default=config.storm, clock=clock)
+        return cls(rules, storm, silences, router_of(config), absences=absences, escalations=escalations)
 
     def reloaded(self, config: Config, rules: RuleSet, router: Router) -> Pipeline:
         """The next pipeline after a reload: new rules, silences of the config and routes; this
@@ -94,7 +105,10 @@ class Pipeline:
         self.storm.adopt({rule.name: rule.storm for rule in rules.rules}.get)
         self.silences.replace_configured(config.silences)
         self.absences.replace_rules(config.rules)
-        pipeline = Pipeline(rules, self.storm, self.silences, router, absences=self.absences)
+        self.escalations.replace_routes(config.routes if config.destinations else (), default=config.storm)
+        pipeline = Pipeline(
+            rules, self.storm, self.silences, router, absences=self.absences, escalations=self.escalations
+        )
         pipeline.lines, pipeline.matches = self.lines, self.matches
         return pipeline
 
@@ -108,7 +122,7 @@ class Pipeline:
         """What *lines* cause now, addressed. A ``Block`` of plain lines is scanned whole: only the
         lines some rule may match become ``Line``s."""
         notifications: list[Notification] = []
-        rules, admit, matches = self.rules, self.storm.admit, self.matches
+        rules, matches = self.rules, self.matches
         expecting = self.absences.names
         before = [matches[rule] for rule in expecting]
         with rules.watching():
@@ -120,7 +134,7 @@ class Pipeline:
                     self.lines[item.source] += 1
                     for event in rules.match(item):
                         matches[event.rule] += 1
-                        notifications.extend(admit(event))
+                        self._admit(event, notifications)
         for rule, count in zip(expecting, before, strict=True):
             if matches[rule] != count:
                 notifications.extend(self.absences.seen(rule))
@@ -138,17 +152,40 @@ class Pipeline:
             candidates = rules.candidates(block.data, source=block.source)
         source, when, path, host = block.source, block.time, block.path, rules.host
         admit, matches = self.storm.admit, self.matches
-        for _, text, hits in rules.confirm(block.data, candidates, source=source):
+        found = rules.confirm(block.data, candidates, source=source)
+        if self.escalations:
+            for _, text, hits in found:
+                line = Line(text, source, when, path)
+                for rule, match in hits:
+                    matches[rule.name] += 1
+                    self._admit(rule.event(line, match, host=host), notifications)
+            return
+        for _, text, hits in found:  # the same, with no escalation to watch for: the common case, kept lean
             line = Line(text, source, when, path)
             for rule, match in hits:
                 matches[rule.name] += 1
                 notifications.extend(admit(rule.event(line, match, host=host)))
 
+    def _admit(self, event: Event, notifications: list[Notification]) -> None:
+        """*event* through storm control into *notifications*; its key's escalation clocks told."""
+        sent = self.storm.admit(event)
+        notifications.extend(sent)
+        escalations = self.escalations
+        if escalations:
+            escalations.seen(event)
+            for notification in sent:
+                if notification.kind is Kind.ALERT:
+                    escalations.alerted(notification, event)
+
     def tick(self, now: float | None = None) -> list[Delivery]:
         """What time alone brings by *now* (default: the clock's now): digests of windows that
         closed, resolved notes, the notes of silences that ended."""
         now = self.clock() if now is None else now
-        return self.route([*self.storm.due(now), *self.absences.due(now), *self.silences.due(now)])
+        deliveries = self.route([*self.storm.due(now), *self.absences.due(now), *self.silences.due(now)])
+        for route, notification in self.escalations.due(now):
+            if not self.silences.holds(notification):
+                deliveries.extend(Delivery(name, notification, route.style, route.mentions) for name in route.to)
+        return deliveries
 
     def flush(self) -> list[Delivery]:
         """Everything storm control holds, now: every open window's digest (for a dry run's end,
@@ -157,7 +194,7 @@ class Pipeline:
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has something to do, on the pipeline's clock."""
-        parts = (self.storm, self.absences, self.silences)
+        parts = (self.storm, self.absences, self.silences, self.escalations)
         deadlines = [d for d in (part.next_deadline() for part in parts) if d is not None]
         return min(deadlines, default=None)
 
@@ -214,6 +251,12 @@ class Pipeline:
             *self.storm.metrics(),
             Metric("tailhook_silenced_total", "counter", "Alerts a silence held.", [Sample(self.silences.held_total)]),
             Metric(
+                "tailhook_escalations_total",
+                "counter",
+                "Alerts sent to an escalation route (after:) because their key was still firing.",
+                [Sample(self.escalations.escalated_total)],
+            ),
+            Metric(
                 "tailhook_absence_alerts_total",
                 "counter",
                 "Alerts that a rule with expect: {every} matched no line for that long.",
@@ -238,4 +281,9 @@ def router_of(config: Config) -> Router:
     """*config*'s routes; with no destination, one route: everything to the console."""
     if not config.destinations:
         return Router((RouteConfig(to=(CONSOLE,)),))
-    return Router(config.routes, rules=config.rules)
+    return router_for(config.routes, config.rules)
+
+
+def router_for(routes: Iterable[RouteConfig], rules: Iterable[RuleConfig]) -> Router:
+    """The routes that take each alert as it comes (not the escalation routes, which wait)."""
+    return Router((route for route in routes if route.after is None), rules=rules)

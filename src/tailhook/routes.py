@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from tailhook.config import RouteConfig, RuleConfig
 from tailhook.events import Delivery, Mentions, Notification, Style
 
-__all__ = ["Router"]
+__all__ = ["Router", "matches_route"]
 
 
 class Router:
@@ -41,7 +41,7 @@ class Router:
     def _routed(self, notification: Notification) -> list[Delivery]:
         out: list[Delivery] = []
         for route in self.routes:
-            if not _matches(route, notification):
+            if not matches_route(route, notification):
                 continue
             out.extend(
                 Delivery(destination=name, notification=notification, style=route.style, mentions=route.mentions)
@@ -52,7 +52,8 @@ class Router:
         return out
 
 
-def _matches(route: RouteConfig, n: Notification) -> bool:
+def matches_route(route: RouteConfig, n: Notification) -> bool:
+    """Whether *route*'s filters (severities, rules, sources, hosts) take *n*."""
     return (
         (route.severities is None or n.severity in route.severities)
         and (route.rules is None or n.rule in route.rules)
