@@ -40,6 +40,8 @@ class ScriptedSink:
         """What ``recheck_in`` says while dead, until ``recheck_soon``."""
         self.gate: asyncio.Event | None = None
         """When set: each send waits for it (a request in flight)."""
+        self.per_second = math.inf
+        """What ``throughput`` says: notifications per second it takes."""
 
     def batch(self, deliveries: Sequence[Delivery]) -> int:
         return min(self.per_request, len(deliveries))
@@ -66,6 +68,9 @@ class ScriptedSink:
 
     def recheck_in(self) -> float:
         return self.recheck_after if self.dead else math.inf
+
+    def throughput(self) -> float:
+        return self.per_second
 
     def recheck_soon(self) -> None:
         self.recheck_after = 0.0

@@ -82,6 +82,15 @@ async def test_pacing_follows_the_bucket_headers(discord: DiscordStandIn, sessio
     assert [status for _, _, status in discord.requests] == [200] * 12
 
 
+async def test_throughput_is_learnt_from_the_bucket_headers(session: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(bucket_limit=8, bucket_reset_after=4.0) as discord:
+        sink = DiscordSink(destination(discord.url(), discord.url()), session=session)
+        assert sink.throughput() == 2 * 5 / 2.0 * 10  # before any answer: what webhooks are known to get
+        await sink.send([delivery()])
+        # the webhook answered: 8 per 4 s, 10 embeds a message; the other still assumed
+        assert sink.throughput() == pytest.approx(8 / 4.0 * 10 + 5 / 2.0 * 10, rel=0.01)
+
+
 async def test_a_429_is_waited_out_and_retried(discord: DiscordStandIn, session: aiohttp.ClientSession) -> None:
     sink = DiscordSink(destination(discord.url()), session=session)
     discord.fail_next(429, body={"message": "You are being rate limited.", "retry_after": 0.2, "global": False})

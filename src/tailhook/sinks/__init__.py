@@ -62,6 +62,11 @@ class Sink(Protocol):
         """Make what is dead due for a re-check now (a reload asked for it)."""
         ...
 
+    def throughput(self) -> float:
+        """Notifications per second the receiver takes now, at most (its rate limits times what one
+        request carries); ``math.inf`` when it has no limit. The dispatcher sizes floods by it."""
+        ...
+
     async def close(self) -> None:
         """Release connections; called once at shutdown, for the sinks in use then."""
         ...

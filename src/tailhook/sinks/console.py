@@ -41,6 +41,9 @@ class ConsoleSink:
     def recheck_in(self) -> float:
         return math.inf
 
+    def throughput(self) -> float:
+        return math.inf
+
     def recheck_soon(self) -> None:
         return None
 

@@ -70,6 +70,8 @@ SUPPRESS_NOTIFICATIONS = 1 << 12
 REQUEST_TIMEOUT_S = 15.0
 _ERROR_BODY_CHARS = 2000
 _FRESH = 1 << 30
+ASSUMED_BUCKET = (5, 2.0)
+"""A webhook's bucket until Discord's headers tell: 5 requests per 2 s, what webhooks get today."""
 """How many requests a bucket not heard of yet is taken to have left: a fresh bucket is full."""
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -101,6 +103,10 @@ class Webhook:
     remaining: int | None = None
     """Requests left in its bucket; ``None`` when unknown (before the first answer, after a reset)."""
     resets_at: float = 0.0
+    limit: int = ASSUMED_BUCKET[0]
+    period_s: float = ASSUMED_BUCKET[1]
+    """Its bucket: ``limit`` requests per ``period_s``, as Discord's headers said (the longest
+    ``X-RateLimit-Reset-After`` seen with a full bucket less one), else what webhooks are known to get."""
     dead: str | None = None
     """Why Discord refused it (401/403/404), while it does."""
     recheck_at: float = 0.0
@@ -198,6 +204,11 @@ class DiscordSink:
         """Seconds until :meth:`revive` next has a dead webhook to ask about; ``inf`` if none is dead."""
         due = [webhook.recheck_at for webhook in self.webhooks if webhook.dead is not None]
         return max(0.0, min(due) - self._clock()) if due else math.inf
+
+    def throughput(self) -> float:
+        """Alerts per second: each live webhook's bucket, times the 10 embeds a message carries."""
+        per_s = sum(w.limit / w.period_s for w in self.webhooks if w.dead is None)
+        return per_s * LIMITS.embeds
 
     def recheck_soon(self) -> None:
         now = self._clock()
@@ -305,8 +316,13 @@ class DiscordSink:
         try:
             webhook.remaining = int(remaining)
             webhook.resets_at = self._clock() + float(reset_after)
+            limit = int(headers.get("X-RateLimit-Limit", ""))
         except ValueError:
             return
+        if limit > 0:
+            webhook.limit = limit
+            if webhook.remaining == limit - 1:  # the first request of a fresh bucket: its whole period ahead
+                webhook.period_s = max(float(reset_after), 0.001)
 
     def _rate_limited(self, webhook: Webhook, headers: Mapping[str, str], body: str) -> float | None:
         """Seconds to wait after a 429, or ``None`` when it was not Discord's."""
