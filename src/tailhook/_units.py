@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_size"]
+__all__ = ["parse_duration", "parse_size", "seconds_in_words"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE_UNITS = {
@@ -50,3 +50,12 @@ def _split(text: object, what: str, example: str) -> tuple[float, str]:
     if found is None:
         raise ValueError(f"{text!r} is not a {what}; write it like {example}")
     return float(found.group(1)), found.group(2)
+
+
+def seconds_in_words(seconds: float) -> str:
+    """A span for people, to three figures in its largest unit: ``45 s``, ``1.5 min``, ``2 h``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from tailhook._units import seconds_in_words
 from tailhook.config import RuleConfig
 from tailhook.events import Kind, Notification, Severity
 
@@ -168,7 +169,7 @@ class Absences:
     # ── the notifications ───────────────────────────────────────────────────
 
     def _absent(self, rule: str, expectation: _Expectation, now: float) -> Notification:
-        span = _span(expectation.every)
+        span = seconds_in_words(expectation.every)
         return Notification(
             kind=Kind.ALERT,
             rule=rule,
@@ -192,21 +193,13 @@ class Absences:
             severity=expectation.severity,
             key=ABSENT_KEY,
             title=f"Resolved: {rule} matches again",
-            description=f"A line matched after {_span(now - expectation.last)} without one (expected every "
-            f"{_span(expectation.every)}).",
+            description=f"A line matched after {seconds_in_words(now - expectation.last)} without one (expected every "
+            f"{seconds_in_words(expectation.every)}).",
             line="",
             source="",
             host=self.host,
             time=now,
         )
-
-
-def _span(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"
 
 
 def _utc(when: float) -> str:

@@ -216,6 +216,9 @@ class StormConfig:
     """Alert only once this many events of a key arrived within ``window`` seconds."""
     recovery_after: float | None = None
     """Seconds a key that stormed must stay quiet before a resolved note says so; ``None``: no note."""
+    flood_after: float = 30.0
+    """A destination with more non-critical alerts waiting than it can send in this many seconds
+    (its rate limits) has them summed up per rule (the main file's ``storm:`` only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,7 +646,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             line_budget=rules_section.get("line_budget", _positive_duration, DEFAULT_LINE_BUDGET_S),
         )
         rules_section.done()
-    storm = _storm(top.sub("storm"), StormConfig())
+    storm = _storm(top.sub("storm"), StormConfig(), main=True)
     probe = _probe(top.sub("probe"))
     spool = _spool(top.sub("spool"))
     http = _http(top.sub("http"))
@@ -948,7 +951,8 @@ def _mentions(section: _Section | None) -> Mentions:
     return mentions
 
 
-def _storm(section: _Section | None, default: StormConfig) -> StormConfig:
+def _storm(section: _Section | None, default: StormConfig, *, main: bool = False) -> StormConfig:
+    """A ``storm:`` section: the main file's (*main*), or a rule's."""
     if section is None:
         return default
     window = section.get("window", _positive_duration, default.window)
@@ -969,6 +973,9 @@ def _storm(section: _Section | None, default: StormConfig) -> StormConfig:
         max_window=max_window,
         min_count=section.get("min_count", _positive_int, default.min_count),
         recovery_after=recovery_after,
+        flood_after=section.get("flood_after", _positive_duration, default.flood_after)
+        if main
+        else default.flood_after,
     )
     section.done()
     return storm

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from tailhook._units import seconds_in_words
 from tailhook.config import RouteConfig, StormConfig
 from tailhook.events import Event, Kind, Notification
 from tailhook.routes import matches_route
@@ -138,7 +139,7 @@ class Escalations:
 
     def _note(self, firing: _Firing, when: float) -> Notification:
         first = firing.first
-        span = _span(when - firing.since)
+        span = seconds_in_words(when - firing.since)
         return replace(
             first,
             title=f"Still firing after {span}: {first.title}",
@@ -155,11 +156,3 @@ class Escalations:
 
 def _valid(firing: _Firing, index: int) -> bool:
     return index in firing.pending or (index == _QUIET and not firing.pending)
-
-
-def _span(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"

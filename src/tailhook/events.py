@@ -174,8 +174,11 @@ class Event:
 
 
 class Kind(enum.StrEnum):
-    """What a notification says: one alert, a digest of held ones, a recovery, or a note from tailhook itself.
+    """What a notification says: one alert, a digest of held ones, a recovery, a summary of a flood,
+    or a note from tailhook itself.
 
+    A summary stands for a rule's alerts that waited for a destination when more were waiting than
+    it could take in time (``tailhook.flood``); its ``count`` is how many.
     A note (the end of a silence: what it held) belongs to no rule: its ``rule`` is ``""``, which no
     rule can be named, its ``key`` says what it is about (the silence's id), and no silence holds it.
     """
@@ -183,6 +186,7 @@ class Kind(enum.StrEnum):
     ALERT = "alert"
     DIGEST = "digest"
     RECOVERY = "recovery"
+    SUMMARY = "summary"
     NOTE = "note"
 
 

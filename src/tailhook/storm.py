@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from tailhook._units import seconds_in_words
 from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
 from tailhook.metrics import Metric, Sample
@@ -248,7 +249,7 @@ class StormControl:
         window = state.window = _Window(config, opened=now, sent=1, length=_length(config, level), top=event.severity)
         alert = Notification.alert(event, host=self.host)
         if config.min_count > 1:
-            alert = replace(alert, title=f"{alert.title} ({count} in {_span(config.window)})")
+            alert = replace(alert, title=f"{alert.title} ({count} in {seconds_in_words(config.window)})")
         out.append(alert)
         self._push(state, key)
         return window
@@ -333,14 +334,14 @@ class StormControl:
         assert state.first is not None and state.latest is not None and state.config.recovery_after is not None
         latest = state.latest
         last = Notification.alert(latest, host=self.host) if isinstance(latest, Event) else latest
-        span = _span(state.last - state.first) if state.last > state.first else "an instant"
+        span = seconds_in_words(state.last - state.first) if state.last > state.first else "an instant"
         note = replace(
             last,
             kind=Kind.RECOVERY,
             count=state.events,
             title=f"Resolved: {last.title}",
             description=(
-                f"Quiet for {_span(state.config.recovery_after)}. The storm lasted {span}, "
+                f"Quiet for {seconds_in_words(state.config.recovery_after)}. The storm lasted {span}, "
                 f"from {_clock(state.first)} to {_clock(state.last)} UTC: {state.events:,} events in all."
             ),
         )
@@ -459,7 +460,7 @@ def _levels(config: StormConfig) -> int:
 
 def _digest_text(key: StormKey, window: _Window, max_keys: int) -> str:
     held = window.held
-    span = _span(window.length)
+    span = seconds_in_words(window.length)
     if key[1] == OVERFLOW_KEY:
         return (
             f"{held:,} more events under new keys were held back in this {span} window: storm control "
@@ -467,15 +468,6 @@ def _digest_text(key: StormKey, window: _Window, max_keys: int) -> str:
         )
     events = "event was" if held == 1 else "events were"
     return f"{held} more {events} held back in this {span} window; the last one is below."
-
-
-def _span(seconds: float) -> str:
-    """60 → "1 min", 90 → "1.5 min", 45 → "45 s", 7200 → "2 h"."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"
 
 
 def _clock(when: float) -> str:

@@ -54,7 +54,7 @@ class ConsoleSink:
 def format_notification(n: Notification, *, destination: str) -> str:
     """A readable block: a header line, the title, captures, the rule's fields, and the log line."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.time))
-    tag = {Kind.ALERT: "", Kind.DIGEST: " digest", Kind.RECOVERY: " recovery", Kind.NOTE: " note"}[n.kind]
+    tag = "" if n.kind is Kind.ALERT else f" {n.kind.value}"
     about = n.rule or n.key  # a note belongs to no rule: it names what it is about (a silence's id)
     lines = [f"── {stamp} {n.severity.label.upper()}{tag} [{about}] → {destination}", f"   {n.title}"]
     if n.description:

@@ -485,7 +485,7 @@ def _compact_line(n: Notification) -> str:
     """
     head = f"`{n.severity.label}` **{_compact_part(n.rule or 'tailhook')}**"
     where = "/".join(_compact_part(part) for part in (n.host, n.source) if part.strip())
-    tail = f" ({n.count} {_events(n.count)})" if n.kind is Kind.DIGEST else ""
+    tail = f" ({n.count} {_events(n.count)})" if n.kind in (Kind.DIGEST, Kind.SUMMARY) else ""
     tail += f" \u2014 {where}" if where else ""
     title = neutralise(_one_line(n.title).strip())
     room = LIMITS.description - len(head) - len(tail) - 1
