@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tailhook.absence import AbsenceState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.silences import HeldState
 from tailhook.spool import (
@@ -329,7 +330,7 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
@@ -338,7 +339,8 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
 
 
 async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Path) -> None:
-    """Version 4 adds the silences a command line stores and what occurrences of silences held."""
+    """Version 4 adds the silences a command line stores and what occurrences of silences held;
+    version 5 the alerts summed up in floods and the state of absence rules."""
     waiting = delivery("waiting", Severity.WARNING)
     with sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None) as db:
         db.executescript(f"BEGIN; {_SCHEMA_V1} {_SCHEMA_V2} {_SCHEMA_V3} PRAGMA user_version = 3; COMMIT;")
@@ -357,10 +359,11 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
         held = HeldState("config:deploy", 100.0, "deploy", {"ssh": 2})
         await spool.commit([], silences=[(("config:deploy", 100.0), held)])
         assert await spool.silence_held() == [held]
+        assert await spool.absences() == []
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -374,5 +377,55 @@ async def test_silence_counts_are_stored_with_the_commit_and_forgotten_with_the_
         await spool.commit([delivery("the note")], [], [], silences=[(key, None)])
         assert await spool.silence_held() == []
         assert [s.delivery.notification.title for s in await spool.next("alerts")] == ["the note"]
+    finally:
+        await spool.close()
+
+
+async def test_absence_rules_state_is_stored_with_the_commit_and_forgotten_when_gone(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path)
+    try:
+        await spool.commit(
+            [], absences=[("backup", AbsenceState("backup", 100.0, False)), ("beat", AbsenceState("beat", 5.0, True))]
+        )
+        await spool.commit([], absences=[("beat", None)])
+        assert await spool.absences() == [AbsenceState("backup", 100.0, False)]
+    finally:
+        await spool.close()
+
+
+def flood_delivery(rule: str, key: str, severity: Severity = Severity.WARNING, kind: Kind = Kind.ALERT) -> Delivery:
+    n = Notification(
+        kind=kind, rule=rule, severity=severity, key=key, title=f"{rule} {key}", description="",
+        line=f"a line about {key}", source="auth", host="web-1", time=1000.0,
+    )  # fmt: skip
+    return Delivery("alerts", n)
+
+
+async def test_a_flood_is_summed_up_per_rule_and_the_alerts_kept_aside(tmp_path: Path, clock: FakeClock) -> None:
+    spool = await Spool.open(tmp_path, clock=clock)
+    try:
+        critical = flood_delivery("disk", "sda", Severity.CRITICAL)
+        digest = flood_delivery("ssh", "x", kind=Kind.DIGEST)
+        await spool.commit([flood_delivery("ssh", f"198.18.0.{i % 7}") for i in range(100)] + [critical, digest])
+        clock.advance(5)
+        await spool.commit([flood_delivery("web", "502", Severity.ERROR) for _ in range(20)])
+        assert not await spool.flood_waiting("alerts", 120)  # 120 alerts wait: not more than 120
+        assert await spool.flood_waiting("alerts", 119)
+        before = (await spool.status()).bytes
+
+        ssh, web = await spool.summarise("alerts", host="web-1", flood_after_s=30)
+        assert (ssh.notification.count, web.notification.count) == (100, 20)
+        waiting = [s.delivery.notification for s in await spool.next("alerts", 10)]
+        assert [(n.kind, n.rule, n.count) for n in waiting] == [
+            (Kind.ALERT, "disk", 1),  # critical: never summed up, first
+            (Kind.SUMMARY, "web", 20),  # error before warning
+            (Kind.DIGEST, "ssh", 1),
+            (Kind.SUMMARY, "ssh", 100),
+        ]
+        assert not await spool.flood_waiting("alerts", 0)  # nothing left to sum up
+        assert (await spool.status()).bytes < before  # 120 alerts out, 2 summaries in
+        with sqlite3.connect(tmp_path / FILE_NAME) as db:
+            kept = db.execute("SELECT summary, count(*) FROM summarised GROUP BY summary ORDER BY summary").fetchall()
+        assert kept == [("ssh: 100 alerts summed up, from 7 keys", 100), ("web: 20 alerts summed up, from 1 key", 20)]
     finally:
         await spool.close()

@@ -423,3 +423,21 @@ def test_repairs_while_the_daemon_runs(tmp_path: Path, discord: ThreadedStandIn)
     assert code == 0, daemon.stderr
     assert "Traceback" not in daemon.stderr
     assert TOKEN not in daemon.stderr
+
+
+async def test_list_summarised_shows_the_alerts_a_flood_summed_up(tmp_path: Path, clock: FakeClock) -> None:
+    spool = await Spool.open(tmp_path, clock=clock)
+    try:
+        await spool.commit([delivery(f"flood {n}", Severity.WARNING) for n in range(30)])
+        (summary,) = await spool.summarise("alerts", host="web-1", flood_after_s=30)
+        listed = spool_cli(tmp_path, "list", "--summarised")
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["ID", "DESTINATION", "SEVERITY", "AGE", "SUMMED", "UP", "IN", "TITLE"]
+        assert len(lines) == 31 and "ssh: 30 alerts summed up, from 1 key" in lines[1] and "flood 0" in lines[1]
+        as_json = json.loads(spool_cli(tmp_path, "list", "--summarised", "--json", "--limit", "0").stdout)
+        assert [item["delivery"]["title"] for item in as_json] == [f"flood {n}" for n in range(30)]
+        assert {item["summary"] for item in as_json} == {summary.notification.title}
+        assert spool_cli(tmp_path, "list", "--summarised", "--dead").returncode == 2  # one or the other
+    finally:
+        await spool.close()

@@ -115,10 +115,15 @@ class App:
                 code = await self._probe()
                 if code:
                     return code
-            self.dispatcher = Dispatcher(self._sinks(), self.spool, host=self.config.host)
+            self.dispatcher = Dispatcher(
+                self._sinks(), self.spool, host=self.config.host, flood_after_s=self.config.storm.flood_after
+            )
             spool = self.spool
             self.pipeline.restore(
-                await spool.storm_windows(), held=await spool.silence_held(), silences=await spool.silences()
+                await spool.storm_windows(),
+                held=await spool.silence_held(),
+                silences=await spool.silences(),
+                absences=await spool.absences(),
             )
             http = self._http_server()
             if http is not None:
@@ -215,7 +220,9 @@ class App:
             if not deliveries and not checkpoints and not changes:
                 return
             try:
-                await self.spool.commit(deliveries, checkpoints, changes.windows, silences=changes.silences)
+                await self.spool.commit(
+                    deliveries, checkpoints, changes.windows, silences=changes.silences, absences=changes.absences
+                )
             except SpoolFull as exc:
                 self.pipeline.unsaved(changes)
                 if not self._disk_full:
@@ -354,6 +361,7 @@ class App:
         self.pipeline = self.pipeline.reloaded(new, rules, router)
         self.drain_timeout_s = new.shutdown_timeout
         if self.dispatcher is not None:
+            self.dispatcher.flood_after_s = new.storm.flood_after
             for name in removed:
                 self.dispatcher.remove(name)
             for name, sink in changed.items():
@@ -428,6 +436,9 @@ class App:
              of_states(lambda s: s.retries)),
             ("tailhook_dead_letters_total", "counter", "Notifications refused for good (400).",
              of_states(lambda s: s.rejected)),
+            ("tailhook_summarised_total", "counter",
+             "Alerts summed up per rule because more waited than the destination takes in storm.flood_after.",
+             of_states(lambda s: s.summarised)),
             ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
              of_states(lambda s: float(s.dead is None))),
             ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",

@@ -377,7 +377,11 @@ def _add_spool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
     listing = add("list", "one line per waiting notification (or dead letter), oldest first")
     _add_filters(listing, older_than=False)
-    listing.add_argument("--dead", action="store_true", help="list the dead letters instead")
+    kind = listing.add_mutually_exclusive_group()
+    kind.add_argument("--dead", action="store_true", help="list the dead letters instead")
+    kind.add_argument(
+        "--summarised", action="store_true", help="list the alerts summed up in floods instead (kept for a day)"
+    )
     listing.add_argument("--limit", type=_count, default=100, metavar="N", help="show at most N (default: 100; 0: all)")
     listing.add_argument("--json", action="store_true", help="print JSON for machines, fields uncut")
     listing.set_defaults(command=_SpoolCommand(listing, _spool_list))
@@ -513,7 +517,12 @@ def _spool_status(db: sqlite3.Connection, path: Path, args: argparse.Namespace) 
 def _spool_list(db: sqlite3.Connection, path: Path, args: argparse.Namespace) -> int:
     now, selection, limit = time.time(), _selection(args), args.limit or None
     with spool_admin.snapshot(db):
-        if args.dead:
+        if args.summarised:
+            summed = spool_admin.summarised(db, selection, now=now, limit=limit)
+            total = spool_admin.count_summarised(db, selection, now=now)
+            rows = [spool_admin.summarised_json(item) for item in summed]
+            table = spool_admin.render_summarised(summed, now=now)
+        elif args.dead:
             letters = spool_admin.dead_letters(db, selection, now=now, limit=limit)
             total = spool_admin.count_dead_letters(db, selection, now=now)
             rows = [spool_admin.dead_letter_json(letter) for letter in letters]
@@ -526,7 +535,8 @@ def _spool_list(db: sqlite3.Connection, path: Path, args: argparse.Namespace) ->
     if args.json:
         _print_json(rows)
     elif not rows:
-        print("no dead letters" if args.dead else "nothing waiting", "(with these filters)" if selection else "")
+        empty = "nothing summed up" if args.summarised else "no dead letters" if args.dead else "nothing waiting"
+        print(empty, "(with these filters)" if selection else "")
     else:
         print(table)
         if total > len(rows):

@@ -18,6 +18,10 @@ them. What a sink answers decides what happens next:
   on with the next, so one bad payload never blocks. A message of several
   is split: they are sent one by one until each is settled, so only the one
   Discord refuses ends in the dead letters.
+- Before each request: if more non-critical alerts wait than the sink takes
+  in ``flood_after_s`` (its ``throughput``), they are summed up per rule in
+  the spool (``tailhook.flood``), so the channel gets a few summaries instead
+  of minutes of backlog.
 - ``DEAD``: every webhook of the destination is gone or its token wrong: say
   so loudly, once, and stop sending to it; its notifications stay in the
   spool. The sink is asked again (it re-checks without posting) as often as
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random as _random
 import sqlite3
 import time
@@ -86,6 +91,8 @@ class DestinationState:
     """Messages that Discord stored; ``sent`` counts the notifications in them."""
     retries: int = 0
     rejected: int = 0
+    summarised: int = 0
+    """Alerts summed up in a flood instead of being sent one by one."""
     dead: str | None = None
     """Why the sink was declared dead, while it is."""
     last_error: str = ""
@@ -102,8 +109,11 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
+        flood_after_s: float | None = None,
     ) -> None:
         self.sinks = dict(sinks)
+        self.flood_after_s = flood_after_s
+        """``storm.flood_after``; ``None``: floods are sent as they are."""
         self.spool = spool
         self.host = host
         self.backoff = backoff
@@ -206,6 +216,8 @@ class Dispatcher:
             if self.sinks[name].recheck_in() <= 0:  # some webhooks are dead and due for a re-check
                 await self.sinks[name].revive()
             state.ready.clear()  # before looking, so a commit made meanwhile is not missed
+            if not one_by_one:
+                await self._sum_up_flood(name, state)
             waiting = await self.spool.next(name, 1 if one_by_one else LOOKAHEAD)
             if not waiting:
                 # Woken by our own commits; the timeout also finds what `tailhook spool retry` requeued.
@@ -283,6 +295,29 @@ class Dispatcher:
             log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
         return attempt + 1, delay
+
+    async def _sum_up_flood(self, name: str, state: DestinationState) -> None:
+        """If more alerts wait for *name* than it takes in ``flood_after_s``, sum them up per rule."""
+        if self.flood_after_s is None:
+            return
+        more_than = self.sinks[name].throughput() * self.flood_after_s
+        try:
+            if math.isinf(more_than) or not await self.spool.flood_waiting(name, more_than):
+                return
+            found = await self.spool.summarise(name, host=self.host, flood_after_s=self.flood_after_s)
+        except sqlite3.OperationalError as exc:  # a full disk: send the flood as it is
+            log.warning("destination %s: could not sum a flood up in the spool: %s", name, exc)
+            return
+        count = sum(summary.notification.count for summary in found)
+        state.summarised += count
+        log.warning(
+            "destination %s: more alerts waited than it takes in %gs; %d of them summed up in %d summaries "
+            "(tailhook spool list --summarised shows them)",
+            name,
+            self.flood_after_s,
+            count,
+            len(found),
+        )
 
     async def _await_revival(self, name: str, state: DestinationState) -> None:
         """Wait for a reload or for the sink's next re-check, whichever comes first."""

@@ -37,6 +37,14 @@ Invariants
    moment (``silence_held``), and its row is deleted in the commit that
    stores its end-of-silence note: after a crash the count is whole and the
    note is sent once.
+9. A flood: when a destination has more alerts waiting than it can take in
+   time (``tailhook.flood``), its waiting non-critical alerts are moved, in
+   one transaction, to ``summarised`` and one summary per rule takes their
+   place (its ``created`` the oldest of theirs). Summed-up alerts are kept
+   for ``SUMMARISED_KEEP_S`` to be inspected, never sent.
+10. Absence rules: when each last matched and whether it alerted
+   (``absences``) is stored in the commit of the notifications of the same
+   moment, so a restart neither forgets a deadline nor fires it twice.
 
 On disk
 -------
@@ -45,7 +53,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 4::
+Schema version 5::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -62,13 +70,18 @@ Schema version 4::
              starts REAL, ends REAL, expired REAL)
     silence_held(silence TEXT, starts REAL, reason TEXT, held TEXT,
                  PRIMARY KEY (silence, starts))
+    summarised(id INTEGER PRIMARY KEY, destination TEXT, severity INTEGER,
+               created REAL, summarised REAL, summary TEXT, body TEXT)
+    absences(rule TEXT PRIMARY KEY, last REAL, alerted INTEGER)
 
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
 epoch. Version 1 had no ``storm_windows``, no index on ``created`` and no
 ``reason`` in ``drops`` (every drop then was for a full spool); version 2 no
 index on ``(destination, severity DESC, id)``, the order of delivery;
-version 3 no ``silences`` and no ``silence_held``.
+version 3 no ``silences`` and no ``silence_held``; version 4 no
+``summarised`` and no ``absences``. ``summarised.summary`` is the title of
+the summary that stands for the row.
 
 A stored silence's id is ``cli:<id>``; ``rules``, ``sources``, ``hosts`` and
 ``severities`` are JSON lists (``NULL``: any), severities by name; ``ends``
@@ -99,7 +112,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.flood import Summary, summaries
 from tailhook.silences import HeldState, Silence, SilenceChange
 from tailhook.storm import WindowChange, WindowState
 
@@ -125,7 +140,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FILE_NAME = "spool.sqlite3"
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
@@ -134,6 +149,8 @@ OLDEST_FIRST_AFTER_S = 60.0
 """A notification that has waited this long goes first in its destination's next request, whatever
 its severity: more severe ones go first otherwise, and a flood of them must not hold it back for ever."""
 T = TypeVar("T")
+SUMMARISED_KEEP_S = 86_400.0
+"""How long alerts summed up in a flood are kept to be inspected (``tailhook spool list --summarised``)."""
 
 _SCHEMA_V1 = """
 CREATE TABLE notifications (
@@ -218,7 +235,24 @@ CREATE TABLE silence_held (
     PRIMARY KEY (silence, starts)
 );
 """
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+_SCHEMA_V5 = """
+CREATE TABLE summarised (
+    id INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    created REAL NOT NULL,
+    summarised REAL NOT NULL,
+    summary TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX summarised_by_time ON summarised (summarised);
+CREATE TABLE absences (
+    rule TEXT PRIMARY KEY,
+    last REAL NOT NULL,
+    alerted INTEGER NOT NULL
+);
+"""
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
 
@@ -361,6 +395,7 @@ class _Commit:
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
     silences: Sequence[SilenceChange] = ()
+    absences: Sequence[AbsenceChange] = ()
 
 
 @dataclass(slots=True)
@@ -428,16 +463,18 @@ class Spool:
         *,
         room: int = 0,
         silences: Sequence[SilenceChange] = (),
+        absences: Sequence[AbsenceChange] = (),
     ) -> None:
         """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
         *room*: bytes this commit may go beyond ``max_bytes`` without dropping anything, for the
         announcement of drops, which would otherwise make room for itself by dropping more.
-        *silences*: what occurrences of silences held (``Silences.changes()``), stored in the same transaction.
+        *silences*: what occurrences of silences held (``Silences.changes()``), and *absences*, the
+        state of absence rules (``Absences.changes()``), stored in the same transaction.
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
-        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop, silences)
+        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop, silences, absences)
         with self._group.lock:
             self._group.waiting.append(request)
             schedule = not self._group.scheduled
@@ -498,6 +535,19 @@ class Spool:
     async def storm_windows(self) -> list[WindowState]:
         """The storm-control windows open when the daemon last stopped."""
         return await self._run(self._storm_windows)
+
+    async def absences(self) -> list[AbsenceState]:
+        """When each absence rule last matched, and whether it alerted, as last stored."""
+        return await self._run(self._absences)
+
+    async def flood_waiting(self, destination: str, more_than: float) -> bool:
+        """Whether more than *more_than* non-critical alerts wait for *destination* (what a flood
+        sums up). Cheap while fewer notifications of any kind wait than that (an index count)."""
+        return await self._run(self._flood_waiting, destination, more_than)
+
+    async def summarise(self, destination: str, *, host: str, flood_after_s: float) -> list[Summary]:
+        """Sum the non-critical alerts waiting for *destination* up, one summary per rule (invariant 9)."""
+        return await self._run(self._summarise, destination, host, flood_after_s)
 
     async def status(self) -> SpoolStatus:
         return await self._run(self._status)
@@ -617,6 +667,7 @@ class Spool:
                     self._save_checkpoints(request.checkpoints)
                     self._save_windows(request.storm)
                     self._save_silences(request.silences)
+                    self._save_absences(request.absences)
                 self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
@@ -711,6 +762,77 @@ class Spool:
             return None
         self._silences_seen = found
         return found
+
+    def _save_absences(self, changes: Sequence[AbsenceChange]) -> None:
+        gone = [(rule,) for rule, state in changes if state is None]
+        kept = [(rule, state.last, int(state.alerted)) for rule, state in changes if state is not None]
+        if gone:
+            self.db.executemany("DELETE FROM absences WHERE rule = ?", gone)
+        if kept:
+            self.db.executemany("INSERT OR REPLACE INTO absences (rule, last, alerted) VALUES (?, ?, ?)", kept)
+
+    def _absences(self) -> list[AbsenceState]:
+        rows = self.db.execute("SELECT rule, last, alerted FROM absences").fetchall()
+        return [AbsenceState(rule, last, bool(alerted)) for rule, last, alerted in rows]
+
+    def _flood_waiting(self, destination: str, more_than: float) -> bool:
+        below = int(Severity.CRITICAL)
+        waiting = self.db.execute(
+            "SELECT count(*) FROM notifications WHERE destination = ? AND severity < ?", (destination, below)
+        ).fetchone()[0]
+        if waiting <= more_than:
+            return False
+        alerts = self.db.execute(
+            "SELECT count(*) FROM notifications WHERE destination = ? AND severity < ? "
+            "AND json_extract(body, '$.kind') = 'alert'",
+            (destination, below),
+        ).fetchone()[0]
+        return bool(alerts > more_than)
+
+    def _summarise(self, destination: str, host: str, flood_after_s: float) -> list[Summary]:
+        rows = self.db.execute(
+            "SELECT id, created, body FROM notifications WHERE destination = ? AND severity < ? "
+            "AND json_extract(body, '$.kind') = 'alert' ORDER BY id",
+            (destination, int(Severity.CRITICAL)),
+        ).fetchall()
+        deliveries = {row_id: decode_delivery(body) for row_id, _, body in rows}
+        waiting = [(row_id, created, deliveries[row_id].notification) for row_id, created, _ in rows]
+        found = summaries(waiting, host=host, flood_after_s=flood_after_s)
+        now = self.clock()
+        self._refresh()
+        start_bytes = self._bytes
+        try:
+            with _transaction(self.db):
+                self.db.execute("DELETE FROM summarised WHERE summarised < ?", (now - SUMMARISED_KEEP_S,))
+                for summary in found:
+                    self._summed_up(destination, summary, deliveries[summary.ids[-1]], now)
+        except BaseException:
+            self._bytes = start_bytes
+            raise
+        return found
+
+    def _summed_up(self, destination: str, summary: Summary, latest: Delivery, now: float) -> None:
+        """Move *summary*'s alerts to ``summarised`` and put the summary in their place."""
+        ids = (json.dumps(summary.ids),)  # one parameter, however many: json_each takes them apart
+        moved = self.db.execute(
+            "SELECT coalesce(sum(size), 0) FROM notifications WHERE id IN (SELECT value FROM json_each(?))", ids
+        )
+        self._bytes -= moved.fetchone()[0]
+        self.db.execute(
+            "INSERT INTO summarised (id, destination, severity, created, summarised, summary, body) "
+            "SELECT id, destination, severity, created, ?, ?, body FROM notifications "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (now, summary.notification.title, *ids),
+        )
+        self.db.execute("DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))", ids)
+        delivery = Delivery(destination, summary.notification, latest.style, latest.mentions)
+        body = encode_delivery(delivery)
+        size = len(body.encode())
+        self._bytes += size
+        self.db.execute(
+            "INSERT INTO notifications (destination, severity, created, size, body) VALUES (?, ?, ?, ?, ?)",
+            (destination, int(summary.notification.severity), summary.created, size, body),
+        )
 
     def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:
         self._dropped_for.add(destination)

@@ -56,9 +56,11 @@ __all__ = [
     "SEVERITIES",
     "Selection",
     "SpoolAdminError",
+    "Summarised",
     "Waiting",
     "connect",
     "count_dead_letters",
+    "count_summarised",
     "count_waiting",
     "dead_letter",
     "dead_letter_json",
@@ -73,6 +75,7 @@ __all__ = [
     "render_dead_letter",
     "render_dead_letters",
     "render_status",
+    "render_summarised",
     "render_waiting",
     "render_waiting_notification",
     "retry",
@@ -81,6 +84,8 @@ __all__ = [
     "spool_path",
     "status",
     "status_json",
+    "summarised",
+    "summarised_json",
     "waiting",
     "waiting_json",
     "waiting_notification",
@@ -268,6 +273,76 @@ def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
     row_id, destination, severity, created, failed, attempts, error, body = row
     delivery = _decode(body, f"dead letter {row_id}")
     return DeadLetter(row_id, destination, Severity(severity), created, failed, attempts, error, delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Summarised:
+    """An alert summed up in a flood: kept to be inspected, never sent."""
+
+    id: int
+    destination: str
+    severity: Severity
+    created: float
+    summarised: float
+    summary: str
+    """The title of the summary that stands for it."""
+    delivery: Delivery
+
+
+_LIST_SUMMARISED = (
+    "SELECT id, destination, severity, created, summarised, summary, body FROM summarised "
+    "WHERE (:destination IS NULL OR destination = :destination) AND (:severity IS NULL OR severity = :severity) "
+    "AND (:before IS NULL OR created <= :before) ORDER BY id LIMIT :limit"
+)
+_COUNT_SUMMARISED = (
+    "SELECT count(*) FROM summarised "
+    "WHERE (:destination IS NULL OR destination = :destination) AND (:severity IS NULL OR severity = :severity) "
+    "AND (:before IS NULL OR created <= :before)"
+)
+
+
+def summarised(
+    db: sqlite3.Connection, selection: Selection, *, now: float, limit: int | None = None
+) -> list[Summarised]:
+    """The alerts summed up in floods that *selection* picks, oldest first; at most *limit*."""
+    out = []
+    for row_id, destination, severity, created, when, summary, body in db.execute(
+        _LIST_SUMMARISED, _params(selection, now=now, limit=limit)
+    ):
+        delivery = _decode(body, f"summed-up alert {row_id}")
+        out.append(Summarised(row_id, destination, Severity(severity), created, when, summary, delivery))
+    return out
+
+
+def count_summarised(db: sqlite3.Connection, selection: Selection, *, now: float) -> int:
+    return int(db.execute(_COUNT_SUMMARISED, _params(selection, now=now)).fetchone()[0])
+
+
+def render_summarised(items: Sequence[Summarised], *, now: float) -> str:
+    rows = [
+        [
+            str(item.id),
+            _cut(item.destination, 24),
+            item.severity.label,
+            format_age(now - item.created),
+            _cut(item.summary, 50),
+            _cut(item.delivery.notification.title, 60),
+        ]
+        for item in items
+    ]
+    return _table(("ID", "DESTINATION", "SEVERITY", "AGE", "SUMMED UP IN", "TITLE"), rows, right=frozenset({0}))
+
+
+def summarised_json(item: Summarised) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "destination": item.destination,
+        "severity": item.severity.label,
+        "created": item.created,
+        "summarised": item.summarised,
+        "summary": item.summary,
+        "delivery": json.loads(encode_delivery(item.delivery)),
+    }
 
 
 def waiting(db: sqlite3.Connection, selection: Selection, *, now: float, limit: int | None = None) -> list[Waiting]:
