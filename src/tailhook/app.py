@@ -1,8 +1,10 @@
-"""The daemon: wires sources → rules → storm control → routes → dispatcher → sinks.
+"""The daemon: wires sources → the pipeline (rules → storm control → silences →
+routes) → spool → dispatcher → sinks.
 
 SIGHUP, or a change to the config file or a rule file (``ConfigWatch``, one
-reload at a time either way), reloads them: rules, routes, storm
-defaults and destinations change in place, all at once (a destination whose
+reload at a time either way), reloads them: the next pipeline (rules, routes,
+storm defaults, silences, absence rules) takes over the running one's state
+and is swapped in at once, and destinations change in place (a destination whose
 webhooks or options changed gets a new sink, which brings a dead one back; in
 one left as it was, what is dead is asked about again now); sources,
 ``state_dir``, ``spool`` and ``http`` need a restart. A config that does not
