@@ -414,7 +414,8 @@ async def test_a_flood_is_summed_up_per_rule_and_the_alerts_kept_aside(tmp_path:
         before = (await spool.status()).bytes
 
         ssh, web = await spool.summarise("alerts", host="web-1", flood_after_s=30)
-        assert (ssh.notification.count, web.notification.count) == (100, 20)
+        assert (ssh.count, web.count) == (100, 20)
+        assert "Most frequent: 198.18.0.0 (15), 198.18.0.1 (15)" in ssh.description  # 100 over 7 keys: 15, 15, …
         waiting = [s.delivery.notification for s in await spool.next("alerts", 10)]
         assert [(n.kind, n.rule, n.count) for n in waiting] == [
             (Kind.ALERT, "disk", 1),  # critical: never summed up, first

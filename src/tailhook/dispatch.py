@@ -308,7 +308,7 @@ class Dispatcher:
         except sqlite3.OperationalError as exc:  # a full disk: send the flood as it is
             log.warning("destination %s: could not sum a flood up in the spool: %s", name, exc)
             return
-        count = sum(summary.notification.count for summary in found)
+        count = sum(summary.count for summary in found)
         state.summarised += count
         log.warning(
             "destination %s: more alerts waited than it takes in %gs; %d of them summed up in %d summaries "

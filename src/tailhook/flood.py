@@ -17,14 +17,13 @@ Pure: this module only decides; the spool moves the rows in one transaction.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tailhook._units import seconds_in_words
 from tailhook.events import Kind, Notification, Severity
 
-__all__ = ["FLOOD_KINDS", "SUMMARY_KEY", "Summary", "flooded", "summaries"]
+__all__ = ["FLOOD_KINDS", "SUMMARY_KEY", "RuleFlood", "flooded", "summary"]
 
 SUMMARY_KEY = "(summary)"
 FLOOD_KINDS = frozenset({Kind.ALERT})
@@ -34,12 +33,21 @@ TOP_KEYS = 5
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
-    notification: Notification
-    ids: tuple[int, ...]
-    """The spool ids of the alerts it stands for."""
-    created: float
-    """When the oldest of them was stored: the summary takes its place in the queue."""
+class RuleFlood:
+    """What one rule's alerts waiting for a destination add up to (the spool counts them)."""
+
+    rule: str
+    count: int
+    keys: int
+    """Distinct keys among them."""
+    first: float
+    last: float
+    """The times of the first and the last of them (their lines')."""
+    severity: Severity
+    """The most severe of them."""
+    top: Sequence[tuple[str, int]]
+    """The most frequent keys, most first, each with its count (at most ``TOP_KEYS``)."""
+    latest: Notification
 
 
 def flooded(waiting: int, per_second: float, flood_after_s: float) -> bool:
@@ -47,49 +55,33 @@ def flooded(waiting: int, per_second: float, flood_after_s: float) -> bool:
     return waiting > per_second * flood_after_s
 
 
-def summaries(waiting: Sequence[tuple[int, float, Notification]], *, host: str, flood_after_s: float) -> list[Summary]:
-    """One summary per rule of *waiting* (spool id, stored at, notification), rules in the order of
-    their oldest alert; only the kinds a flood sums up, below critical."""
-    by_rule: dict[str, list[tuple[int, float, Notification]]] = {}
-    for item in waiting:
-        n = item[2]
-        if n.kind in FLOOD_KINDS and n.severity < Severity.CRITICAL:
-            by_rule.setdefault(n.rule, []).append(item)
-    return [_summary(rule, items, host=host, flood_after_s=flood_after_s) for rule, items in by_rule.items()]
-
-
-def _summary(rule: str, items: list[tuple[int, float, Notification]], *, host: str, flood_after_s: float) -> Summary:
-    notifications = [n for _, _, n in items]
-    count = len(items)
-    keys = Counter(n.key for n in notifications)
-    first, last = min(n.time for n in notifications), max(n.time for n in notifications)
-    top = ", ".join(f"{key} ({times:,})" for key, times in keys.most_common(TOP_KEYS))
-    latest = max(notifications, key=lambda n: n.time)
-    severity = max(n.severity for n in notifications)
-    sources = Counter(n.source for n in notifications)
+def summary(flood: RuleFlood, *, host: str, flood_after_s: float) -> Notification:
+    """The one notification that stands for *flood*: exact numbers, the latest alert's line."""
+    count, keys, rule = flood.count, flood.keys, flood.rule
     alerts = "alert" if count == 1 else "alerts"
-    span = seconds_in_words(last - first)
+    of_keys = f"{keys:,} {'key' if keys == 1 else 'keys'}"
+    top = ", ".join(f"{key} ({times:,})" for key, times in flood.top)
     description = (
-        f"{count:,} {rule} {alerts} from {len(keys):,} {'key' if len(keys) == 1 else 'keys'} "
-        f"over {span} ({_clock(first)} to {_clock(last)} UTC) waited here, more than this channel takes "
+        f"{count:,} {rule} {alerts} from {of_keys} over {seconds_in_words(flood.last - flood.first)} "
+        f"({_clock(flood.first)} to {_clock(flood.last)} UTC) waited here, more than this channel takes "
         f"in {seconds_in_words(flood_after_s)}, so they are summed up. Most frequent: {top}. The latest is below; "
         "all of them: tailhook spool list --summarised."
     )
-    notification = Notification(
+    latest = flood.latest
+    return Notification(
         kind=Kind.SUMMARY,
         rule=rule,
-        severity=severity,
+        severity=flood.severity,
         key=SUMMARY_KEY,
-        title=f"{rule}: {count:,} {alerts} summed up, from {len(keys):,} {'key' if len(keys) == 1 else 'keys'}",
+        title=f"{rule}: {count:,} {alerts} summed up, from {of_keys}",
         description=description,
         line=latest.line,
-        source=sources.most_common(1)[0][0],
+        source=latest.source,
         host=host,
-        time=last,
+        time=flood.last,
         path=latest.path,
         count=count,
     )
-    return Summary(notification, tuple(i for i, _, _ in items), min(created for _, created, _ in items))
 
 
 def _clock(when: float) -> str:

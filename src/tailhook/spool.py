@@ -100,12 +100,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -114,7 +116,7 @@ from typing import Any, TypeVar
 
 from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
-from tailhook.flood import Summary, summaries
+from tailhook.flood import TOP_KEYS, RuleFlood, summary
 from tailhook.silences import HeldState, Silence, SilenceChange
 from tailhook.storm import WindowChange, WindowState
 
@@ -148,6 +150,12 @@ so that deleting delivered ones, which needs room in the WAL too, can always go 
 OLDEST_FIRST_AFTER_S = 60.0
 """A notification that has waited this long goes first in its destination's next request, whatever
 its severity: more severe ones go first otherwise, and a flood of them must not hold it back for ever."""
+_FLOOD_ALERTS = (
+    "SELECT id, json_extract(body, '$.rule'), json_extract(body, '$.key'), json_extract(body, '$.time'), "
+    "severity, created FROM notifications WHERE destination = ? AND severity < ? "
+    "AND json_extract(body, '$.kind') = 'alert' ORDER BY id"
+)
+"""What a flood of one destination sums up (parameters: destination, critical), as its summaries need it."""
 T = TypeVar("T")
 SUMMARISED_KEEP_S = 86_400.0
 """How long alerts summed up in a flood are kept to be inspected (``tailhook spool list --summarised``)."""
@@ -299,28 +307,63 @@ def _notification_from(data: Mapping[str, Any]) -> Notification:
     )
 
 
-def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+_dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+"""``json.dumps(data, ensure_ascii=False, separators=(",", ":"))``, without making an encoder per call."""
+_string: Callable[[str], str] = json.encoder.encode_basestring
+"""A str as ``_dumps`` writes it (``TypeError`` for anything else)."""
+_LABELS = {severity: severity.label for severity in Severity}
+
+
+def _number(value: float) -> str:
+    """A float or int as ``_dumps`` writes it."""
+    if type(value) is float and value - value == 0:  # finite
+        return float.__repr__(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return _dumps(value)
+
+
+def _strings(mapping: Mapping[str, str]) -> str:
+    """A mapping of str to str as ``_dumps`` writes it (``TypeError`` for other keys or values)."""
+    return "{" + ",".join([f"{_string(key)}:{_string(value)}" for key, value in mapping.items()]) + "}"
+
+
+def _notification_members(n: Notification) -> str:
+    """``_dumps(_notification_fields(n))`` without its braces: the same text, written out here
+    because the spool encodes one per alert, and a dict per alert costs most of that."""
+    try:
+        text = (
+            f'"kind":{_string(n.kind.value)},"rule":{_string(n.rule)},"severity":"{_LABELS[n.severity]}",'
+            f'"key":{_string(n.key)},"title":{_string(n.title)},"description":{_string(n.description)},'
+            f'"line":{_string(n.line)},"source":{_string(n.source)},"host":{_string(n.host)},'
+            f'"time":{_number(n.time)},"path":{_string(n.path)},"captures":{_strings(n.captures)},'
+            f'"count":{_number(n.count)}'
+        )
+    except (TypeError, KeyError):  # a value of another type than declared: the general encoder decides
+        return _dumps(_notification_fields(n))[1:-1]
+    if n.fields:
+        text += ',"fields":' + _dumps([{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields])
+    return text
 
 
 def encode_notification(notification: Notification) -> str:
-    return _dumps(_notification_fields(notification))
+    return "{" + _notification_members(notification) + "}"
 
 
 def decode_notification(body: str) -> Notification:
     return _notification_from(json.loads(body))
 
 
+@functools.lru_cache(maxsize=256)
+def _delivery_head(destination: str, style: Style, mentions: Mentions) -> str:
+    """The JSON of a delivery up to its notification's members: the same for all of a route's deliveries."""
+    mentioned = {"roles": list(mentions.roles), "users": list(mentions.users), "everyone": mentions.everyone}
+    return _dumps({"destination": destination, "style": style.value, "mentions": mentioned})[:-1] + ","
+
+
 def encode_delivery(delivery: Delivery) -> str:
-    mentions = delivery.mentions
-    return _dumps(
-        {
-            "destination": delivery.destination,
-            "style": delivery.style.value,
-            "mentions": {"roles": list(mentions.roles), "users": list(mentions.users), "everyone": mentions.everyone},
-            **_notification_fields(delivery.notification),
-        }
-    )
+    head = _delivery_head(delivery.destination, delivery.style, delivery.mentions)
+    return head + _notification_members(delivery.notification) + "}"
 
 
 def decode_delivery(body: str) -> Delivery:
@@ -545,8 +588,9 @@ class Spool:
         sums up). Cheap while fewer notifications of any kind wait than that (an index count)."""
         return await self._run(self._flood_waiting, destination, more_than)
 
-    async def summarise(self, destination: str, *, host: str, flood_after_s: float) -> list[Summary]:
-        """Sum the non-critical alerts waiting for *destination* up, one summary per rule (invariant 9)."""
+    async def summarise(self, destination: str, *, host: str, flood_after_s: float) -> list[Notification]:
+        """Sum the non-critical alerts waiting for *destination* up, one summary per rule (invariant 9);
+        the summaries."""
         return await self._run(self._summarise, destination, host, flood_after_s)
 
     async def status(self) -> SpoolStatus:
@@ -789,49 +833,62 @@ class Spool:
         ).fetchone()[0]
         return bool(alerts > more_than)
 
-    def _summarise(self, destination: str, host: str, flood_after_s: float) -> list[Summary]:
-        rows = self.db.execute(
-            "SELECT id, created, body FROM notifications WHERE destination = ? AND severity < ? "
-            "AND json_extract(body, '$.kind') = 'alert' ORDER BY id",
-            (destination, int(Severity.CRITICAL)),
-        ).fetchall()
-        deliveries = {row_id: decode_delivery(body) for row_id, _, body in rows}
-        waiting = [(row_id, created, deliveries[row_id].notification) for row_id, created, _ in rows]
-        found = summaries(waiting, host=host, flood_after_s=flood_after_s)
-        now = self.clock()
+    def _summarise(self, destination: str, host: str, flood_after_s: float) -> list[Notification]:
+        """Invariant 9: one pass reads what the summaries need (SQLite's ``json_extract``, not a
+        decoder per alert), then each rule's alerts move in one statement each."""
+        db, now = self.db, self.clock()
+        rows = db.execute(_FLOOD_ALERTS, (destination, int(Severity.CRITICAL))).fetchall()
+        by_rule: dict[str, list[tuple[int, str, float, int, float]]] = {}
+        for row_id, rule, key, when, severity, created in rows:
+            by_rule.setdefault(rule, []).append((row_id, key, when, severity, created))
+        out = []
         self._refresh()
         start_bytes = self._bytes
         try:
-            with _transaction(self.db):
-                self.db.execute("DELETE FROM summarised WHERE summarised < ?", (now - SUMMARISED_KEEP_S,))
-                for summary in found:
-                    self._summed_up(destination, summary, deliveries[summary.ids[-1]], now)
+            with _transaction(db):
+                db.execute("DELETE FROM summarised WHERE summarised < ?", (now - SUMMARISED_KEEP_S,))
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS flood_ids (id INTEGER PRIMARY KEY)")
+                for rule, alerts in by_rule.items():
+                    keys = Counter(key for _, key, _, _, _ in alerts)
+                    top = sorted(keys.items(), key=lambda item: (-item[1], item[0]))[:TOP_KEYS]
+                    times = [when for _, _, when, _, _ in alerts]
+                    (body,) = db.execute("SELECT body FROM notifications WHERE id = ?", (alerts[-1][0],)).fetchone()
+                    latest = decode_delivery(body)
+                    severity = Severity(max(severity for _, _, _, severity, _ in alerts))
+                    flood = RuleFlood(
+                        rule, len(alerts), len(keys), min(times), max(times), severity, top, latest.notification
+                    )
+                    note = summary(flood, host=host, flood_after_s=flood_after_s)
+                    delivery = Delivery(destination, note, latest.style, latest.mentions)
+                    self._summed_up(delivery, [row_id for row_id, *_ in alerts], alerts[0][4], now)
+                    out.append(note)
         except BaseException:
             self._bytes = start_bytes
             raise
-        return found
+        return out
 
-    def _summed_up(self, destination: str, summary: Summary, latest: Delivery, now: float) -> None:
-        """Move *summary*'s alerts to ``summarised`` and put the summary in their place."""
-        ids = (json.dumps(summary.ids),)  # one parameter, however many: json_each takes them apart
-        moved = self.db.execute(
-            "SELECT coalesce(sum(size), 0) FROM notifications WHERE id IN (SELECT value FROM json_each(?))", ids
-        )
-        self._bytes -= moved.fetchone()[0]
-        self.db.execute(
+    def _summed_up(self, delivery: Delivery, ids: list[int], created: float, now: float) -> None:
+        """Move the alerts *ids* to ``summarised`` and put *delivery*, their summary, in the place of
+        the oldest (*created*)."""
+        db = self.db
+        db.execute("DELETE FROM flood_ids")
+        db.executemany("INSERT INTO flood_ids (id) VALUES (?)", ((row_id,) for row_id in ids))
+        self._bytes -= db.execute(
+            "SELECT coalesce(sum(size), 0) FROM notifications WHERE id IN (SELECT id FROM flood_ids)"
+        ).fetchone()[0]
+        db.execute(
             "INSERT INTO summarised (id, destination, severity, created, summarised, summary, body) "
             "SELECT id, destination, severity, created, ?, ?, body FROM notifications "
-            "WHERE id IN (SELECT value FROM json_each(?))",
-            (now, summary.notification.title, *ids),
+            "WHERE id IN (SELECT id FROM flood_ids)",
+            (now, delivery.notification.title),
         )
-        self.db.execute("DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))", ids)
-        delivery = Delivery(destination, summary.notification, latest.style, latest.mentions)
+        db.execute("DELETE FROM notifications WHERE id IN (SELECT id FROM flood_ids)")
         body = encode_delivery(delivery)
         size = len(body.encode())
         self._bytes += size
-        self.db.execute(
+        db.execute(
             "INSERT INTO notifications (destination, severity, created, size, body) VALUES (?, ?, ?, ?, ?)",
-            (destination, int(summary.notification.severity), summary.created, size, body),
+            (delivery.destination, int(delivery.notification.severity), created, size, body),
         )
 
     def _count_drop(self, destination: str, severity: int, reason: DropReason) -> None:
