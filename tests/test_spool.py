@@ -7,6 +7,8 @@ import json
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,43 @@ def test_the_codec_keeps_every_field() -> None:
     )  # fmt: skip
     original = Delivery("audit", n, Style.COMPACT, Mentions(roles=("123456789012345678",), everyone=True))
     assert decode_delivery(encode_delivery(original)) == original
+
+
+def reference_fields(n: Notification) -> dict[str, Any]:
+    """A notification's members as tailhook always wrote them: one dict through ``json.dumps``."""
+    data = {
+        "kind": n.kind.value, "rule": n.rule, "severity": n.severity.label, "key": n.key, "title": n.title,
+        "description": n.description, "line": n.line, "source": n.source, "host": n.host, "time": n.time,
+        "path": n.path, "captures": dict(n.captures), "count": n.count,
+    }  # fmt: skip
+    if n.fields:
+        data["fields"] = [{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields]
+    return data
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", 'quote " and \\ backslash', "new\nline\ttab\x00\x1f", "é ✓ 😀", "\u2028 \ud800 lone"]
+)
+@pytest.mark.parametrize("when", [1_790_000_000.25, 0.0, -0.0, 1e300, float("inf"), float("nan"), 5])
+def test_the_codec_writes_the_same_text_as_json_dumps(text: str, when: float) -> None:
+    n = Notification(
+        kind=Kind.ALERT, rule=text, severity=Severity.ERROR, key=text, title=text, description=text, line=text,
+        source=text, host=text, time=when, path=text, captures={text: text, "ip": "1.2.3.4"}, count=3,
+    )  # fmt: skip
+    for d in (
+        Delivery(text, n, Style.COMPACT, Mentions(roles=(text,), users=("1",), everyone=True)),
+        Delivery("audit", replace(n, fields=RUNBOOK, captures=MappingProxyType({"a": text}))),
+        Delivery("audit", replace(n, captures={"n": None})),  # not what a rule makes: the general encoder
+    ):
+        m = d.mentions
+        mentions = {"roles": list(m.roles), "users": list(m.users), "everyone": m.everyone}
+        head = {"destination": d.destination, "style": d.style.value, "mentions": mentions}
+        assert encode_delivery(d) == dumps(head | reference_fields(d.notification))
+        assert encode_notification(d.notification) == dumps(reference_fields(d.notification))
 
 
 RUNBOOK = (AlertField("runbook", "https://wiki.example.com/ssh ✓"), AlertField("team", "ops", inline=True))
@@ -97,6 +136,16 @@ async def test_bodies_written_before_fields_existed_read_as_having_none(tmp_path
         assert window.last_held == old.notification
     finally:
         await spool.close()
+
+
+async def test_a_commit_that_fails_otherwise_than_on_a_full_disk_raises_and_stores_nothing(spool: Spool) -> None:
+    broken: list[WindowChange] = [(("ssh", "1.2.3.4"), "not a window state")]  # type: ignore[list-item]
+    with pytest.raises(AttributeError):
+        await spool.commit([delivery("a")], [Checkpoint("auth", "/var/log/auth.log", {"offset": 1})], broken)
+    assert await spool.pending() == 0
+    assert await spool.checkpoints("auth") == {}
+    await spool.commit([delivery("b")])  # and the next one goes through
+    assert await spool.pending() == 1
 
 
 async def test_round_trip_in_order_per_destination(spool: Spool) -> None:

@@ -216,20 +216,21 @@ class Notification:
 
     @classmethod
     def alert(cls, event: Event, *, host: str) -> Notification:
+        title, description, fields = event._parts()  # rendered once for all three
         return cls(
             kind=Kind.ALERT,
             rule=event.rule,
             severity=event.severity,
             key=event.key,
-            title=event.title,
-            description=event.description,
+            title=title,
+            description=description,
             line=event.line.text,
             source=event.line.source,
             host=host,
             time=event.line.time,
             path=event.line.path,
             captures=event.captures,
-            fields=event.fields,
+            fields=fields,
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import string
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,6 +68,20 @@ def render(template: str, fields: Mapping[str, str]) -> str:
     return template.format_map(_Fields(fields))
 
 
+def _names(templates: Iterable[str]) -> set[str] | None:
+    """The ``{name}``s *templates* use; ``None`` if one uses anything else (``{0}``, ``{a.b}``), or is malformed."""
+    names: set[str] = set()
+    try:
+        for template in templates:
+            names.update(name for _, name, _, _ in _FORMATTER.parse(template) if name is not None)
+    except ValueError:
+        return None
+    return names if all(name.isidentifier() for name in names) else None
+
+
+_FORMATTER = string.Formatter()
+
+
 def decode_line(raw: bytes) -> str:
     """A line's text as the file source makes it: UTF-8 (invalid bytes as U+FFFD), no trailing CR."""
     return raw.decode("utf-8", errors="replace").removesuffix("\r")
@@ -99,6 +114,8 @@ class Rule:
     """The capture the key is, when the key template is just ``{capture}`` (the usual case)."""
     named_only: bool = field(init=False)
     """Every group of the pattern is named: a match's ``groups()`` are its captures' values, in order."""
+    captures_only: bool = field(init=False)
+    """Every ``{name}`` the templates use is a named capture: a match's captures are all they need."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label", self.severity.label)
@@ -108,6 +125,9 @@ class Rule:
         object.__setattr__(self, "named_only", self.pattern.groups == len(self.pattern.groupindex))
         templates = {"key": self.key, "title": self.title, "description": self.description}
         object.__setattr__(self, "plain", frozenset(n for n, t in templates.items() if "{" not in t and "}" not in t))
+        texts = [self.key, self.title, self.description, *(text for f in self.fields for text in f[:2])]
+        names = _names(texts)
+        object.__setattr__(self, "captures_only", names is not None and names <= self.pattern.groupindex.keys())
 
     @classmethod
     def compile(cls, config: RuleConfig) -> Rule:
@@ -157,8 +177,10 @@ class Rule:
             storm=self.storm,
         )
 
-    def _values(self, line: Line, captures: Mapping[str, str], host: str) -> _Fields:
-        """What the templates may name, for one match."""
+    def _values(self, line: Line, captures: Mapping[str, str], host: str) -> Mapping[str, str]:
+        """What the templates may name, for one match (*captures*: all of its captures, as ``event`` has them)."""
+        if self.captures_only:
+            return captures
         values = _Fields(
             line.fields,
             line=line.text,
@@ -171,7 +193,7 @@ class Rule:
         values.update(captures)
         return values
 
-    def _render(self, values: _Fields) -> Rendered:
+    def _render(self, values: Mapping[str, str]) -> Rendered:
         plain = self.plain
         title = self.title if "title" in plain else self.title.format_map(values)
         description = self.description if "description" in plain else self.description.format_map(values)

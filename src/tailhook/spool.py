@@ -684,8 +684,10 @@ class Spool:
                     raise
                 self._reclaim()  # a WAL checkpoint may free enough room for one more try
                 self._write(group)
-        except sqlite3.OperationalError as exc:
-            error: BaseException = SpoolFull(str(exc)) if _is_full(exc) else exc
+        except Exception as exc:  # any error: each commit raises it, rather than waiting for ever
+            error: BaseException = (
+                SpoolFull(str(exc)) if isinstance(exc, sqlite3.OperationalError) and _is_full(exc) else exc
+            )
             for request in group:
                 request.loop.call_soon_threadsafe(_settle, request.future, error)
             return
@@ -737,9 +739,7 @@ class Spool:
             size = len(body.encode())
             self._bytes += size
             rows.append((delivery.destination, int(delivery.notification.severity), now, size, body))
-        self.db.executemany(
-            "INSERT INTO notifications (destination, severity, created, size, body) VALUES (?, ?, ?, ?, ?)", rows
-        )
+        _insert_rows(self.db, "INSERT INTO notifications (destination, severity, created, size, body)", rows)
 
     def _save_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
         for point in checkpoints:
@@ -766,19 +766,15 @@ class Spool:
         ]
         if closed:
             self.db.executemany("DELETE FROM storm_windows WHERE rule = ? AND key = ?", closed)
-        if kept:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO storm_windows (rule, key, opened, sent, held, last_held) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                kept,
-            )
-        if counted:  # the counts only: the held line stored before stays
-            self.db.executemany(
-                "INSERT INTO storm_windows (rule, key, opened, sent, held) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (rule, key) DO UPDATE SET opened = excluded.opened, sent = excluded.sent, "
-                "held = excluded.held",
-                counted,
-            )
+        columns = "storm_windows (rule, key, opened, sent, held"
+        _insert_rows(self.db, f"INSERT OR REPLACE INTO {columns}, last_held)", kept)
+        _insert_rows(  # the counts only: the held line stored before stays
+            self.db,
+            f"INSERT INTO {columns})",
+            counted,
+            then=" ON CONFLICT (rule, key) DO UPDATE SET opened = excluded.opened, sent = excluded.sent, "
+            "held = excluded.held",
+        )
 
     def _save_silences(self, changes: Sequence[SilenceChange]) -> None:
         if not changes:
@@ -1092,6 +1088,25 @@ def read_status(db: sqlite3.Connection, path: Path) -> SpoolStatus:
     files = (path, path.with_name(f"{path.name}-wal"))
     file_bytes = sum(file.stat().st_size for file in files if file.exists())
     return SpoolStatus(pending, int(size), oldest, dead, drops, file_bytes)
+
+
+ROWS_PER_INSERT = 100
+"""Rows one INSERT stores at most. SQLite lets go of the GIL for each statement it runs: one per
+row with ``executemany`` makes the spool's thread wait for the GIL again after each, while the
+event loop holds it to ingest the next batch."""
+
+
+def _insert_rows(db: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]], *, then: str = "") -> None:
+    """*rows*, in order, as ``{insert} VALUES (?, …), (?, …)…{then}`` of ``ROWS_PER_INSERT`` rows at most.
+
+    *insert* is ``INSERT [OR …] INTO table (columns)``.
+    """
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * len(rows[0])) + ")"
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        part = rows[start : start + ROWS_PER_INSERT]
+        db.execute(f"{insert} VALUES {', '.join([one] * len(part))}{then}", [value for row in part for value in row])
 
 
 @contextlib.contextmanager
