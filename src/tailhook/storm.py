@@ -53,7 +53,7 @@ import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from tailhook._units import seconds_in_words
 from tailhook.config import StormConfig
@@ -116,10 +116,10 @@ class _Key:
     events: int = 0
     """Events since ``first``."""
     latest: Event | Notification | None = None
-    """The latest event, for the recovery note."""
+    """The latest event, for the recovery note (kept only when the key's settings have one)."""
     stormed: bool = False
-    pending: deque[float] = field(default_factory=deque)
-    """Below ``min_count``: the times of the events of the last ``window`` seconds."""
+    pending: deque[float] | None = None
+    """Below ``min_count``: the times of the events of the last ``window`` seconds (made when first needed)."""
 
     def deadline(self) -> float | None:
         """When this key next needs a tick; ``None``: never (it may be forgotten)."""
@@ -205,7 +205,8 @@ class StormControl:
             if state is None:
                 state = self._keys[key] = _Key(config)
         state.last = now
-        state.latest = event
+        if state.config.recovery_after is not None:
+            state.latest = event
         if state.first is not None:
             state.events += 1
         window = state.window
@@ -237,6 +238,8 @@ class StormControl:
         config = state.config = event.storm or self.default
         if config.min_count > 1:
             pending = state.pending
+            if pending is None:
+                pending = state.pending = deque()
             pending.append(now)
             while pending and pending[0] <= now - config.window:
                 pending.popleft()
@@ -291,11 +294,14 @@ class StormControl:
         if state.window is not None:
             out.extend(self._close(key, state, when))
             return
-        if state.pending and state.pending[0] + config.window <= when:
-            while state.pending and state.pending[0] <= when - config.window:
-                state.pending.popleft()
+        pending = state.pending
+        if pending and pending[0] + config.window <= when:
+            while pending and pending[0] <= when - config.window:
+                pending.popleft()
         if state.stormed and config.recovery_after is not None and state.last + config.recovery_after <= when:
-            out.append(self._recovered(key, state))
+            note = self._recovered(state)
+            if note is not None:
+                out.append(note)
         if state.level and state.quiet_from + _length(config, state.level) <= when:
             state.level -= 1
             state.quiet_from = when
@@ -329,23 +335,27 @@ class StormControl:
             )
         ]
 
-    def _recovered(self, key: StormKey, state: _Key) -> Notification:
-        """The resolved note of *key*'s storm, which has been quiet for ``recovery_after``."""
-        assert state.first is not None and state.latest is not None and state.config.recovery_after is not None
-        latest = state.latest
+    def _recovered(self, state: _Key) -> Notification | None:
+        """The resolved note of a key's storm, which has been quiet for ``recovery_after``; ``None`` if
+        the key kept no latest event (its settings had no recovery note while it stormed: a reload)."""
+        latest, first, after = state.latest, state.first, state.config.recovery_after
+        state.stormed, state.first, state.events, state.latest = False, None, state.events, None
+        if latest is None or first is None or after is None:
+            state.events = 0
+            return None
         last = Notification.alert(latest, host=self.host) if isinstance(latest, Event) else latest
-        span = seconds_in_words(state.last - state.first) if state.last > state.first else "an instant"
+        span = seconds_in_words(state.last - first) if state.last > first else "an instant"
         note = replace(
             last,
             kind=Kind.RECOVERY,
             count=state.events,
             title=f"Resolved: {last.title}",
             description=(
-                f"Quiet for {seconds_in_words(state.config.recovery_after)}. The storm lasted {span}, "
-                f"from {_clock(state.first)} to {_clock(state.last)} UTC: {state.events:,} events in all."
+                f"Quiet for {seconds_in_words(after)}. The storm lasted {span}, "
+                f"from {_clock(first)} to {_clock(state.last)} UTC: {state.events:,} events in all."
             ),
         )
-        state.stormed, state.first, state.events, state.latest = False, None, 0, None
+        state.events = 0
         self.recoveries_total += 1
         return note
 
