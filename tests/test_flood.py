@@ -1,14 +1,9 @@
-"""Flood summaries, the pure part: when a backlog is a flood, and what its summary says."""
+"""Flood summaries, the pure part: what a summary says (when a backlog is a flood: tests/test_spool.py)."""
 
 from __future__ import annotations
 
 from tailhook.events import Kind, Notification, Severity
-from tailhook.flood import SUMMARY_KEY, RuleFlood, flooded, summary
-
-
-def test_a_backlog_is_a_flood_when_it_outlasts_flood_after() -> None:
-    assert not flooded(750, 25.0, 30.0)  # Discord's 5 per 2 s, 10 alerts a message: 750 in 30 s
-    assert flooded(751, 25.0, 30.0)
+from tailhook.flood import SUMMARY_KEY, RuleFlood, summary
 
 
 def test_a_summary_states_the_exact_numbers_and_shows_the_latest_alert() -> None:

@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from tailhook._units import seconds_in_words
 from tailhook.events import Kind, Notification, Severity
 
-__all__ = ["FLOOD_KINDS", "SUMMARY_KEY", "RuleFlood", "flooded", "summary"]
+__all__ = ["SUMMARY_KEY", "RuleFlood", "summary"]
 
 SUMMARY_KEY = "(summary)"
-FLOOD_KINDS = frozenset({Kind.ALERT})
-"""What a flood sums up: alerts. Digests, recoveries, notes and summaries always go as they are."""
 TOP_KEYS = 5
 """A summary names this many of the most frequent keys."""
 
@@ -48,11 +46,6 @@ class RuleFlood:
     top: Sequence[tuple[str, int]]
     """The most frequent keys, most first, each with its count (at most ``TOP_KEYS``)."""
     latest: Notification
-
-
-def flooded(waiting: int, per_second: float, flood_after_s: float) -> bool:
-    """Whether *waiting* alerts are more than *per_second* lets out in *flood_after_s*."""
-    return waiting > per_second * flood_after_s
 
 
 def summary(flood: RuleFlood, *, host: str, flood_after_s: float) -> Notification:
