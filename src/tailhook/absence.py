@@ -170,31 +170,34 @@ class Absences:
 
     def _absent(self, rule: str, expectation: _Expectation, now: float) -> Notification:
         span = seconds_in_words(expectation.every)
-        return Notification(
-            kind=Kind.ALERT,
-            rule=rule,
-            severity=expectation.severity,
-            key=ABSENT_KEY,
-            title=f"{rule}: no line for {span}",
-            description=(
-                f"Rule {rule} expects a line at least every {span}; the last one came at {_utc(expectation.last)} "
-                "(or tailhook began watching for it then)."
-            ),
-            line="",
-            source="",
-            host=self.host,
-            time=now,
+        description = (
+            f"Rule {rule} expects a line at least every {span}; the last one came at {_utc(expectation.last)} "
+            "(or tailhook began watching for it then)."
+        )
+        return self._note(
+            Kind.ALERT, rule, expectation, now, title=f"{rule}: no line for {span}", description=description
         )
 
     def _resolved(self, rule: str, expectation: _Expectation, now: float) -> Notification:
+        description = (
+            f"A line matched after {seconds_in_words(now - expectation.last)} without one (expected every "
+            f"{seconds_in_words(expectation.every)})."
+        )
+        return self._note(
+            Kind.RECOVERY, rule, expectation, now, title=f"Resolved: {rule} matches again", description=description
+        )
+
+    def _note(
+        self, kind: Kind, rule: str, expectation: _Expectation, now: float, *, title: str, description: str
+    ) -> Notification:
+        """What an absence rule says: no line of its own, so no source, line or captures."""
         return Notification(
-            kind=Kind.RECOVERY,
+            kind=kind,
             rule=rule,
             severity=expectation.severity,
             key=ABSENT_KEY,
-            title=f"Resolved: {rule} matches again",
-            description=f"A line matched after {seconds_in_words(now - expectation.last)} without one (expected every "
-            f"{seconds_in_words(expectation.every)}).",
+            title=title,
+            description=description,
             line="",
             source="",
             host=self.host,

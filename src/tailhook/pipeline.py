@@ -151,20 +151,12 @@ class Pipeline:
         else:
             candidates = rules.candidates(block.data, source=block.source)
         source, when, path, host = block.source, block.time, block.path, rules.host
-        admit, matches = self.storm.admit, self.matches
-        found = rules.confirm(block.data, candidates, source=source)
-        if self.escalations:
-            for _, text, hits in found:
-                line = Line(text, source, when, path)
-                for rule, match in hits:
-                    matches[rule.name] += 1
-                    self._admit(rule.event(line, match, host=host), notifications)
-            return
-        for _, text, hits in found:  # the same, with no escalation to watch for: the common case, kept lean
+        admit, matches = self._admit, self.matches
+        for _, text, hits in rules.confirm(block.data, candidates, source=source):
             line = Line(text, source, when, path)
             for rule, match in hits:
                 matches[rule.name] += 1
-                notifications.extend(admit(rule.event(line, match, host=host)))
+                admit(rule.event(line, match, host=host), notifications)
 
     def _admit(self, event: Event, notifications: list[Notification]) -> None:
         """*event* through storm control into *notifications*; its key's escalation clocks told."""

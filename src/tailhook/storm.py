@@ -338,26 +338,23 @@ class StormControl:
     def _recovered(self, state: _Key) -> Notification | None:
         """The resolved note of a key's storm, which has been quiet for ``recovery_after``; ``None`` if
         the key kept no latest event (its settings had no recovery note while it stormed: a reload)."""
-        latest, first, after = state.latest, state.first, state.config.recovery_after
-        state.stormed, state.first, state.events, state.latest = False, None, state.events, None
+        latest, first, after, events = state.latest, state.first, state.config.recovery_after, state.events
+        state.stormed, state.first, state.events, state.latest = False, None, 0, None
         if latest is None or first is None or after is None:
-            state.events = 0
             return None
         last = Notification.alert(latest, host=self.host) if isinstance(latest, Event) else latest
         span = seconds_in_words(state.last - first) if state.last > first else "an instant"
-        note = replace(
+        self.recoveries_total += 1
+        return replace(
             last,
             kind=Kind.RECOVERY,
-            count=state.events,
+            count=events,
             title=f"Resolved: {last.title}",
             description=(
                 f"Quiet for {seconds_in_words(after)}. The storm lasted {span}, "
-                f"from {_clock(first)} to {_clock(state.last)} UTC: {state.events:,} events in all."
+                f"from {_clock(first)} to {_clock(state.last)} UTC: {events:,} events in all."
             ),
         )
-        state.events = 0
-        self.recoveries_total += 1
-        return note
 
     def next_deadline(self) -> float | None:
         """When the earliest key needs a tick, on this object's clock."""
