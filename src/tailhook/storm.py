@@ -73,8 +73,11 @@ StormKey = tuple[str, str]
 
 @dataclass(slots=True)
 class _Window:
-    config: StormConfig
+    """One open window of a key; its settings are the key's (``_Key.config``)."""
+
     opened: float
+    length: float
+    """Seconds: the settings' ``window``, or longer once the key escalated."""
     sent: int = 0
     held: int = 0
     last_held: Event | Notification | None = None
@@ -82,14 +85,8 @@ class _Window:
     event while the storm goes on, so a held line costs no notification of its own."""
     held_stored: float | None = None
     """When ``last_held`` was last handed out to be stored (``None``: never, in this process)."""
-    length: float = 0.0
-    """Seconds: the config's ``window``, or longer once the key escalated."""
     top: Severity | None = None
     """The most severe alert this window sent (``None`` once restored: then nothing upgrades)."""
-
-    def __post_init__(self) -> None:
-        if not self.length:
-            self.length = self.config.window
 
     def closes(self) -> float:
         return self.opened + self.length
@@ -214,7 +211,7 @@ class StormControl:
             window = self._open(key, state, event, now, out)
             if window is None:
                 return out  # below the threshold
-        elif window.sent < window.config.max_per_window:
+        elif window.sent < state.config.max_per_window:
             window.sent += 1
             out.append(Notification.alert(event, host=self.host))
             window.top = max(window.top or event.severity, event.severity)
@@ -249,7 +246,7 @@ class StormControl:
             count = len(pending)
             pending.clear()
         level = 0 if event.severity >= Severity.CRITICAL else state.level
-        window = state.window = _Window(config, opened=now, sent=1, length=_length(config, level), top=event.severity)
+        window = state.window = _Window(now, _length(config, level), sent=1, top=event.severity)
         alert = Notification.alert(event, host=self.host)
         if config.min_count > 1:
             alert = replace(alert, title=f"{alert.title} ({count} in {seconds_in_words(config.window)})")
@@ -312,7 +309,7 @@ class StormControl:
         state.window = None
         state.quiet_from = when
         self._changed.add(key)
-        config = window.config
+        config = state.config
         if window.held:
             state.stormed = True
             if config.max_window is not None and window.top is not Severity.CRITICAL:
@@ -381,7 +378,6 @@ class StormControl:
                 continue
             state.config = config
             if state.window is not None:
-                state.window.config = config
                 state.window.length = _length(config, 0)
             self._push(state, key)
 
@@ -449,7 +445,7 @@ class StormControl:
         for stored in states:
             config = config_of(stored.rule) or self.default
             key = (stored.rule, stored.key)
-            window = _Window(config, stored.opened, stored.sent, stored.held, stored.last_held)
+            window = _Window(stored.opened, config.window, stored.sent, stored.held, stored.last_held)
             state = self._keys[key] = _Key(config, window=window, last=stored.opened, latest=stored.last_held)
             if stored.held:
                 state.first, state.events = stored.opened, stored.sent + stored.held
