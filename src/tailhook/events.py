@@ -1,6 +1,6 @@
 """The values that flow through the pipeline: lines, events, notifications.
 
-This module is a leaf: it imports nothing else of tailhook's, so every stage
+This module is a leaf: it imports nothing else of tailhook's but ``_records``, so every stage
 can depend on it without creating a cycle.
 
     Line ──rules──▶ Event ──storm control──▶ Notification ──routes──▶ Delivery
@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
+
+from tailhook._records import record
 
 if TYPE_CHECKING:  # a type only: this module imports nothing of tailhook's when it runs
     from tailhook.config import StormConfig
@@ -86,7 +88,7 @@ RECOVERY_COLOUR = 0x00CC66
 AUDIT_COLOUR = 0xFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Line:
     """One log line (or one multiline event) as a source read it.
 
@@ -190,7 +192,7 @@ class Kind(enum.StrEnum):
     NOTE = "note"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notification:
     """What storm control lets through, ready for any sink to render.
 
@@ -253,11 +255,11 @@ class Mentions:
         return bool(self.roles or self.users or self.everyone)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivery:
     """A notification addressed to one destination, as a route decided."""
 
     destination: str
     notification: Notification
     style: Style = Style.FULL
-    mentions: Mentions = field(default_factory=Mentions)
+    mentions: Mentions = Mentions()

@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from tailhook._records import record
 from tailhook._units import seconds_in_words
 from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
@@ -139,7 +140,7 @@ def _length(config: StormConfig, level: int) -> float:
     return min(config.window * (1 << level), config.max_window)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WindowState:
     """One open window as the spool stores it."""
 
