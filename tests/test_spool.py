@@ -19,6 +19,8 @@ from tailhook.spool import (
     _SCHEMA_V1,
     _SCHEMA_V2,
     _SCHEMA_V3,
+    _SCHEMA_V4,
+    _SCHEMA_V5,
     FILE_NAME,
     OLDEST_FIRST_AFTER_S,
     SCHEMA_VERSION,
@@ -379,7 +381,7 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
@@ -412,7 +414,41 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_version_5_spool_is_migrated_its_flood_columns_filled_and_its_numbering_kept(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Version 6 derives kind, rule, key and time from each body; the rows keep their ids and the next
+    notification does not take an id a sent one had (dead letters and summed-up alerts keep theirs)."""
+    waiting = [flood_delivery("ssh", f"198.18.0.{i}") for i in range(3)] + [
+        flood_delivery("ssh", "x", kind=Kind.DIGEST)
+    ]
+    with sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None) as db:
+        schemas = f"{_SCHEMA_V1} {_SCHEMA_V2} {_SCHEMA_V3} {_SCHEMA_V4} {_SCHEMA_V5}"
+        db.executescript(f"BEGIN; {schemas} PRAGMA user_version = 5; COMMIT;")
+        rows = [("alerts", 20, 5.0, len(encode_delivery(d).encode()), encode_delivery(d)) for d in waiting]
+        db.executemany("INSERT INTO notifications (destination, severity, created, size, body) VALUES (?, ?, ?, ?, ?)",
+                       [rows[0], *rows, rows[0]])  # fmt: skip
+        db.execute("DELETE FROM notifications WHERE id IN (1, 6)")  # the first and the last, sent
+    spool = await Spool.open(tmp_path, clock=clock)
+    try:
+        assert [s.delivery for s in await spool.next("alerts", 10)] == waiting
+        assert await spool.flood_waiting("alerts", 2)  # three alerts; the digest is not one
+        assert not await spool.flood_waiting("alerts", 3)
+        (summary,) = await spool.summarise("alerts", host="web-1", flood_after_s=30)
+        assert (summary.rule, summary.count) == ("ssh", 3)
+        await spool.commit([flood_delivery("ssh", "new")])
+    finally:
+        await spool.close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        ids = [row[0] for row in db.execute("SELECT id FROM notifications ORDER BY id")]
+        assert ids == [5, 7, 8]  # the digest; the summary of 2-4 and the new alert, numbered after the sent 6
+        columns = db.execute("SELECT kind, rule, key, time FROM notifications WHERE id = 8").fetchone()
+        assert columns == ("alert", "ssh", "new", 1000.0)
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
