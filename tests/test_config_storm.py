@@ -24,13 +24,14 @@ def test_escalation_thresholds_and_recovery_are_read(write: WriteFile) -> None:
         rules:
           - name: ssh
             match: 'Failed password'
-            storm: {window: 1m, min_count: 5, recovery: {after: 10m}}
+            storm: {window: 1m, min_count: 5, recovery: {after: 10m}, max_keys_per_window: 50}
     """)  # fmt: skip
     path = write("tailhook.yaml", CONFIG + "      {window: 30s, max_window: 1h, recovery: {after: 5m}}\n")
     config = load_config(path)
     assert config.storm == StormConfig(window=30, max_window=3600, recovery_after=300)
+    assert config.storm.max_keys_per_window == 1000  # the default
     (rule,) = config.rules
-    assert rule.storm == StormConfig(window=60, min_count=5, recovery_after=600)
+    assert rule.storm == StormConfig(window=60, min_count=5, recovery_after=600, max_keys_per_window=50)
     assert StormConfig().max_window is None and StormConfig().recovery_after is None  # off unless asked for
 
 
@@ -47,6 +48,7 @@ def test_bad_storm_settings_are_each_reported_with_file_line_and_key(write: Writ
             match: 'Failed password'
             storm:
               min_count: 0
+              max_keys_per_window: many
               recovery: {}
     """)  # fmt: skip
     path = write(
@@ -58,5 +60,6 @@ def test_bad_storm_settings_are_each_reported_with_file_line_and_key(write: Writ
         f"{path}:9: storm.recovery.after: 'soon' is not a duration; write it like '500ms', '60s', '10m' or '1h'",
         f"{path}:9: storm.recovery.then: unknown key",
         f"{rules}:5: rules[0] (ssh).storm.min_count: must be a whole number of at least 1, not int 0",
-        f"{rules}:6: rules[0] (ssh).storm.recovery.after: is required",
+        f"{rules}:6: rules[0] (ssh).storm.max_keys_per_window: must be a whole number of at least 1, not str 'many'",
+        f"{rules}:7: rules[0] (ssh).storm.recovery.after: is required",
     ]

@@ -40,7 +40,10 @@ def test_five_thousand_distinct_keys_are_summed_up_and_a_critical_line_behind_th
     """Each line a first alert of its own key: far more than Discord takes in storm.flood_after (30 s at
     5 requests per 2 s, 10 alerts each), so they are summed up, exactly, and the channel stays usable."""
     with standin_in_thread() as discord:
-        config = write_config(tmp_path, url=discord.url(), storm="{window: 60s, max_per_window: 3}")
+        # Every key a window of its own (past the default 1,000 keys of a rule at once, new keys share
+        # its overflow key): the flood reaches the spool whole, and the dispatcher sums it up.
+        storm = "{window: 60s, max_per_window: 3, max_keys_per_window: 10000}"
+        config = write_config(tmp_path, url=discord.url(), storm=storm)
         daemon = Daemon(config).started()
         try:
             started = time.monotonic()
@@ -73,4 +76,30 @@ def test_five_thousand_distinct_keys_are_summed_up_and_a_critical_line_behind_th
     assert summaries and all("Most frequent:" in e["description"] for e in summaries)
 
 
+def test_a_scan_from_three_thousand_addresses_is_one_storm_of_its_rule_with_an_exact_count(tmp_path: Path) -> None:
+    """Past 1,000 keys of one rule with a window open (the default), new keys share the rule's overflow
+    key: its first alerts go out, its digest counts the rest; sent, summed up or digested, each line once."""
+    with standin_in_thread() as discord:
+        config = write_config(tmp_path, url=discord.url(), storm="{window: 5s, max_per_window: 3}")
+        daemon = Daemon(config).started()
+        try:
+            daemon.append(*(ssh(f"198.18.{n // 250}.{n % 250}") for n in range(3000)))
+
+            def accounted() -> int:
+                titles = [e["title"] for e in discord.embeds]
+                alone = sum(t.startswith("SSH password failure") and not DIGESTED.search(t) for t in titles)
+                held = sum(int(m[1]) for e in discord.embeds if (m := DIGESTED.search(e["title"])))
+                summed = sum(int(m[1].replace(",", "")) for e in discord.embeds if (m := SUMMED.match(e["title"])))
+                return alone + held + summed
+
+            wait_until(lambda: accounted() >= 3000, timeout=60, what="every line sent, summed up or digested")
+        finally:
+            assert daemon.stop() == 0
+    assert accounted() == 3000
+    (digest,) = [e for e in discord.embeds if DIGESTED.search(e["title"])]
+    assert "at most 1,000 keys of a rule at once" in digest["description"]
+    assert int(DIGESTED.search(digest["title"])[1]) == 1997  # every line past the first 1,003 alerts
+
+
+DIGESTED = re.compile(r" \\\(\+(\d+) more\\\)$")
 SUMMED = re.compile(r"^ssh-failure: ([\d,]+) alerts? summed up, from [\d,]+ keys?$")

@@ -92,8 +92,32 @@ def test_past_the_key_cap_new_keys_share_their_rules_overflow_key(clock: FakeClo
     overflow = digests[OVERFLOW_KEY]
     assert (overflow.count, overflow.line) == (1799, "line 999")  # every event under a new key but the first
     assert overflow.description.startswith("1,799 more events under new keys were held back in this 1 min window")
-    assert "100 keys at most" in overflow.description
+    assert "(100 in all)" in overflow.description
     assert len(storm) == 0
+
+
+def test_past_its_keys_per_window_a_rules_new_keys_share_its_overflow_key_until_windows_close(
+    clock: FakeClock,
+) -> None:
+    config = StormConfig(window=60, max_per_window=1, max_keys_per_window=3)
+    storm = StormControl(config, host="h", clock=clock)
+    sent = [n for i in range(10) for n in storm.admit(event(key=str(i), text=f"line {i}"))]
+    sent += storm.admit(event(key="0", text="again"))  # a key with its own window: held there
+    sent += storm.admit(event(key="x", rule="other"))  # another rule: a cap of its own
+    assert [(n.rule, n.key) for n in sent] == [("r", "0"), ("r", "1"), ("r", "2"), ("r", "3"), ("other", "x")]
+    assert storm.overflow_total == 7  # keys 3 to 9; the overflow window's first alert is key 3's
+
+    restarted = StormControl(config, host="h", clock=clock)  # restored windows count against the cap
+    restarted.restore([state for _, state in storm.changes() if state is not None], lambda rule: None)
+    assert restarted.admit(event(key="late")) == [] and restarted.overflow_total == 1
+
+    clock.advance(60)
+    digests = {n.key: n for n in storm.due()}
+    assert set(digests) == {"0", OVERFLOW_KEY}  # key 0 held one; keys 1, 2 and x none
+    overflow = digests[OVERFLOW_KEY]
+    assert (overflow.count, overflow.line) == (6, "line 9")
+    assert "at most 3 keys of a rule at once (100,000 in all)" in overflow.description
+    assert [n.key for n in storm.admit(event(key="new"))] == ["new"]  # the windows closed: room again
 
 
 def test_changed_windows_are_handed_out_once_and_restored_elsewhere(clock: FakeClock) -> None:

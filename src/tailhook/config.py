@@ -219,6 +219,9 @@ class StormConfig:
     flood_after: float = 30.0
     """A destination with more non-critical alerts waiting than it can send in this many seconds
     (its rate limits) has them summed up per rule (the main file's ``storm:`` only)."""
+    max_keys_per_window: int = 1000
+    """At most this many keys of one rule have a window open at once; an event under another new key
+    counts under the rule's overflow key (a scan from 60,000 addresses is one storm, not 60,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -973,6 +976,7 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
         max_window=max_window,
         min_count=section.get("min_count", _positive_int, default.min_count),
         recovery_after=recovery_after,
+        max_keys_per_window=section.get("max_keys_per_window", _positive_int, default.max_keys_per_window),
         flood_after=section.get("flood_after", _positive_duration, default.flood_after)
         if main
         else default.flood_after,

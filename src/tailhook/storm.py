@@ -20,10 +20,14 @@ Beyond one window, per key (each optional, in the rule's ``storm:``):
 - **Recovery** (``recovery: {after}``): a key that stormed (held events back)
   and then stayed quiet for ``after`` sends one resolved note naming the
   storm's span and total.
-- **The key cap.** At most ``max_keys`` keys are tracked. An event under a new
-  key past the cap goes to its rule's overflow key (``OVERFLOW_KEY``), a window
-  like any other, whose digest counts what it held: a unique id per line
-  cannot grow memory.
+- **The key caps.** At most ``max_keys_per_window`` keys of one rule have a
+  window open at once, and at most ``max_keys`` keys are tracked in all. An
+  event under a new key past either cap goes to its rule's overflow key
+  (``OVERFLOW_KEY``), a window like any other, whose digest counts what it
+  held: a unique id per line cannot grow memory, and a scan from 60,000
+  addresses is one storm of its rule (its first keys alerting on their own),
+  not 60,000 alerts to store and sum up. A key remembered beyond its window
+  (for escalation or recovery) opens its next window past the rule's cap.
 
 Cost per event is constant: an event touches only its own key, and each key
 has one deadline (its window's close, its recovery or its decay) in one heap,
@@ -51,7 +55,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -66,7 +70,7 @@ __all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "StormControl", "StormKey", "W
 HELD_STORED_EVERY_S = 1.0
 """How often an open window's last held line is stored, at most (its counts: every change)."""
 OVERFLOW_KEY = "(keys past the cap)"
-"""The key of a rule's events under new keys once ``max_keys`` keys are tracked."""
+"""The key of a rule's events under new keys past ``max_keys_per_window`` or ``max_keys``."""
 
 StormKey = tuple[str, str]
 """``(rule name, rendered key)``: what one storm window counts."""
@@ -178,6 +182,8 @@ class StormControl:
         """A heap of (deadline, key), so that finding what is due costs nothing while nothing is. An
         entry whose key has another deadline by now is passed over when it comes up."""
         self._changed: set[StormKey] = set()
+        self._open_keys: Counter[str] = Counter()
+        """Per rule, its keys with a window open (its overflow key not counted)."""
         self.held_total = 0
         self.overflow_total = 0
         """Events that came under a rule's overflow key."""
@@ -196,7 +202,7 @@ class StormControl:
         state = self._keys.get(key)
         if state is None:
             config = event.storm or self.default
-            if len(self._keys) >= self.max_keys:
+            if len(self._keys) >= self.max_keys or self._open_keys[event.rule] >= config.max_keys_per_window:
                 key = (event.rule, OVERFLOW_KEY)
                 self.overflow_total += 1
                 state = self._keys.get(key)
@@ -248,6 +254,8 @@ class StormControl:
             pending.clear()
         level = 0 if event.severity >= Severity.CRITICAL else state.level
         window = state.window = _Window(now, _length(config, level), sent=1, top=event.severity)
+        if key[1] != OVERFLOW_KEY:
+            self._open_keys[key[0]] += 1
         alert = Notification.alert(event, host=self.host)
         if config.min_count > 1:
             alert = replace(alert, title=f"{alert.title} ({count} in {seconds_in_words(config.window)})")
@@ -308,6 +316,8 @@ class StormControl:
         window = state.window
         assert window is not None
         state.window = None
+        if key[1] != OVERFLOW_KEY:
+            self._open_keys[key[0]] -= 1
         state.quiet_from = when
         self._changed.add(key)
         config = state.config
@@ -329,7 +339,7 @@ class StormControl:
                 key=key[1],  # the overflow key's digest stands for many keys
                 count=window.held,
                 title=f"{last.title} (+{window.held} more)",
-                description=_digest_text(key, window, self.max_keys),
+                description=_digest_text(key, window, config.max_keys_per_window, self.max_keys),
             )
         ]
 
@@ -389,8 +399,8 @@ class StormControl:
             Metric(
                 "tailhook_storm_overflow_total",
                 "counter",
-                "Events under a new key once storm control tracked its maximum of keys (counted in the rule's "
-                "overflow key).",
+                "Events under a new key past a cap (a rule's max_keys_per_window keys with a window open, or "
+                "the keys storm control tracks at most), counted in the rule's overflow key.",
                 [Sample(self.overflow_total)],
             ),
             Metric(
@@ -448,6 +458,8 @@ class StormControl:
             key = (stored.rule, stored.key)
             window = _Window(stored.opened, config.window, stored.sent, stored.held, stored.last_held)
             state = self._keys[key] = _Key(config, window=window, last=stored.opened, latest=stored.last_held)
+            if stored.key != OVERFLOW_KEY:
+                self._open_keys[stored.rule] += 1
             if stored.held:
                 state.first, state.events = stored.opened, stored.sent + stored.held
             self._push(state, key)
@@ -462,13 +474,14 @@ def _levels(config: StormConfig) -> int:
     return level
 
 
-def _digest_text(key: StormKey, window: _Window, max_keys: int) -> str:
+def _digest_text(key: StormKey, window: _Window, per_rule: int, max_keys: int) -> str:
     held = window.held
     span = seconds_in_words(window.length)
     if key[1] == OVERFLOW_KEY:
         return (
-            f"{held:,} more events under new keys were held back in this {span} window: storm control "
-            f"tracks {max_keys:,} keys at most, and the rest share this one. The last one is below."
+            f"{held:,} more events under new keys were held back in this {span} window: storm control gives "
+            f"at most {per_rule:,} keys of a rule at once ({max_keys:,} in all) a window of their own, and "
+            "the rest share this one. The last one is below."
         )
     events = "event was" if held == 1 else "events were"
     return f"{held} more {events} held back in this {span} window; the last one is below."
