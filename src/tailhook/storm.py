@@ -122,6 +122,9 @@ class _Key:
     stormed: bool = False
     pending: deque[float] | None = None
     """Below ``min_count``: the times of the events of the last ``window`` seconds (made when first needed)."""
+    changed: bool = False
+    """In ``StormControl._changed`` already: a storm's every event marks its key, and a flag on the key
+    it holds anyway costs less than a set of all the keys a commit changed."""
 
     def deadline(self) -> float | None:
         """When this key next needs a tick; ``None``: never (it may be forgotten)."""
@@ -181,7 +184,8 @@ class StormControl:
         self._deadlines: list[tuple[float, StormKey]] = []
         """A heap of (deadline, key), so that finding what is due costs nothing while nothing is. An
         entry whose key has another deadline by now is passed over when it comes up."""
-        self._changed: set[StormKey] = set()
+        self._changed: list[StormKey] = []
+        """Keys changed since the last ``changes()``, each once while its ``_Key.changed`` holds."""
         self._open_keys: Counter[str] = Counter()
         """Per rule, its keys with a window open (its overflow key not counted)."""
         self.held_total = 0
@@ -233,7 +237,9 @@ class StormControl:
             self.held_total += 1
             if state.first is None:  # the key storms from here: it counts for a recovery note
                 state.first, state.events = window.opened, window.sent + window.held
-        self._changed.add(key)
+        if not state.changed:
+            state.changed = True
+            self._changed.append(key)
         return out
 
     def _open(self, key: StormKey, state: _Key, event: Event, now: float, out: list[Notification]) -> _Window | None:
@@ -262,6 +268,12 @@ class StormControl:
         out.append(alert)
         self._push(state, key)
         return window
+
+    def _mark(self, key: StormKey, state: _Key) -> None:
+        """*key* changed: ``changes()`` hands it out next."""
+        if not state.changed:
+            state.changed = True
+            self._changed.append(key)
 
     def _push(self, state: _Key, key: StormKey) -> None:
         deadline = state.deadline()
@@ -319,7 +331,7 @@ class StormControl:
         if key[1] != OVERFLOW_KEY:
             self._open_keys[key[0]] -= 1
         state.quiet_from = when
-        self._changed.add(key)
+        self._mark(key, state)
         config = state.config
         if window.held:
             state.stormed = True
@@ -420,11 +432,13 @@ class StormControl:
 
     def changes(self) -> list[WindowChange]:
         """The windows changed since the last call, to store with the notifications they caused."""
-        changed, self._changed = self._changed, set()
+        changed, self._changed = self._changed, []
         now = self.clock()
         out: list[WindowChange] = []
-        for key in changed:
+        for key in dict.fromkeys(changed):  # twice if forgotten and tracked again since
             state = self._keys.get(key)
+            if state is not None:
+                state.changed = False
             window = state.window if state is not None else None
             change = None
             if window is not None:
@@ -443,8 +457,11 @@ class StormControl:
     def unsaved(self, changes: Iterable[WindowChange]) -> None:
         """*changes* could not be stored: hand them out again with the next ``changes()``."""
         for key, change in changes:
-            self._changed.add(key)
             state = self._keys.get(key)
+            if state is None:
+                self._changed.append(key)  # forgotten since: its deletion is what is still to store
+            else:
+                self._mark(key, state)
             if state is not None and state.window is not None and change is not None and change.held_fresh:
                 state.window.held_stored = None  # its held line too
 
