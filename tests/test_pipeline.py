@@ -121,7 +121,7 @@ def test_a_reload_keeps_the_storms_of_unchanged_rules_and_a_removed_rules_digest
 def test_changes_and_restore_carry_open_windows_to_the_next_start(tmp_path: Path, clock: FakeClock) -> None:
     first = pipeline_in(tmp_path, clock)
     first.ingest([ssh("192.0.2.1")] * 4)
-    stored = [state for _, state in first.changes().windows if state is not None]
+    stored = [state for _, state in first.changes().storm if state is not None]
     assert not first.changes()  # handed out once
 
     clock.advance(30)  # a restart half-way through the window

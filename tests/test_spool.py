@@ -30,7 +30,7 @@ from tailhook.spool import (
     encode_delivery,
     encode_notification,
 )
-from tailhook.storm import WindowChange, WindowState
+from tailhook.storm import KeyChange, KeyState
 from tests.conftest import FakeClock
 from tests.conftest import make_delivery as delivery
 
@@ -101,14 +101,14 @@ def test_the_codec_keeps_a_rules_fields_and_writes_none_when_there_are_none() ->
 async def test_fields_survive_a_restart_in_alerts_and_in_storm_windows(tmp_path: Path) -> None:
     held = with_fields("held").notification
     spool = await Spool.open(tmp_path)
-    await spool.commit([with_fields("alert")], [], [(("r", "k"), WindowState("r", "k", 1.0, 1, 4, held))])
+    await spool.commit([with_fields("alert")], [], [(("r", "k"), KeyState("r", "k", 1.0, 1, 4, held))])
     await spool.close()
 
     spool = await Spool.open(tmp_path)
     try:
         (stored,) = await spool.next("alerts")
         assert stored.delivery == with_fields("alert")
-        (window,) = await spool.storm_windows()
+        (window,) = await spool.storm_keys()
         assert window.last_held is not None and window.last_held.fields == RUNBOOK
     finally:
         await spool.close()
@@ -128,20 +128,23 @@ async def test_bodies_written_before_fields_existed_read_as_having_none(tmp_path
             "INSERT INTO notifications (destination, severity, created, size, body) VALUES ('alerts', 40, 1.0, ?, ?)",
             (len(text.encode()), text),
         )
-        db.execute("INSERT INTO storm_windows VALUES ('r', 'k', 1.0, 1, 2, ?)", (json.dumps(last_held),))
+        db.execute(
+            "INSERT INTO storm_keys (rule, key, opened, sent, held, last_held) VALUES ('r', 'k', 1.0, 1, 2, ?)",
+            (json.dumps(last_held),),
+        )
 
     spool = await Spool.open(tmp_path)
     try:
         (stored,) = await spool.next("alerts")
         assert stored.delivery == old and stored.delivery.notification.fields == ()
-        (window,) = await spool.storm_windows()
+        (window,) = await spool.storm_keys()
         assert window.last_held == old.notification
     finally:
         await spool.close()
 
 
 async def test_a_commit_that_fails_otherwise_than_on_a_full_disk_raises_and_stores_nothing(spool: Spool) -> None:
-    broken: list[WindowChange] = [(("ssh", "1.2.3.4"), "not a window state")]  # type: ignore[list-item]
+    broken: list[KeyChange] = [(("ssh", "1.2.3.4"), "not a window state")]  # type: ignore[list-item]
     with pytest.raises(AttributeError):
         await spool.commit([delivery("a")], [Checkpoint("auth", "/var/log/auth.log", {"offset": 1})], broken)
     assert await spool.pending() == 0
@@ -298,9 +301,9 @@ async def test_rows_removed_by_another_process_free_their_room(tmp_path: Path) -
 
 async def test_storm_windows_are_stored_with_the_commit_and_forgotten_when_closed(tmp_path: Path) -> None:
     held = delivery("held").notification
-    windows: list[WindowChange] = [
-        (("r", "a"), WindowState("r", "a", 100.0, 3, 7, held)),
-        (("r", "b"), WindowState("r", "b", 101.0, 1, 0, None)),
+    windows: list[KeyChange] = [
+        (("r", "a"), KeyState("r", "a", 100.0, 3, 7, held)),
+        (("r", "b"), KeyState("r", "b", 101.0, 1, 0, None)),
     ]
     spool = await Spool.open(tmp_path)
     await spool.commit([delivery("alert")], [], windows)
@@ -308,10 +311,10 @@ async def test_storm_windows_are_stored_with_the_commit_and_forgotten_when_close
 
     spool = await Spool.open(tmp_path)
     try:
-        stored = {(w.rule, w.key): w for w in await spool.storm_windows()}
+        stored = {(w.rule, w.key): w for w in await spool.storm_keys()}
         assert stored == {("r", "a"): windows[0][1], ("r", "b"): windows[1][1]}
         await spool.commit([], [], [(("r", "a"), None)])
-        assert [w.key for w in await spool.storm_windows()] == ["b"]
+        assert [w.key for w in await spool.storm_keys()] == ["b"]
     finally:
         await spool.close()
 
@@ -320,10 +323,10 @@ async def test_a_window_change_of_counts_alone_keeps_the_held_line_stored_before
     held = delivery("held").notification
     spool = await Spool.open(tmp_path)
     try:
-        await spool.commit([], [], [(("r", "a"), WindowState("r", "a", 100.0, 3, 7, held))])
-        counts_only = WindowState("r", "a", 100.0, 3, 9, None, held_fresh=False)
+        await spool.commit([], [], [(("r", "a"), KeyState("r", "a", 100.0, 3, 7, held))])
+        counts_only = KeyState("r", "a", 100.0, 3, 9, None, fresh=False)
         await spool.commit([], [], [(("r", "a"), counts_only)])
-        (stored,) = await spool.storm_windows()
+        (stored,) = await spool.storm_keys()
         assert (stored.sent, stored.held, stored.last_held) == (3, 9, held)
     finally:
         await spool.close()
@@ -375,13 +378,13 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
         assert status.bytes == sum(len(encode_delivery(d).encode()) for d in waiting)
         assert await spool.checkpoints("app") == {"/var/log/app.log": {"offset": 4096}}
         assert await spool.take_drops("alerts") == {("full", Severity.INFO): 12}
-        assert await spool.storm_windows() == []
-        await spool.commit([delivery("new")], [], [(("r", "k"), WindowState("r", "k", 1.0, 1, 0, None))])
-        assert len(await spool.storm_windows()) == 1
+        assert await spool.storm_keys() == []
+        await spool.commit([delivery("new")], [], [(("r", "k"), KeyState("r", "k", 1.0, 1, 0, None))])
+        assert len(await spool.storm_keys()) == 1
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
@@ -405,7 +408,8 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
     spool = await Spool.open(tmp_path)
     try:
         assert [s.delivery for s in await spool.next("alerts")] == [waiting]
-        assert [w.held for w in await spool.storm_windows()] == [9]
+        (key,) = await spool.storm_keys()  # a version 6 window: a storm counted from its opening
+        assert (key.opened, key.held, key.first, key.last, key.events) == (1.0, 9, 1.0, 1.0, 12)
         assert await spool.silences() == [] and await spool.silence_held() == []
         held = HeldState("config:deploy", 100.0, "deploy", {"ssh": 2})
         await spool.commit([], silences=[(("config:deploy", 100.0), held)])
@@ -414,7 +418,7 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -444,7 +448,7 @@ async def test_a_version_5_spool_is_migrated_its_flood_columns_filled_and_its_nu
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         ids = [row[0] for row in db.execute("SELECT id FROM notifications ORDER BY id")]
         assert ids == [5, 7, 8]  # the digest; the summary of 2-4 and the new alert, numbered after the sent 6
         columns = db.execute("SELECT kind, rule, key, time FROM notifications WHERE id = 8").fetchone()

@@ -151,28 +151,28 @@ def test_in_a_flood_the_held_line_is_stored_once_a_second_and_the_counts_with_ev
     storm.admit(event(text="first"))
     storm.admit(event(text="held 1"))
     ((_, state),) = storm.changes()
-    assert state is not None and state.held_fresh and state.last_held is not None
+    assert state is not None and state.fresh and state.last_held is not None
     assert state.last_held.line == "held 1"
 
     clock.advance(HELD_STORED_EVERY_S / 2)
     storm.admit(event(text="held 2"))
     ((_, state),) = storm.changes()
-    assert state is not None and not state.held_fresh and state.last_held is None  # the stored line stays
+    assert state is not None and not state.fresh and state.last_held is None  # the stored line stays
     assert (state.sent, state.held) == (1, 2)
 
     storm.unsaved([(("r", "k"), state)])  # a failed commit of the counts alone does not force the line
     ((_, state),) = storm.changes()
-    assert state is not None and not state.held_fresh and state.held == 2
+    assert state is not None and not state.fresh and state.held == 2
 
     clock.advance(HELD_STORED_EVERY_S / 2)
     storm.admit(event(text="held 3"))
     ((_, state),) = storm.changes()
-    assert state is not None and state.held_fresh and state.last_held is not None
+    assert state is not None and state.fresh and state.last_held is not None
     assert (state.last_held.line, state.held) == ("held 3", 3)
 
     storm.unsaved([(("r", "k"), state)])  # its line could not be stored: it comes out again, line and all
     ((_, state),) = storm.changes()
-    assert state is not None and state.held_fresh and state.last_held is not None
+    assert state is not None and state.fresh and state.last_held is not None
 
     clock.advance(60)
     (digest,) = storm.due()

@@ -32,7 +32,9 @@ def processed(daemon: Daemon, marker: str) -> None:
 
 def windows(tmp_path: Path) -> dict[str, tuple[int, int]]:
     with sqlite3.connect(tmp_path / "state" / "spool.sqlite3") as db:
-        rows = db.execute("SELECT key, sent, held FROM storm_windows WHERE rule = 'anything-loud'").fetchall()
+        rows = db.execute(
+            "SELECT key, sent, held FROM storm_keys WHERE rule = 'anything-loud' AND opened IS NOT NULL"
+        ).fetchall()
     return {key: (sent, held) for key, sent, held in rows}
 
 

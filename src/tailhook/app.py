@@ -14,7 +14,7 @@ load leaves the running one in place, and says why.
 SIGTERM or SIGINT reads as a sequence:
 
 1. stop the sources (what they read is committed, or is read again next time);
-2. store storm control's open windows, so the next start goes on with them
+2. store storm control's keys (open windows and all), so the next start goes on with them
    (a dry run, whose spool is thrown away, sends what they hold as digests);
 3. let the dispatcher deliver what is due, bounded by ``shutdown_timeout``;
 4. cancel the rest and close the sinks. What is left waits in the spool.
@@ -122,7 +122,7 @@ class App:
             )
             spool = self.spool
             self.pipeline.restore(
-                await spool.storm_windows(),
+                await spool.storm_keys(),
                 held=await spool.silence_held(),
                 silences=await spool.silences(),
                 absences=await spool.absences(),
@@ -223,7 +223,7 @@ class App:
                 return
             try:
                 await self.spool.commit(
-                    deliveries, checkpoints, changes.windows, silences=changes.silences, absences=changes.absences
+                    deliveries, checkpoints, changes.storm, silences=changes.silences, absences=changes.absences
                 )
             except SpoolFull as exc:
                 self.pipeline.unsaved(changes)

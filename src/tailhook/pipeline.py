@@ -33,7 +33,7 @@ from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.silences import HeldState, Silence, SilenceChange, Silences
 from tailhook.sources import Block
-from tailhook.storm import StormControl, WindowChange, WindowState
+from tailhook.storm import KeyChange, KeyState, StormControl
 
 __all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_for", "router_of"]
 
@@ -55,12 +55,12 @@ class Prescanned:
 class Changes:
     """What changed in the pipeline's state, to store with the deliveries it made."""
 
-    windows: list[WindowChange]
+    storm: list[KeyChange]
     silences: list[SilenceChange]
     absences: list[AbsenceChange]
 
     def __bool__(self) -> bool:
-        return bool(self.windows or self.silences or self.absences)
+        return bool(self.storm or self.silences or self.absences)
 
 
 class Pipeline:
@@ -211,21 +211,22 @@ class Pipeline:
 
     def unsaved(self, changes: Changes) -> None:
         """*changes* could not be stored: they come out again with the next ``changes()``."""
-        self.storm.unsaved(changes.windows)
+        self.storm.unsaved(changes.storm)
         self.silences.unsaved(changes.silences)
         self.absences.unsaved(changes.absences)
 
     def restore(
         self,
-        windows: Iterable[WindowState],
+        keys: Iterable[KeyState],
         *,
         held: Iterable[HeldState] = (),
         silences: Iterable[Silence] = (),
         absences: Iterable[AbsenceState] = (),
     ) -> None:
-        """Take back what the spool kept from before a restart: open storm windows, what silences
-        held, the silences ``tailhook silence add`` stored, and when each absence rule last matched."""
-        self.storm.restore(windows, {rule.name: rule.storm for rule in self.rules.rules}.get)
+        """Take back what the spool kept from before a restart: storm control's keys (their open
+        windows, escalation and storms), what silences held, the silences ``tailhook silence add``
+        stored, and when each absence rule last matched."""
+        self.storm.restore(keys, {rule.name: rule.storm for rule in self.rules.rules}.get)
         self.absences.restore(absences)
         self.silences.restore(held)
         self.silences.replace_stored(silences)

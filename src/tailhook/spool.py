@@ -24,9 +24,11 @@ Invariants
    ``drops`` until a delivery to that destination announces them. With
    ``max_age`` set, a notification stored longer ago than that is dropped
    and counted the same way (reason ``expired``) instead of being sent.
-6. Storm-control windows changed by a batch are stored in the batch's ingest
-   commit (``storm_windows``), so the notifications a window let through and
-   the window's counts never disagree after a crash.
+6. Storm-control keys changed by a batch are stored in the batch's ingest
+   commit (``storm_keys``: a key's open window, its escalation, the storm
+   awaiting its recovery note, its events below a threshold), so the
+   notifications a key let through and its counts never disagree after a
+   crash, and a restart forgets no storm.
 7. One worker thread owns the connection; the event loop never waits on the
    disk. Commits that arrive while one is being written are written together
    in the next transaction (group commit).
@@ -64,8 +66,10 @@ Schema version 6::
     checkpoints(source TEXT, key TEXT, value TEXT, PRIMARY KEY (source, key))
     drops(destination TEXT, severity INTEGER, reason TEXT, count INTEGER,
           PRIMARY KEY (destination, severity, reason))
-    storm_windows(rule TEXT, key TEXT, opened REAL, sent INTEGER, held INTEGER,
-                  last_held TEXT, PRIMARY KEY (rule, key))
+    storm_keys(rule TEXT, key TEXT, opened REAL, sent INTEGER, held INTEGER,
+               last_held TEXT, length REAL, level INTEGER, quiet_from REAL,
+               first REAL, last REAL, events INTEGER, stormed INTEGER,
+               latest TEXT, pending TEXT, PRIMARY KEY (rule, key)) WITHOUT ROWID
     silences(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL, reason TEXT,
              rules TEXT, sources TEXT, hosts TEXT, severities TEXT,
              starts REAL, ends REAL, expired REAL)
@@ -84,8 +88,12 @@ version 3 no ``silences`` and no ``silence_held``; version 4 no
 ``summarised`` and no ``absences``; version 5 no ``kind``, ``rule``,
 ``key`` and ``time`` in ``notifications``: SQLite derives them from the body
 as it stores a row (the body stays the one record), for the flood's
-summaries. ``summarised.summary`` is the title of the summary that stands
-for the row.
+summaries; version 6 had ``storm_windows`` (the open windows only) where
+``storm_keys`` is. ``summarised.summary`` is the title of the summary that
+stands for the row. In ``storm_keys``, ``opened`` is ``NULL`` for a key with
+no window open, ``length`` ``NULL`` for a window as long as its settings say
+(not escalated), ``last_held`` and ``latest`` notifications as JSON,
+``pending`` a JSON list of times.
 
 A stored silence's id is ``cli:<id>``; ``rules``, ``sources``, ``hosts`` and
 ``severities`` are JSON lists (``NULL``: any), severities by name; ``ends``
@@ -122,7 +130,7 @@ from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.flood import TOP_KEYS, RuleFlood, summary
 from tailhook.silences import HeldState, Silence, SilenceChange
-from tailhook.storm import WindowChange, WindowState
+from tailhook.storm import KeyChange, KeyState
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -146,7 +154,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 FILE_NAME = "spool.sqlite3"
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
@@ -294,8 +302,36 @@ CREATE INDEX notifications_by_priority ON notifications (destination, severity D
 SQLite derives from the body as it stores it, so that summing 60,000 alerts up parses no JSON. The body
 stays the one record of a notification; the numbering of notifications goes on where it was (no id is
 used twice: dead letters and summed-up alerts keep theirs)."""
+_SCHEMA_V7 = """
+CREATE TABLE storm_keys (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    opened REAL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    held INTEGER NOT NULL DEFAULT 0,
+    last_held TEXT,
+    length REAL,
+    level INTEGER NOT NULL DEFAULT 0,
+    quiet_from REAL NOT NULL DEFAULT 0,
+    first REAL,
+    last REAL,
+    events INTEGER NOT NULL DEFAULT 0,
+    stormed INTEGER NOT NULL DEFAULT 0,
+    latest TEXT,
+    pending TEXT,
+    PRIMARY KEY (rule, key)
+) WITHOUT ROWID;
+INSERT INTO storm_keys (rule, key, opened, sent, held, last_held, first, last, events, latest)
+    SELECT rule, key, opened, sent, held, last_held, CASE WHEN held > 0 THEN opened END, opened,
+           CASE WHEN held > 0 THEN sent + held ELSE 0 END, last_held
+    FROM storm_windows;
+DROP TABLE storm_windows;
+"""
+"""Version 7: storm control's keys, not only their open windows: a restart keeps escalation levels,
+storms awaiting their recovery note and counts below a threshold. A window a version 6 stored comes
+back as it did (a storm counted from its opening if it held events back)."""
 _MIGRATIONS: dict[int, str] = {
-    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7
 }  # fmt: skip
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
@@ -469,7 +505,7 @@ class SpoolStatus:
 class _Commit:
     deliveries: Sequence[Delivery]
     checkpoints: Sequence[Checkpoint]
-    storm: Sequence[WindowChange]
+    storm: Sequence[KeyChange]
     room: int
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
@@ -538,7 +574,7 @@ class Spool:
         self,
         deliveries: Sequence[Delivery],
         checkpoints: Sequence[Checkpoint] = (),
-        storm: Sequence[WindowChange] = (),
+        storm: Sequence[KeyChange] = (),
         *,
         room: int = 0,
         silences: Sequence[SilenceChange] = (),
@@ -611,9 +647,9 @@ class Spool:
         """What occurrences of silences had held when the daemon last stopped, notes not yet sent."""
         return await self._run(read_held, self.db)
 
-    async def storm_windows(self) -> list[WindowState]:
+    async def storm_keys(self) -> list[KeyState]:
         """The storm-control windows open when the daemon last stopped."""
-        return await self._run(self._storm_windows)
+        return await self._run(self._storm_keys)
 
     async def absences(self) -> list[AbsenceState]:
         """When each absence rule last matched, and whether it alerted, as last stored."""
@@ -747,7 +783,7 @@ class Spool:
                 for request in group:
                     self._insert(request.deliveries)
                     self._save_checkpoints(request.checkpoints)
-                    self._save_windows(request.storm)
+                    self._save_keys(request.storm)
                     self._save_silences(request.silences)
                     self._save_absences(request.absences)
                 self._trim(self.max_bytes + max(request.room for request in group))
@@ -787,30 +823,15 @@ class Spool:
                     (point.source, point.key, json.dumps(point.value, separators=(",", ":"))),
                 )
 
-    def _save_windows(self, changes: Sequence[WindowChange]) -> None:
-        closed = [(rule, key) for (rule, key), state in changes if state is None]
-        kept = [
-            (rule, key, state.opened, state.sent, state.held,
-             None if state.last_held is None else encode_notification(state.last_held))
-            for (rule, key), state in changes
-            if state is not None and state.held_fresh
-        ]  # fmt: skip
-        counted = [
-            (rule, key, state.opened, state.sent, state.held)
-            for (rule, key), state in changes
-            if state is not None and not state.held_fresh
-        ]
-        if closed:
-            self.db.executemany("DELETE FROM storm_windows WHERE rule = ? AND key = ?", closed)
-        columns = "storm_windows (rule, key, opened, sent, held"
-        _insert_rows(self.db, f"INSERT OR REPLACE INTO {columns}, last_held)", kept)
-        _insert_rows(  # the counts only: the held line stored before stays
-            self.db,
-            f"INSERT INTO {columns})",
-            counted,
-            then=" ON CONFLICT (rule, key) DO UPDATE SET opened = excluded.opened, sent = excluded.sent, "
-            "held = excluded.held",
-        )
+    def _save_keys(self, changes: Sequence[KeyChange]) -> None:
+        forgotten = [key for key, state in changes if state is None]
+        if forgotten:
+            self.db.executemany("DELETE FROM storm_keys WHERE rule = ? AND key = ?", forgotten)
+        fresh = [_key_row(state, notes=True) for _, state in changes if state is not None and state.fresh]
+        counted = [_key_row(state, notes=False) for _, state in changes if state is not None and not state.fresh]
+        _insert_rows(self.db, f"INSERT OR REPLACE INTO storm_keys ({_KEY_COLUMNS}, last_held, latest)", fresh)
+        # the counts only: the held line and the latest event stored before stay
+        _insert_rows(self.db, f"INSERT INTO storm_keys ({_KEY_COLUMNS})", counted, then=_KEY_COUNTS_UPDATE)
 
     def _save_silences(self, changes: Sequence[SilenceChange]) -> None:
         if not changes:
@@ -1025,12 +1046,17 @@ class Spool:
         rows = self.db.execute("SELECT key, value FROM checkpoints WHERE source = ?", (source,)).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
-    def _storm_windows(self) -> list[WindowState]:
-        rows = self.db.execute("SELECT rule, key, opened, sent, held, last_held FROM storm_windows").fetchall()
+    def _storm_keys(self) -> list[KeyState]:
+        rows = self.db.execute(f"SELECT {_KEY_COLUMNS}, last_held, latest FROM storm_keys").fetchall()  # noqa: S608
         return [
-            WindowState(rule, key, opened, sent, held, None if last is None else decode_notification(last))
-            for rule, key, opened, sent, held, last in rows
-        ]
+            KeyState(
+                rule, key, opened, sent, held, _notification_or_none(last_held), True, length, level, quiet_from,
+                first, last, events, bool(stormed), _notification_or_none(latest),
+                tuple(json.loads(pending)) if pending else (),
+            )
+            for (rule, key, opened, sent, held, length, level, quiet_from, first, last, events, stormed, pending,
+                 last_held, latest) in rows
+        ]  # fmt: skip
 
     def _status(self) -> SpoolStatus:
         self._refresh()
@@ -1129,6 +1155,33 @@ ROWS_PER_INSERT = 100
 """Rows one INSERT stores at most. SQLite lets go of the GIL for each statement it runs: one per
 row with ``executemany`` makes the spool's thread wait for the GIL again after each, while the
 event loop holds it to ingest the next batch."""
+
+
+_KEY_COLUMNS = "rule, key, opened, sent, held, length, level, quiet_from, first, last, events, stormed, pending"
+"""The columns of ``storm_keys`` but its notifications (``last_held`` and ``latest``), in ``_key_row``'s order."""
+_KEY_COUNTS_UPDATE = " ON CONFLICT (rule, key) DO UPDATE SET " + ", ".join(
+    f"{column} = excluded.{column}" for column in _KEY_COLUMNS.split(", ")[2:]
+)
+
+
+def _key_row(state: KeyState, *, notes: bool) -> tuple[Any, ...]:
+    """*state* as a row of ``storm_keys``: ``_KEY_COLUMNS``, then, with *notes*, its held line and latest event."""
+    pending = _dumps(list(state.pending)) if state.pending else None
+    row = (
+        state.rule, state.key, state.opened, state.sent, state.held, state.length, state.level, state.quiet_from,
+        state.first, state.last, state.events, int(state.stormed), pending,
+    )  # fmt: skip
+    if not notes:
+        return row
+    return (*row, _encoded_or_none(state.last_held), _encoded_or_none(state.latest))
+
+
+def _encoded_or_none(notification: Notification | None) -> str | None:
+    return None if notification is None else encode_notification(notification)
+
+
+def _notification_or_none(body: str | None) -> Notification | None:
+    return None if body is None else decode_notification(body)
 
 
 def _insert_rows(db: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]], *, then: str = "") -> None:

@@ -41,14 +41,15 @@ as the notifications it let through, and ``restore()`` takes them back at the
 next start. A restart in the middle of a storm therefore neither repeats the
 first alerts nor forgets the held count; a window that closed while the daemon
 was down sends its digest at the first tick. What lies beyond the open windows
-(escalation levels, storms awaiting their recovery note, counts below a
-threshold) lives in memory only, for now: a restart starts those afresh.
+is stored the same way (``KeyState``): escalation levels, storms awaiting
+their recovery note, counts below a threshold.
 
-The counts are stored with every change; the held line a digest shows (a
-rendered notification, the costly part: in a flood every commit changes every
-open window) at most every ``HELD_STORED_EVERY_S`` per window. So after a
-crash, a digest shows a line held at most that much before the last one; the
-count is exact all the same. Without a crash, the digest shows the last one.
+The counts are stored with every change; the held line a digest shows and the
+latest event a recovery note shows (rendered notifications, the costly part:
+in a flood every commit changes every open window) at most every
+``HELD_STORED_EVERY_S`` per key. So after a crash, a digest shows a line held
+at most that much before the last one; the count is exact all the same.
+Without a crash, the digest shows the last one.
 """
 
 from __future__ import annotations
@@ -65,10 +66,10 @@ from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
 from tailhook.metrics import Metric, Sample
 
-__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "StormControl", "StormKey", "WindowState"]
+__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "KeyState", "StormControl", "StormKey"]
 
 HELD_STORED_EVERY_S = 1.0
-"""How often an open window's last held line is stored, at most (its counts: every change)."""
+"""How often a key's held line and latest event are stored, at most (its counts: every change)."""
 OVERFLOW_KEY = "(keys past the cap)"
 """The key of a rule's events under new keys past ``max_keys_per_window`` or ``max_keys``."""
 
@@ -88,8 +89,6 @@ class _Window:
     last_held: Event | Notification | None = None
     """The last event held back; a notification once restored from the spool. Kept as the
     event while the storm goes on, so a held line costs no notification of its own."""
-    held_stored: float | None = None
-    """When ``last_held`` was last handed out to be stored (``None``: never, in this process)."""
     top: Severity | None = None
     """The most severe alert this window sent (``None`` once restored: then nothing upgrades)."""
 
@@ -120,6 +119,9 @@ class _Key:
     latest: Event | Notification | None = None
     """The latest event, for the recovery note (kept only when the key's settings have one)."""
     stormed: bool = False
+    notes_stored: float | None = None
+    """When the window's held line and ``latest`` were last handed out to be stored (``None``:
+    not since the window opened, in this process)."""
     pending: deque[float] | None = None
     """Below ``min_count``: the times of the events of the last ``window`` seconds (made when first needed)."""
     changed: bool = False
@@ -148,21 +150,35 @@ def _length(config: StormConfig, level: int) -> float:
 
 
 @record
-class WindowState:
-    """One open window as the spool stores it."""
+class KeyState:
+    """One key as the spool stores it: its open window, if any (``opened`` not ``None``), and what
+    outlives a window: its escalation, the storm under way (for the recovery note) and the times of
+    its events below a threshold."""
 
     rule: str
     key: str
-    opened: float
+    opened: float | None
     sent: int
     held: int
     last_held: Notification | None
-    held_fresh: bool = True
-    """``last_held`` is to be stored; if not, the one stored before stays (only the counts changed)."""
+    fresh: bool = True
+    """``last_held`` and ``latest`` are to be stored; if not, those stored before stay (only the
+    counts changed: a flood changes every key each commit, and rendering is the costly part)."""
+    length: float | None = None
+    """The open window's length, longer than the settings' ``window`` once escalated (``None``: that)."""
+    level: int = 0
+    quiet_from: float = 0.0
+    first: float | None = None
+    last: float | None = None
+    """The key's latest event (``None``: ``opened``)."""
+    events: int = 0
+    stormed: bool = False
+    latest: Notification | None = None
+    pending: tuple[float, ...] = ()
 
 
-WindowChange = tuple[StormKey, WindowState | None]
-"""A window's state to store, or ``None`` when it closed and is to be forgotten."""
+KeyChange = tuple[StormKey, KeyState | None]
+"""A key's state to store, or ``None`` when it is forgotten."""
 
 
 class StormControl:
@@ -221,6 +237,7 @@ class StormControl:
         if window is None:
             window = self._open(key, state, event, now, out)
             if window is None:
+                self._mark(key, state)
                 return out  # below the threshold
         elif window.sent < state.config.max_per_window:
             window.sent += 1
@@ -260,6 +277,7 @@ class StormControl:
             pending.clear()
         level = 0 if event.severity >= Severity.CRITICAL else state.level
         window = state.window = _Window(now, _length(config, level), sent=1, top=event.severity)
+        state.notes_stored = None
         if key[1] != OVERFLOW_KEY:
             self._open_keys[key[0]] += 1
         alert = Notification.alert(event, host=self.host)
@@ -298,6 +316,7 @@ class StormControl:
             if state is None or state.deadline() != when:
                 continue  # a stale entry: that key's deadline moved, or the key is gone
             self._step(key, state, when, out)
+            self._mark(key, state)
             if state.deadline() is None:
                 del self._keys[key]
             else:
@@ -331,7 +350,6 @@ class StormControl:
         if key[1] != OVERFLOW_KEY:
             self._open_keys[key[0]] -= 1
         state.quiet_from = when
-        self._mark(key, state)
         config = state.config
         if window.held:
             state.stormed = True
@@ -430,31 +448,46 @@ class StormControl:
 
     # ── persistence ─────────────────────────────────────────────────────────
 
-    def changes(self) -> list[WindowChange]:
-        """The windows changed since the last call, to store with the notifications they caused."""
+    def changes(self) -> list[KeyChange]:
+        """The keys changed since the last call, to store with the notifications they caused."""
         changed, self._changed = self._changed, []
         now = self.clock()
-        out: list[WindowChange] = []
+        out: list[KeyChange] = []
         for key in dict.fromkeys(changed):  # twice if forgotten and tracked again since
             state = self._keys.get(key)
-            if state is not None:
-                state.changed = False
-            window = state.window if state is not None else None
-            change = None
-            if window is not None:
-                stored = window.held_stored
-                if window.last_held is None or stored is None or not 0 <= now - stored < HELD_STORED_EVERY_S:
-                    window.held_stored = now
-                    last = window.last_notification(self.host)
-                    change = WindowState(key[0], key[1], window.opened, window.sent, window.held, last)
-                else:
-                    change = WindowState(
-                        key[0], key[1], window.opened, window.sent, window.held, None, held_fresh=False
-                    )
-            out.append((key, change))
+            if state is None:
+                out.append((key, None))
+                continue
+            state.changed = False
+            out.append((key, self._stored(key, state, now)))
         return out
 
-    def unsaved(self, changes: Iterable[WindowChange]) -> None:
+    def _stored(self, key: StormKey, state: _Key, now: float) -> KeyState:
+        """*key*'s state to store: with its held line and latest event rendered if they are due to be
+        stored (``HELD_STORED_EVERY_S``), else only what it counts."""
+        window = state.window
+        stored = state.notes_stored
+        fresh = stored is None or not 0 <= now - stored < HELD_STORED_EVERY_S
+        last_held = latest = None
+        if fresh:
+            state.notes_stored = now
+            if window is not None:
+                last_held = window.last_notification(self.host)
+            if isinstance(state.latest, Event):
+                state.latest = Notification.alert(state.latest, host=self.host)
+            latest = state.latest
+        pending = tuple(state.pending) if state.pending else ()
+        if window is None:
+            opened, sent, held, length = None, 0, 0, None
+        else:
+            opened, sent, held = window.opened, window.sent, window.held
+            length = window.length if window.length != state.config.window else None
+        return KeyState(
+            key[0], key[1], opened, sent, held, last_held, fresh, length, state.level, state.quiet_from,
+            state.first, state.last, state.events, state.stormed, latest, pending,
+        )  # fmt: skip
+
+    def unsaved(self, changes: Iterable[KeyChange]) -> None:
         """*changes* could not be stored: hand them out again with the next ``changes()``."""
         for key, change in changes:
             state = self._keys.get(key)
@@ -462,24 +495,41 @@ class StormControl:
                 self._changed.append(key)  # forgotten since: its deletion is what is still to store
             else:
                 self._mark(key, state)
-            if state is not None and state.window is not None and change is not None and change.held_fresh:
-                state.window.held_stored = None  # its held line too
+                if change is not None and change.fresh:
+                    state.notes_stored = None  # its held line and latest event too
 
-    def restore(self, states: Iterable[WindowState], config_of: Callable[[str], StormConfig | None]) -> None:
-        """Take back the windows stored before a restart, under each rule's current settings.
+    def restore(self, states: Iterable[KeyState], config_of: Callable[[str], StormConfig | None]) -> None:
+        """Take back the keys stored before a restart, under each rule's current settings: their
+        open windows (an escalated one as long as its level makes it now), escalation levels, storms
+        awaiting their recovery note, and counts below a threshold.
 
-        A window whose rule is gone keeps the default settings, so its digest still goes out.
+        A key whose rule is gone keeps the default settings, so its digest still goes out.
         """
         for stored in states:
             config = config_of(stored.rule) or self.default
             key = (stored.rule, stored.key)
-            window = _Window(stored.opened, config.window, stored.sent, stored.held, stored.last_held)
-            state = self._keys[key] = _Key(config, window=window, last=stored.opened, latest=stored.last_held)
-            if stored.key != OVERFLOW_KEY:
-                self._open_keys[stored.rule] += 1
-            if stored.held:
-                state.first, state.events = stored.opened, stored.sent + stored.held
-            self._push(state, key)
+            window = None
+            if stored.opened is not None:
+                length = config.window if stored.length is None else _length(config, stored.level)
+                window = _Window(stored.opened, length, stored.sent, stored.held, stored.last_held)
+                if stored.key != OVERFLOW_KEY:
+                    self._open_keys[stored.rule] += 1
+            state = self._keys[key] = _Key(
+                config,
+                window=window,
+                level=min(stored.level, _levels(config)) if config.max_window is not None else 0,
+                quiet_from=stored.quiet_from,
+                first=stored.first,
+                last=stored.last if stored.last is not None else stored.opened or 0.0,
+                events=stored.events,
+                latest=stored.latest,
+                stormed=stored.stormed,
+                pending=deque(stored.pending) if stored.pending else None,
+            )
+            if state.deadline() is None:
+                del self._keys[key]  # nothing left to do under the settings as they are now
+            else:
+                self._push(state, key)
 
 
 def _levels(config: StormConfig) -> int:
