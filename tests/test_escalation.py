@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tailhook.config import load_config
-from tailhook.events import Kind, Line
+from tailhook.events import Delivery, Kind, Line
 from tailhook.pipeline import Pipeline
 from tailhook.rules import rule_set
+from tailhook.spool import Spool
 from tests.conftest import FakeClock
 
 CONFIG = """
@@ -38,12 +39,12 @@ rules:
 """
 
 
-def pipeline_in(tmp_path: Path, clock: FakeClock) -> Pipeline:
+def pipeline_in(tmp_path: Path, clock: FakeClock, text: str = CONFIG) -> Pipeline:
     (tmp_path / "rules.yaml").write_text(RULES)
     path = tmp_path / "tailhook.yaml"
-    path.write_text(CONFIG.format(tmp=tmp_path))
+    path.write_text(text.format(tmp=tmp_path))
     config = load_config(str(path))
-    assert config.routes[1].after == 600
+    assert config.routes[1].after is not None
     return Pipeline.build(config, rule_set(config, host="h"), clock=clock)
 
 
@@ -94,3 +95,54 @@ def test_a_new_storm_after_a_quiet_window_escalates_again_and_others_are_not_tak
         assert escalated == storm + 1
         clock.advance(120)  # quiet for two windows: the storm is over
         assert all(d.notification.kind is not Kind.ALERT for d in pipeline.tick())
+
+
+async def stored(spool: Spool, pipeline: Pipeline, deliveries: list[Delivery]) -> list[Delivery]:
+    """*deliveries* committed with what changed, as the daemon's ingest commit does."""
+    changes = pipeline.changes()
+    await spool.commit(
+        deliveries, [], changes.storm, silences=changes.silences, absences=changes.absences,
+        escalations=changes.escalations,
+    )  # fmt: skip
+    return deliveries
+
+
+async def restarted(spool: Spool, tmp_path: Path, clock: FakeClock, text: str = CONFIG) -> Pipeline:
+    pipeline = pipeline_in(tmp_path, clock, text)
+    pipeline.restore(await spool.storm_keys(), escalations=await spool.escalations())
+    return pipeline
+
+
+async def test_a_restart_keeps_the_escalation_clock_of_a_key_still_firing(tmp_path: Path, clock: FakeClock) -> None:
+    spool = await Spool.open(tmp_path / "state", clock=clock)
+    try:
+        pipeline = pipeline_in(tmp_path, clock)
+        sent = await stored(spool, pipeline, pipeline.ingest([down()]))
+        for _ in range(10):  # 5 minutes, then a restart
+            clock.advance(30)
+            sent += await stored(spool, pipeline, pipeline.ingest([down()]) + pipeline.tick())
+        pipeline = await restarted(spool, tmp_path, clock)
+        for _ in range(20):
+            clock.advance(30)
+            sent += await stored(spool, pipeline, pipeline.ingest([down()]) + pipeline.tick())
+        escalated = [d.notification for d in sent if d.destination == "oncall"]
+        assert [(n.title, n.count) for n in escalated] == [
+            ("Still firing after 10 min: database orders unreachable", 21)  # counted across the restart
+        ]
+    finally:
+        await spool.close()
+
+
+async def test_a_restart_without_the_route_forgets_its_clocks(tmp_path: Path, clock: FakeClock) -> None:
+    spool = await Spool.open(tmp_path / "state", clock=clock)
+    try:
+        pipeline = pipeline_in(tmp_path, clock)
+        await stored(spool, pipeline, pipeline.ingest([down()]))
+        assert len(await spool.escalations()) == 1
+        pipeline = await restarted(spool, tmp_path, clock, CONFIG.replace("after: 10m", "after: 20m"))
+        await stored(spool, pipeline, [])
+        assert await spool.escalations() == []
+        clock.advance(1200)
+        assert [d for d in pipeline.tick() if d.destination == "oncall"] == []
+    finally:
+        await spool.close()

@@ -126,6 +126,7 @@ class App:
                 held=await spool.silence_held(),
                 silences=await spool.silences(),
                 absences=await spool.absences(),
+                escalations=await spool.escalations(),
             )
             http = self._http_server()
             if http is not None:
@@ -223,7 +224,12 @@ class App:
                 return
             try:
                 await self.spool.commit(
-                    deliveries, checkpoints, changes.storm, silences=changes.silences, absences=changes.absences
+                    deliveries,
+                    checkpoints,
+                    changes.storm,
+                    silences=changes.silences,
+                    absences=changes.absences,
+                    escalations=changes.escalations,
                 )
             except SpoolFull as exc:
                 self.pipeline.unsaved(changes)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from tailhook.absence import AbsenceChange, Absences, AbsenceState
 from tailhook.config import Config, RouteConfig, RuleConfig
-from tailhook.escalation import Escalations
+from tailhook.escalation import EscalationChange, Escalations, FiringState
 from tailhook.events import Delivery, Event, Kind, Line, Notification
 from tailhook.metrics import Metric, Sample, per
 from tailhook.routes import Router
@@ -58,9 +58,10 @@ class Changes:
     storm: list[KeyChange]
     silences: list[SilenceChange]
     absences: list[AbsenceChange]
+    escalations: list[EscalationChange]
 
     def __bool__(self) -> bool:
-        return bool(self.storm or self.silences or self.absences)
+        return bool(self.storm or self.silences or self.absences or self.escalations)
 
 
 class Pipeline:
@@ -207,13 +208,16 @@ class Pipeline:
 
     def changes(self) -> Changes:
         """What changed since the last call and is to be stored with the deliveries it caused."""
-        return Changes(self.storm.changes(), self.silences.changes(), self.absences.changes())
+        return Changes(
+            self.storm.changes(), self.silences.changes(), self.absences.changes(), self.escalations.changes()
+        )
 
     def unsaved(self, changes: Changes) -> None:
         """*changes* could not be stored: they come out again with the next ``changes()``."""
         self.storm.unsaved(changes.storm)
         self.silences.unsaved(changes.silences)
         self.absences.unsaved(changes.absences)
+        self.escalations.unsaved(changes.escalations)
 
     def restore(
         self,
@@ -222,12 +226,14 @@ class Pipeline:
         held: Iterable[HeldState] = (),
         silences: Iterable[Silence] = (),
         absences: Iterable[AbsenceState] = (),
+        escalations: Iterable[FiringState] = (),
     ) -> None:
         """Take back what the spool kept from before a restart: storm control's keys (their open
         windows, escalation and storms), what silences held, the silences ``tailhook silence add``
-        stored, and when each absence rule last matched."""
+        stored, when each absence rule last matched, and the clocks of escalation routes."""
         self.storm.restore(keys, {rule.name: rule.storm for rule in self.rules.rules}.get)
         self.absences.restore(absences)
+        self.escalations.restore(escalations)
         self.silences.restore(held)
         self.silences.replace_stored(silences)
 

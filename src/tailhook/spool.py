@@ -78,6 +78,8 @@ Schema version 6::
     summarised(id INTEGER PRIMARY KEY, destination TEXT, severity INTEGER,
                created REAL, summarised REAL, summary TEXT, body TEXT)
     absences(rule TEXT PRIMARY KEY, last REAL, alerted INTEGER)
+    escalations(rule TEXT, key TEXT, first TEXT, since REAL, last REAL, window REAL,
+                events INTEGER, pending TEXT, PRIMARY KEY (rule, key)) WITHOUT ROWID
 
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
@@ -89,7 +91,9 @@ version 3 no ``silences`` and no ``silence_held``; version 4 no
 ``key`` and ``time`` in ``notifications``: SQLite derives them from the body
 as it stores a row (the body stays the one record), for the flood's
 summaries; version 6 had ``storm_windows`` (the open windows only) where
-``storm_keys`` is. ``summarised.summary`` is the title of the summary that
+``storm_keys`` is, and no ``escalations`` (the clocks of escalation routes:
+``first`` the key's first alert as JSON, ``pending`` a JSON list of the
+routes, by ``escalation.route_id``, it has yet to escalate to). ``summarised.summary`` is the title of the summary that
 stands for the row. In ``storm_keys``, ``opened`` is ``NULL`` for a key with
 no window open, ``length`` ``NULL`` for a window as long as its settings say
 (not escalated), ``last_held`` and ``latest`` notifications as JSON,
@@ -127,6 +131,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tailhook.absence import AbsenceChange, AbsenceState
+from tailhook.escalation import EscalationChange, FiringState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.flood import TOP_KEYS, RuleFlood, summary
 from tailhook.silences import HeldState, Silence, SilenceChange
@@ -326,10 +331,22 @@ INSERT INTO storm_keys (rule, key, opened, sent, held, last_held, first, last, e
            CASE WHEN held > 0 THEN sent + held ELSE 0 END, last_held
     FROM storm_windows;
 DROP TABLE storm_windows;
+CREATE TABLE escalations (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    first TEXT NOT NULL,
+    since REAL NOT NULL,
+    last REAL NOT NULL,
+    window REAL NOT NULL,
+    events INTEGER NOT NULL,
+    pending TEXT NOT NULL,
+    PRIMARY KEY (rule, key)
+) WITHOUT ROWID;
 """
-"""Version 7: storm control's keys, not only their open windows: a restart keeps escalation levels,
-storms awaiting their recovery note and counts below a threshold. A window a version 6 stored comes
-back as it did (a storm counted from its opening if it held events back)."""
+"""Version 7: storm control's keys, not only their open windows (a restart keeps escalation levels,
+storms awaiting their recovery note and counts below a threshold), and the clocks of escalation
+routes. A window a version 6 stored comes back as it did (a storm counted from its opening if it held
+events back)."""
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7
 }  # fmt: skip
@@ -511,6 +528,7 @@ class _Commit:
     loop: asyncio.AbstractEventLoop
     silences: Sequence[SilenceChange] = ()
     absences: Sequence[AbsenceChange] = ()
+    escalations: Sequence[EscalationChange] = ()
 
 
 @dataclass(slots=True)
@@ -579,17 +597,21 @@ class Spool:
         room: int = 0,
         silences: Sequence[SilenceChange] = (),
         absences: Sequence[AbsenceChange] = (),
+        escalations: Sequence[EscalationChange] = (),
     ) -> None:
         """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
         *room*: bytes this commit may go beyond ``max_bytes`` without dropping anything, for the
         announcement of drops, which would otherwise make room for itself by dropping more.
         *silences*: what occurrences of silences held (``Silences.changes()``), and *absences*, the
-        state of absence rules (``Absences.changes()``), stored in the same transaction.
+        state of absence rules (``Absences.changes()``) and the clocks of escalation routes
+        (``Escalations.changes()``), stored in the same transaction.
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
-        request = _Commit(deliveries, checkpoints, storm, room, loop.create_future(), loop, silences, absences)
+        request = _Commit(
+            deliveries, checkpoints, storm, room, loop.create_future(), loop, silences, absences, escalations
+        )
         with self._group.lock:
             self._group.waiting.append(request)
             schedule = not self._group.scheduled
@@ -650,6 +672,10 @@ class Spool:
     async def storm_keys(self) -> list[KeyState]:
         """The storm-control windows open when the daemon last stopped."""
         return await self._run(self._storm_keys)
+
+    async def escalations(self) -> list[FiringState]:
+        """The clocks of escalation routes, as last stored."""
+        return await self._run(self._escalations)
 
     async def absences(self) -> list[AbsenceState]:
         """When each absence rule last matched, and whether it alerted, as last stored."""
@@ -786,6 +812,7 @@ class Spool:
                     self._save_keys(request.storm)
                     self._save_silences(request.silences)
                     self._save_absences(request.absences)
+                    self._save_escalations(request.escalations)
                 self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
@@ -867,6 +894,28 @@ class Spool:
             self.db.executemany("DELETE FROM absences WHERE rule = ?", gone)
         if kept:
             self.db.executemany("INSERT OR REPLACE INTO absences (rule, last, alerted) VALUES (?, ?, ?)", kept)
+
+    def _save_escalations(self, changes: Sequence[EscalationChange]) -> None:
+        if not changes:
+            return
+        gone = [key for key, state in changes if state is None]
+        kept = [
+            (state.rule, state.key, encode_notification(state.first), state.since, state.last, state.window,
+             state.events, _dumps(list(state.pending)))
+            for _, state in changes
+            if state is not None
+        ]  # fmt: skip
+        if gone:
+            self.db.executemany("DELETE FROM escalations WHERE rule = ? AND key = ?", gone)
+        _insert_rows(self.db, "INSERT OR REPLACE INTO escalations "
+                     "(rule, key, first, since, last, window, events, pending)", kept)  # fmt: skip
+
+    def _escalations(self) -> list[FiringState]:
+        rows = self.db.execute("SELECT rule, key, first, since, last, window, events, pending FROM escalations")
+        return [
+            FiringState(rule, key, decode_notification(first), since, last, window, events, tuple(json.loads(pending)))
+            for rule, key, first, since, last, window, events, pending in rows.fetchall()
+        ]
 
     def _absences(self) -> list[AbsenceState]:
         rows = self.db.execute("SELECT rule, last, alerted FROM absences").fetchall()
