@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -28,6 +29,7 @@ from typing import Any, Literal, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from tailhook import _yaml, engines
+from tailhook._files import shared_mode
 from tailhook._units import parse_duration, parse_size
 from tailhook.events import Mentions, Severity, Style
 from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
@@ -59,6 +61,8 @@ __all__ = [
     "load_rules",
     "template_fields",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = "/etc/tailhook/tailhook.yaml"
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
@@ -869,6 +873,20 @@ MAX_WEBHOOKS = 15
 """Discord allows at most 15 webhooks per channel."""
 
 
+_warned: set[Path] = set()
+"""Secret files reported as readable by others: once each per process, not at every reload."""
+
+
+def _warn_if_shared(path: Path) -> None:
+    mode = shared_mode(path)
+    if mode is not None and path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "%s holds a webhook's token and may be read by others (mode %04o): chmod 600 it "
+            "(in Kubernetes, give the Secret's volume defaultMode: 0400)", path, mode,
+        )  # fmt: skip
+
+
 def _webhook_urls(item: _Section, base: Path) -> tuple[WebhookUrl, ...]:
     """The webhook URLs from ``url`` or ``url_file`` (each one or a list); a problem for each bad one."""
     has_url, has_file = item.has("url"), item.has("url_file")
@@ -882,6 +900,7 @@ def _webhook_urls(item: _Section, base: Path) -> tuple[WebhookUrl, ...]:
         if has_url:
             return WebhookUrl(value)
         path = base / value
+        _warn_if_shared(path)
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:

@@ -49,6 +49,7 @@ from typing import Any, Protocol, cast
 
 from tailhook import __version__
 from tailhook import prefilter as _prefilter_module
+from tailhook._files import private_folder
 from tailhook.prefilter import byte_superset, required_literal, sample
 
 __all__ = ["ENGINES", "EngineUnavailable", "Scanner", "available", "best_available", "build"]
@@ -319,7 +320,7 @@ class _DatabaseCache:
         header = json.dumps(layout, sort_keys=True).encode()
         written = ""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
             with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".hyperscan-", delete=False) as out:
                 written = out.name
                 out.write(self._MAGIC + header + b"\n" + database)

@@ -130,6 +130,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tailhook._files import private_file, private_folder, shared_mode
 from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.escalation import EscalationChange, FiringState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
@@ -705,7 +706,16 @@ class Spool:
         return self._db
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
+        private_file(self.path)
+        for path in (self.path.parent, *(Path(f"{self.path}{suffix}") for suffix in ("", "-wal", "-shm"))):
+            mode = shared_mode(path)
+            if mode is not None:
+                log.warning(
+                    "%s may be read by others (mode %04o), and it holds copies of log lines: "
+                    "tailhook makes its state 0700 and its files 0600 (chmod %s %s)",
+                    path, mode, "700" if path.is_dir() else "600", path,
+                )  # fmt: skip
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
