@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailhook import __version__, rule_lint, rule_test, silence_admin, spool_admin
+from tailhook import __version__, _logs, rule_lint, rule_test, silence_admin, spool_admin
 from tailhook._units import parse_duration
 from tailhook.config import (
     DEFAULT_CONFIG_PATH,
@@ -52,7 +52,7 @@ log = logging.getLogger("tailhook")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _logs.setup(args.log_level, args.log_format)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -106,17 +106,16 @@ def _add_log_level_argument(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="how much tailhook logs to stderr (default: info, or $TAILHOOK_LOG_LEVEL)",
     )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get("TAILHOOK_LOG_FORMAT", "text"),
+        choices=_logs.FORMATS,
+        help="text, or json: one object per line (default: text, or $TAILHOOK_LOG_FORMAT)",
+    )
 
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _setup_logging(level: str) -> None:
-    under_systemd = "JOURNAL_STREAM" in os.environ  # journald stamps lines itself
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
 
 
 def _config_path(args: argparse.Namespace) -> str:
