@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,7 +224,29 @@ def test_tells_systemd_when_ready_and_when_stopping(tmp_path: Path) -> None:
         try:
             assert listener.recv(256) == b"READY=1"
             assert "started on" in daemon.stderr  # ready only once the sources are open
+            assert listener.recv(256) == b"STATUS=following 1 file; 0 alerts waiting"
             daemon.process.terminate()
             assert listener.recv(256) == b"STOPPING=1"
         finally:
             assert daemon.stop() == 0
+
+
+def test_pings_the_watchdog_at_half_its_timeout_with_the_status(tmp_path: Path) -> None:
+    """WatchdogSec=2s in a unit: systemd sets WATCHDOG_USEC=2000000 and wants a ping within 2 s."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(tmp_path / "notify.sock"))
+        listener.settimeout(15)
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
+        daemon = Daemon(write_config(tmp_path), env=env)
+        try:
+            assert listener.recv(256) == b"READY=1"
+            messages, times = [], []
+            while len(times) < 4:
+                messages.append(listener.recv(256).decode())
+                times.append(time.monotonic())
+        finally:
+            assert daemon.stop() == 0
+    assert messages[0] == "STATUS=following 1 file; 0 alerts waiting\nWATCHDOG=1"
+    assert messages[1:] == ["WATCHDOG=1"] * 3
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    assert 0.5 < gaps[1] < 1.9, gaps  # about 1 s apart (the median of three): half the timeout, well within it

@@ -23,13 +23,10 @@ SIGTERM or SIGINT reads as a sequence:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import signal
-import socket
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -39,7 +36,7 @@ from typing import Literal
 
 import aiohttp
 
-from tailhook import __version__
+from tailhook import __version__, systemd
 from tailhook._errors import describe
 from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, load_config
 from tailhook.config_watch import ConfigWatch
@@ -61,6 +58,8 @@ __all__ = ["EX_CONFIG", "App", "probe_destinations"]
 log = logging.getLogger(__name__)
 
 DISK_FULL_RETRY_S = 1.0
+STATUS_EVERY_S = 10.0
+"""How often systemd's status line (``systemctl status``) is brought up to date, at most."""
 GC_THRESHOLD = 20_000
 """New container objects (net) between two runs of the youngest generation of the garbage collector
 while the daemon runs, instead of Python's 700 (see ``_collect_less``)."""
@@ -165,7 +164,7 @@ class App:
             pending,
         )
         log.info("%s", describe_matching(self.pipeline.rules))
-        _notify_systemd("READY=1")
+        systemd.notify("READY=1")
         self._ready = True
         collect_as_before = _collect_less()
         try:
@@ -175,13 +174,14 @@ class App:
                 ticking = group.create_task(self._tick(), name="ticker")
                 reloading = group.create_task(self._reload_on(reload_wanted), name="reload")
                 watching = group.create_task(self.config_watch.run(), name="config-watch")
+                informing = group.create_task(self._inform_systemd(sources), name="systemd")
                 await self._stopping.wait()
                 self._ready = False
                 reloading.cancel()
-                _notify_systemd("STOPPING=1")
+                systemd.notify("STOPPING=1")
                 log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
                 # 1. stop the sources and the config watch; what they read is committed or will be read again
-                for task in [*reading, ticking, watching]:
+                for task in [*reading, ticking, watching, informing]:
                     task.cancel()
                 # 2. storm windows stay open across the restart; a dry run's spool does not survive it.
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
@@ -256,6 +256,32 @@ class App:
                 self.pipeline.silences.replace_stored(stored)
             await self._commit(self.pipeline.tick())
 
+    async def _inform_systemd(self, sources: Sequence[Source]) -> None:
+        """Under systemd: ``WATCHDOG=1`` at the pace its watchdog asks for, and a status line
+        ("following 12 files, 1 journal; 3 alerts waiting") at least every ``STATUS_EVERY_S``."""
+        if not systemd.listening():
+            return
+        interval = systemd.watchdog_interval()
+        every = STATUS_EVERY_S if interval is None else min(interval, STATUS_EVERY_S)
+        status_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if status_at is None or now - status_at >= STATUS_EVERY_S:
+                status, status_at = await self._status_line(sources), now
+                systemd.notify(f"STATUS={status}", *(["WATCHDOG=1"] if interval is not None else []))
+            elif interval is not None:
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(every)
+
+    async def _status_line(self, sources: Sequence[Source]) -> str:
+        following: Counter[str] = Counter()
+        for source in sources:
+            following.update(source.following())
+        parts = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in sorted(following.items()))
+        assert self.spool is not None
+        waiting = await self.spool.pending()
+        return f"following {parts or 'nothing'}; {waiting} alert{'' if waiting == 1 else 's'} waiting"
+
     # ── building the stages ─────────────────────────────────────────────────
 
     async def _sources(self) -> list[Source]:
@@ -309,7 +335,7 @@ class App:
 
     async def _reload(self) -> bool:
         log.info("reloading %s", self.config.path)
-        _notify_systemd("RELOADING=1")
+        systemd.notify("RELOADING=1")
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
             rules = await asyncio.to_thread(rule_set, new, host=self.config.host)  # compiling takes a while
@@ -329,7 +355,7 @@ class App:
             log.error("reload failed, the running configuration stays: %s", describe(exc))
             return False
         finally:
-            _notify_systemd("READY=1")
+            systemd.notify("READY=1")
         self.reloads["success"] += 1
         self.loaded_at = time.time()
         return True
@@ -533,14 +559,3 @@ def _collect_less() -> Callable[[], None]:
         gc.unfreeze()
 
     return undo
-
-
-def _notify_systemd(state: str) -> None:
-    """Tell systemd (``Type=notify``) about our state, when it is listening."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(state.encode(), address)

@@ -10,6 +10,7 @@ disk slows the reading instead of piling lines up in memory.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,4 +52,8 @@ class Source(Protocol):
 
     async def run(self, emit: Emit) -> None:
         """Read lines until cancelled, passing each batch to *emit*."""
+        ...
+
+    def following(self) -> Counter[str]:
+        """What it reads now, by kind: ``{"file": 12}``, ``{"journal": 1}``."""
         ...

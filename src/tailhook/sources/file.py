@@ -67,6 +67,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -284,6 +285,9 @@ class FileSource:
             await self._stop_watching()
             for followed in self._files.values():
                 followed.close()
+
+    def following(self) -> Counter[str]:
+        return Counter(file=len(self._files))
 
     def _idle_timeout(self) -> float:
         """How long to wait for an event before looking anyway."""

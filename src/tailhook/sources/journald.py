@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -72,6 +73,9 @@ class JournaldSource:
             self._reader = await self._in_thread(self._open)
         except OSError as exc:
             log.error("source %s: cannot open the journal: %s", self.name, exc)
+
+    def following(self) -> Counter[str]:
+        return Counter(journal=1)
 
     async def run(self, emit: Emit) -> None:
         reader = self._reader
