@@ -6,15 +6,14 @@ by a filler file that the test deletes to give the space back.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import small_tmpfs
 from tests.daemon import Daemon, wait_until, write_config
 from tests.discord_standin import standin_in_thread
 
@@ -23,15 +22,8 @@ NUMBERED = re.compile(r"^loud: big (\d+) ")
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "small-disk", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def integrity(spool: Path) -> str:

@@ -38,11 +38,13 @@ import aiohttp
 
 from tailhook import __version__, systemd
 from tailhook._errors import describe
+from tailhook._units import seconds_in_words
 from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, load_config
 from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import DestinationState, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
+from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer, Metric, Sample
 from tailhook.pipeline import CONSOLE, Pipeline, Prescanned, router_for
 from tailhook.rules import RuleSet, rule_set
@@ -76,6 +78,7 @@ class App:
         self._console_only = not config.destinations
         self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
+        self.heartbeat: Heartbeat | None = None
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._global_pause = GlobalPause()
@@ -175,13 +178,14 @@ class App:
                 reloading = group.create_task(self._reload_on(reload_wanted), name="reload")
                 watching = group.create_task(self.config_watch.run(), name="config-watch")
                 informing = group.create_task(self._inform_systemd(sources), name="systemd")
+                beating = group.create_task(self._heartbeat(sources), name="heartbeat")
                 await self._stopping.wait()
                 self._ready = False
                 reloading.cancel()
                 systemd.notify("STOPPING=1")
                 log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
                 # 1. stop the sources and the config watch; what they read is committed or will be read again
-                for task in [*reading, ticking, watching, informing]:
+                for task in [*reading, ticking, watching, informing, beating]:
                     task.cancel()
                 # 2. storm windows stay open across the restart; a dry run's spool does not survive it.
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
@@ -272,6 +276,32 @@ class App:
             elif interval is not None:
                 systemd.notify("WATCHDOG=1")
             await asyncio.sleep(every)
+
+    async def _heartbeat(self, sources: Sequence[Source]) -> None:
+        if self.config.heartbeat is None:
+            return
+        assert self._session is not None
+        self.heartbeat = Heartbeat(
+            self.config.heartbeat, self._session, check=self._health_problem, status=lambda: self._status_line(sources)
+        )
+        await self.heartbeat.run()
+
+    async def _health_problem(self) -> str | None:
+        """What makes tailhook unhealthy now, for the heartbeat: a spool that cannot write, a dead
+        destination, or one whose oldest waiting alert has waited longer than ``stuck_after``."""
+        assert self.spool is not None and self.config.heartbeat is not None
+        if self._disk_full:
+            return "the disk of the spool is full: reading is paused"
+        states = self.dispatcher.states if self.dispatcher else {}
+        for name, state in sorted(states.items()):
+            if state.dead is not None:
+                return f"destination {name} is dead: {state.dead}"
+        now, limit = self.spool.clock(), self.config.heartbeat.stuck_after
+        for name, oldest in sorted((await self.spool.status()).oldest.items()):
+            if now - oldest > limit:
+                return (f"destination {name}: an alert has waited {seconds_in_words(now - oldest)}, "
+                        f"more than heartbeat.stuck_after ({seconds_in_words(limit)})")  # fmt: skip
+        return None
 
     async def _status_line(self, sources: Sequence[Source]) -> str:
         following: Counter[str] = Counter()
@@ -492,7 +522,12 @@ class App:
              "When the running config was loaded (the start or the last successful reload), in Unix time.",
              [Sample(self.loaded_at)]),
         ]  # fmt: skip
-        return [*self.pipeline.metrics(), *(Metric(name, kind, help, samples) for name, kind, help, samples in table)]
+        beats = self.heartbeat.metrics() if self.heartbeat is not None else []
+        return [
+            *self.pipeline.metrics(),
+            *beats,
+            *(Metric(name, kind, help, samples) for name, kind, help, samples in table),
+        ]
 
     async def _probe(self) -> int:
         assert self._session is not None

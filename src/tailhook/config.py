@@ -43,6 +43,7 @@ __all__ = [
     "DestinationConfig",
     "FieldConfig",
     "FileSourceConfig",
+    "HeartbeatConfig",
     "HttpConfig",
     "JournaldSourceConfig",
     "MatchingConfig",
@@ -52,6 +53,7 @@ __all__ = [
     "RouteConfig",
     "RuleConfig",
     "ScheduleConfig",
+    "SecretUrl",
     "SilenceConfig",
     "SourceConfig",
     "SpoolConfig",
@@ -103,6 +105,34 @@ class ConfigError(Exception):
 
 
 # ── the frozen result ───────────────────────────────────────────────────────
+
+
+class SecretUrl:
+    """A URL whose path or query is a secret (a heartbeat's, as healthchecks.io or Uptime Kuma give
+    them): ``str`` and ``repr`` show its scheme and host only; ``reveal()`` gives the URL itself."""
+
+    __slots__ = ("_url", "redacted")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        self._url = url.strip()
+        self.redacted = f"{parts.scheme}://{parts.netloc}/***"
+
+    def reveal(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"SecretUrl({self.redacted!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
 
 
 class WebhookUrl:
@@ -307,6 +337,20 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatConfig:
+    """``heartbeat:``: a URL pinged every ``every`` seconds while tailhook is healthy, and its
+    ``fail_url`` (default: the URL with ``/fail``, as healthchecks.io has it) when not."""
+
+    url: SecretUrl
+    fail_url: SecretUrl
+    every: float = 300.0
+    stuck_after: float = 600.0
+    """A destination whose oldest waiting alert is older than this, or that is dead, is unhealthy."""
+    method: Literal["get", "post"] = "post"
+    """``post`` sends a line saying how tailhook is (or what is wrong) as the body; ``get`` only asks."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeConfig:
     mode: Literal["get", "message", "off"] = "get"
     on_failure: Literal["exit", "warn"] = "exit"
@@ -378,6 +422,7 @@ class Config:
     routes: tuple[RouteConfig, ...]
     storm: StormConfig = StormConfig()
     probe: ProbeConfig = ProbeConfig()
+    heartbeat: HeartbeatConfig | None = None
     spool: SpoolConfig = SpoolConfig()
     http: HttpConfig = HttpConfig()
     shutdown_timeout: float = 10.0
@@ -655,6 +700,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         rules_section.done()
     storm = _storm(top.sub("storm"), StormConfig(), main=True)
     probe = _probe(top.sub("probe"))
+    heartbeat = _heartbeat(top.sub("heartbeat") if top.has("heartbeat") else None, base)
     spool = _spool(top.sub("spool"))
     http = _http(top.sub("http"))
     silences, silenced_rules = _silences(top, sources)
@@ -683,6 +729,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         routes=routes,
         storm=storm,
         probe=probe,
+        heartbeat=heartbeat,
         spool=spool,
         http=http,
         shutdown_timeout=shutdown_timeout,
@@ -877,13 +924,13 @@ _warned: set[Path] = set()
 """Secret files reported as readable by others: once each per process, not at every reload."""
 
 
-def _warn_if_shared(path: Path) -> None:
+def _warn_if_shared(path: Path, what: str = "a webhook's token") -> None:
     mode = shared_mode(path)
     if mode is not None and path not in _warned:
         _warned.add(path)
         log.warning(
-            "%s holds a webhook's token and may be read by others (mode %04o): chmod 600 it "
-            "(in Kubernetes, give the Secret's volume defaultMode: 0400)", path, mode,
+            "%s holds %s and may be read by others (mode %04o): chmod 600 it "
+            "(in Kubernetes, give the Secret's volume defaultMode: 0400)", path, what, mode,
         )  # fmt: skip
 
 
@@ -1002,6 +1049,39 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
     )
     section.done()
     return storm
+
+
+def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
+    if section is None:
+        return None
+
+    def secret(value: Any) -> SecretUrl:
+        return SecretUrl(_str(value))
+
+    def from_file(value: Any) -> SecretUrl:
+        path = base / _str(value)
+        _warn_if_shared(path, "a heartbeat's URL")
+        try:
+            return SecretUrl(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+    if section.has("url") == section.has("url_file"):
+        section.file.problem(section.mapping.line, section.path, "needs exactly one of url or url_file")
+        section.raw("url"), section.raw("url_file"), section.raw("fail_url")
+        section.done()
+        return None
+    url = section.get("url", secret, None) if section.has("url") else section.get("url_file", from_file, None)
+    fail_url = section.get("fail_url", secret, None)
+    every = section.get("every", _positive_duration, 300.0)
+    stuck_after = section.get("stuck_after", _positive_duration, 600.0)
+    method = section.get("method", _choice("get", "post"), "post")
+    section.done()
+    if url is None:
+        return None
+    if fail_url is None:
+        fail_url = SecretUrl(url.reveal().split("?", 1)[0].rstrip("/") + "/fail")
+    return HeartbeatConfig(url, fail_url, every, stuck_after, cast(Literal["get", "post"], method))
 
 
 def _probe(section: _Section | None) -> ProbeConfig:

@@ -577,7 +577,7 @@ def daemon_config(directory: Path, url: str) -> Path:
           - {{name: app, paths: [app.log], start_at: beginning, rescan_interval: 500ms}}
         rules:
           paths: ["rules.d/*.yaml"]
-        storm: {{window: 60s, max_per_window: 100}}
+        storm: {{window: 60s, max_per_window: 100, max_keys_per_window: 100000}}
         probe: {{mode: off}}
         destinations:
           alerts: {{url: '{url}'}}
