@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev system-deps demo test lint format bench clean
+.PHONY: install install-dev system-deps demo test lint format bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The wheel and the sdist, in dist/.
+dist: install-dev
+	$(BIN)/python -m build --outdir dist
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks scripts
