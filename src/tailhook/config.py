@@ -32,6 +32,8 @@ from tailhook import _yaml, engines
 from tailhook._files import shared_mode
 from tailhook._units import parse_duration, parse_size
 from tailhook.events import Mentions, Severity, Style
+from tailhook.origin import FIELDS as ORIGIN_FIELDS
+from tailhook.origin import from_environment
 from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
 
 __all__ = [
@@ -328,6 +330,8 @@ class RouteConfig:
     rules: frozenset[str] | None = None
     sources: frozenset[str] | None = None
     hosts: frozenset[str] | None = None
+    namespaces: frozenset[str] | None = None
+    """Kubernetes namespaces the alert came from (``tailhook.origin``); ``None``: any, or none known."""
     style: Style = Style.FULL
     mentions: Mentions = field(default_factory=Mentions)
     continue_: bool = False
@@ -423,6 +427,9 @@ class Config:
     storm: StormConfig = StormConfig()
     probe: ProbeConfig = ProbeConfig()
     heartbeat: HeartbeatConfig | None = None
+    identity: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """tailhook's place beyond ``host`` (``tailhook.origin``): those of cluster, node, namespace, pod
+    and container that ``identity:`` or the environment give."""
     spool: SpoolConfig = SpoolConfig()
     http: HttpConfig = HttpConfig()
     shutdown_timeout: float = 10.0
@@ -706,6 +713,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     silences, silenced_rules = _silences(top, sources)
     state_dir = base / top.get("state_dir", _str, "/var/lib/tailhook")
     host = top.get("host", _str, socket.gethostname())
+    identity = _identity(top.sub("identity") if top.has("identity") else None)
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
     top.done()
 
@@ -730,6 +738,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         storm=storm,
         probe=probe,
         heartbeat=heartbeat,
+        identity=identity,
         spool=spool,
         http=http,
         shutdown_timeout=shutdown_timeout,
@@ -998,6 +1007,7 @@ def _routes(top: _Section, destinations: Mapping[str, DestinationConfig]) -> tup
                 rules=section.get("rules", _str_set, None),
                 sources=section.get("sources", _str_set, None),
                 hosts=section.get("hosts", _str_set, None),
+                namespaces=section.get("namespaces", _str_set, None),
                 style=Style(section.get("style", _choice("full", "compact"), "full")),
                 mentions=mentions,
                 continue_=section.get("continue", _bool, False),
@@ -1049,6 +1059,18 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
     )
     section.done()
     return storm
+
+
+def _identity(section: _Section | None) -> Mapping[str, str]:
+    """``identity:``, each field not given there from the environment (``tailhook.origin``)."""
+    found = from_environment()
+    if section is not None:
+        for name in ORIGIN_FIELDS:
+            value = section.get(name, _str, None)
+            if value is not None:
+                found[name] = value
+        section.done()
+    return MappingProxyType({name: found[name] for name in ORIGIN_FIELDS if found.get(name)})
 
 
 def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
@@ -1259,7 +1281,7 @@ def _http(section: _Section | None) -> HttpConfig:
 # ── rule files ──────────────────────────────────────────────────────────────
 
 TEMPLATE_FIELDS = frozenset(
-    {"line", "source", "path", "host", "rule", "severity", "unit", "identifier", "pid", "stream"}
+    {"line", "source", "path", "host", "rule", "severity", "unit", "identifier", "pid", "stream", *ORIGIN_FIELDS}
 )
 """Names every template may use besides the rule's named captures."""
 

@@ -127,7 +127,7 @@ class Event:
     first time they are asked for, and only then.
     """
 
-    __slots__ = ("_render", "_rendered", "captures", "key", "line", "rule", "severity", "storm")
+    __slots__ = ("_render", "_rendered", "captures", "key", "line", "origin", "rule", "severity", "storm")
 
     def __init__(
         self,
@@ -142,8 +142,11 @@ class Event:
         fields: tuple[AlertField, ...] = (),
         render: Callable[[], Rendered] | None = None,
         storm: StormConfig | None = None,
+        origin: Mapping[str, str] = _EMPTY,
     ) -> None:
         self.rule = rule
+        self.origin = origin
+        """Where the line came from beyond the host (``tailhook.origin``): cluster, node, namespace, pod, container."""
         self.storm = storm
         """The rule's own storm settings; ``None``: the defaults apply."""
         self.severity = severity
@@ -215,6 +218,8 @@ class Notification:
     captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     count: int = 1
     fields: tuple[AlertField, ...] = ()
+    origin: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Where the line came from beyond ``host``, those of cluster, node, namespace, pod and container known."""
 
     @classmethod
     def alert(cls, event: Event, *, host: str) -> Notification:
@@ -233,6 +238,7 @@ class Notification:
             path=event.line.path,
             captures=event.captures,
             fields=fields,
+            origin=event.origin,
         )
 
 

@@ -53,10 +53,11 @@ class Router:
 
 
 def matches_route(route: RouteConfig, n: Notification) -> bool:
-    """Whether *route*'s filters (severities, rules, sources, hosts) take *n*."""
+    """Whether *route*'s filters (severities, rules, sources, hosts, namespaces) take *n*."""
     return (
         (route.severities is None or n.severity in route.severities)
         and (route.rules is None or n.rule in route.rules)
         and (route.sources is None or n.source in route.sources)
         and (route.hosts is None or n.host in route.hosts)
+        and (route.namespaces is None or n.origin.get("namespace") in route.namespaces)
     )

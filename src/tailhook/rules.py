@@ -30,11 +30,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from tailhook import budget
 from tailhook.config import DEFAULT_LINE_BUDGET_S, Config, RuleConfig, StormConfig
 from tailhook.engines import Scanner, best_available, build
 from tailhook.events import AlertField, Event, Line, Rendered, Severity
+from tailhook.origin import origin_of
 from tailhook.prefilter import required_literal
 
 __all__ = [
@@ -54,6 +56,9 @@ STRAINED_BUDGET_S = 0.002
 """The budget of a rule that spent a whole one lately."""
 STRAIN_S = 10.0
 """How long a rule stays strained after it spent a whole budget."""
+
+
+_NO_IDENTITY: Mapping[str, str] = MappingProxyType({})
 
 
 class _Fields(dict[str, str]):
@@ -157,27 +162,34 @@ class Rule:
             return None
         return found
 
-    def event(self, line: Line, found: re.Match[str], *, host: str) -> Event:
+    def event(
+        self, line: Line, found: re.Match[str], *, host: str, identity: Mapping[str, str] = _NO_IDENTITY
+    ) -> Event:
         """The event *found* (this rule's match in *line*) makes: its storm key rendered now, its
-        title, description and fields when first asked for (most events of a storm never are)."""
+        title, description and fields when first asked for (most events of a storm never are).
+        *identity*: tailhook's place (``tailhook.origin``), which a container log's path overrides."""
         captures = found.groupdict("")
+        origin = origin_of(line.path, identity) if identity or line.path else identity
         if self.key_capture is not None:
             key = captures[self.key_capture]
         elif "key" in self.plain:
             key = self.key
         else:
-            key = self.key.format_map(self._values(line, captures, host))
+            key = self.key.format_map(self._values(line, captures, host, origin))
         return Event(
             rule=self.name,
             severity=self.severity,
             key=key,
             captures=captures,
             line=line,
-            render=lambda: self._render(self._values(line, captures, host)),
+            render=lambda: self._render(self._values(line, captures, host, origin)),
             storm=self.storm,
+            origin=origin,
         )
 
-    def _values(self, line: Line, captures: Mapping[str, str], host: str) -> Mapping[str, str]:
+    def _values(
+        self, line: Line, captures: Mapping[str, str], host: str, origin: Mapping[str, str]
+    ) -> Mapping[str, str]:
         """What the templates may name, for one match (*captures*: all of its captures, as ``event`` has them)."""
         if self.captures_only:
             return captures
@@ -190,6 +202,7 @@ class Rule:
             rule=self.name,
             severity=self.label,
         )
+        values.update(origin)
         values.update(captures)
         return values
 
@@ -231,6 +244,7 @@ class RuleSet:
         configs: Iterable[RuleConfig],
         *,
         host: str,
+        identity: Mapping[str, str] = _NO_IDENTITY,
         engine: str = "auto",
         line_budget_s: float = DEFAULT_LINE_BUDGET_S,
         sources: Iterable[str] = (),
@@ -239,6 +253,8 @@ class RuleSet:
     ) -> None:
         self.rules = tuple(Rule.compile(c) for c in configs if c.enabled)
         self.host = host
+        self.identity = identity
+        """tailhook's own place beyond the host (``tailhook.origin``), for every event's origin."""
         self.engine = best_available() if engine == "auto" else engine
         self.line_budget_s = line_budget_s
         self.clock = clock
@@ -276,7 +292,10 @@ class RuleSet:
 
     def match(self, line: Line) -> list[Event]:
         """Every event *line* produces, one per matching rule, in rule order."""
-        return [rule.event(line, found, host=self.host) for rule, found in self.hits(line.text, source=line.source)]
+        return [
+            rule.event(line, found, host=self.host, identity=self.identity)
+            for rule, found in self.hits(line.text, source=line.source)
+        ]
 
     def hits(self, text: str, *, source: str) -> list[Hit]:
         """The rules that match the line *text* of *source*, each with its match, in rule order."""
@@ -352,7 +371,9 @@ class RuleSet:
         found = []
         for start, text, hits in self.confirm(data, candidates, source=source):
             line = make_line(text)
-            found.append((start, [rule.event(line, match, host=self.host) for rule, match in hits]))
+            found.append(
+                (start, [rule.event(line, match, host=self.host, identity=self.identity) for rule, match in hits])
+            )
         return found
 
     def watching(self) -> AbstractContextManager[None]:
@@ -402,6 +423,7 @@ def rule_set(config: Config, *, host: str) -> RuleSet:
     return RuleSet(
         config.rules,
         host=host,
+        identity=config.identity,
         engine=config.matching.engine,
         line_budget_s=config.matching.line_budget,
         sources=[source.name for source in config.sources],

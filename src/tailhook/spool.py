@@ -109,7 +109,8 @@ The JSON of a notification may gain keys without a new schema version, as
 long as a body without the key still reads as it meant when it was written:
 the decoder gives the key's default, and an older tailhook ignores the key.
 So far: ``fields`` (a rule's ``fields:``, a list of ``{name, value, inline}``,
-written only when there are some; absent: none).
+written only when there are some; absent: none), and ``origin`` (an object of
+cluster, node, namespace, pod and container, those known; absent: none).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from tailhook._files import private_file, private_folder, shared_mode
@@ -375,6 +377,8 @@ def _notification_fields(n: Notification) -> dict[str, Any]:
     }
     if n.fields:  # left out when there are none: such a body reads the same in any version
         data["fields"] = [{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields]
+    if n.origin:  # the same
+        data["origin"] = dict(n.origin)
     return data
 
 
@@ -394,6 +398,7 @@ def _notification_from(data: Mapping[str, Any]) -> Notification:
         captures=data["captures"],
         count=data["count"],
         fields=tuple(AlertField(f["name"], f["value"], f["inline"]) for f in data.get("fields", ())),
+        origin=data.get("origin", _NO_ORIGIN),
     )
 
 
@@ -402,6 +407,7 @@ _dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(
 _string: Callable[[str], str] = json.encoder.encode_basestring
 """A str as ``_dumps`` writes it (``TypeError`` for anything else)."""
 _LABELS = {severity: severity.label for severity in Severity}
+_NO_ORIGIN: Mapping[str, str] = MappingProxyType({})
 
 
 def _number(value: float) -> str:
@@ -433,6 +439,8 @@ def _notification_members(n: Notification) -> str:
         return _dumps(_notification_fields(n))[1:-1]
     if n.fields:
         text += ',"fields":' + _dumps([{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields])
+    if n.origin:
+        text += ',"origin":' + _strings(n.origin)
     return text
 
 

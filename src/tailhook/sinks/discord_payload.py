@@ -366,8 +366,21 @@ def _draft(n: Notification) -> _Draft:
 
 
 def _footer(n: Notification) -> str:
-    """``tailhook · rule · severity``; a note, which belongs to no rule: ``tailhook · note``."""
-    return f"tailhook{_DOT}{n.rule}{_DOT}{n.severity.label}" if n.rule else f"tailhook{_DOT}{n.kind}"
+    """``tailhook · rule · severity``; a note, which belongs to no rule: ``tailhook · note``. Then
+    where the alert came from, as far as known: ``cluster prod · node n-1 · pod shop/web-7 · container app``."""
+    head = f"tailhook{_DOT}{n.rule}{_DOT}{n.severity.label}" if n.rule else f"tailhook{_DOT}{n.kind}"
+    origin = n.origin
+    if not origin:
+        return head
+    parts = [f"{name} {origin[name]}" for name in ("cluster", "node") if origin.get(name)]
+    if origin.get("pod"):
+        pod = origin["pod"] if not origin.get("namespace") else f"{origin['namespace']}/{origin['pod']}"
+        parts.append(f"pod {pod}")
+    elif origin.get("namespace"):
+        parts.append(f"namespace {origin['namespace']}")
+    if origin.get("container"):
+        parts.append(f"container {origin['container']}")
+    return _DOT.join([head, *parts])
 
 
 def _digest_intro(n: Notification) -> str:
