@@ -50,10 +50,13 @@ def private_file(path: Path) -> None:
 
 
 def shared_mode(path: Path) -> int | None:
-    """The permission bits of *path* if its group or others may read or write it (or enter it);
-    ``None`` if they may not, or it is not there."""
+    """The permission bits of *path* if others may read or write it (or enter it), or its group
+    may and that group is not one of this process's own (a Kubernetes Secret mounted with the pod's
+    ``fsGroup`` is 0440 to tailhook's own group); ``None`` if not, or it is not there."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        found = path.stat()
     except OSError:
         return None
-    return mode if mode & 0o077 else None
+    mode = stat.S_IMODE(found.st_mode)
+    ours = found.st_gid == os.getegid() or found.st_gid in os.getgroups()
+    return mode if mode & 0o007 or (mode & 0o070 and not ours) else None
