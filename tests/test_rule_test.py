@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tailhook import rule_test
 from tailhook.config import RuleConfig
@@ -373,3 +377,88 @@ def test_the_compiled_rules_are_kept_for_the_next_run(tmp_path: Path) -> None:
     first, second = (json.loads(run.stdout) for run in runs)
     assert second["digest"] == first["digest"]
     assert second["matched_lines"] == first["matched_lines"] == 3
+
+
+def test_a_rules_exclude_drops_its_matches_alike_in_one_process_and_in_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rule_test, "READ_BYTES", 4096)  # many spans: the workers fork
+    lines = [
+        f"{i} sshd[9]: Failed password for {'root' if i % 3 == 0 else 'alice'} from 10.0.0.{i % 250}"
+        for i in range(3000)
+    ]
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    configs = [
+        RuleConfig(name="ssh", file="r", line=1, match=r"Failed password for (?P<user>\S+) from", exclude=r"for root "),
+    ]
+    files = [rule_test.LogFile(str(log), "auth.log")]
+    kept = rule_test.run(configs, files, host="h", engine="auto", line_budget_s=1.0, keep_matches=True)
+    assert [m.line for m in kept.matches] == [i + 1 for i in range(3000) if i % 3]
+    assert {m.captures["user"] for m in kept.matches} == {"alice"}
+    alone, shared = (
+        rule_test.run(configs, files, host="h", engine="auto", line_budget_s=1.0, jobs=jobs) for jobs in (1, 2)
+    )
+    assert shared.jobs == 2
+    assert alone.rules["ssh"].matched == shared.rules["ssh"].matched == 2000
+    assert alone.digest == shared.digest == kept.digest
+
+
+def test_reads_end_with_whole_lines_and_spans_shrink_towards_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read ends past a newline (a run of whole lines, not copied into the next); the spans after
+    the first get smaller, none under ``MIN_SPAN_READS`` reads but the last, and cover the file."""
+    monkeypatch.setattr(rule_test, "READ_BYTES", 4096)
+    data = b"".join(f"{i} {'x' * (i % 150)}\n".encode() for i in range(20000)) + b"no newline at the end"
+    log = tmp_path / "big.log"
+    log.write_bytes(data)
+    with open(log, "rb") as file:
+        reads = list(rule_test._reads(file.fileno(), 0))
+    assert b"".join(reads) == data
+    assert all(read.endswith(b"\n") for read in reads[:-1]) and len(reads) > len(data) // 4096
+    log_file = rule_test.LogFile(str(log), "big.log")
+    sets = rule_test._RuleSets([], host="h", engine="re", line_budget_s=1.0, cache=None)
+    reading = rule_test._Reading(
+        rule_test.Report(engine="re", files=[log_file], rules={}),
+        sets,
+        samples=0,
+        keep=False,
+        unmatched=None,
+        storm=None,
+    )
+    with open(log, "rb") as file:
+        spans = list(reading._spans(file, log_file, 2))
+    assert [s.start for s in spans[1:]] == [s.end for s in spans[:-1]] and spans[-1].end == len(data)
+    sizes = [s.end - s.start for s in spans[1:-1]]
+    assert all(later <= size + 200 for size, later in itertools.pairwise(sizes)), "a line's length at most bigger"
+    assert sizes[0] > 4 * sizes[-1] and min(sizes) >= rule_test.MIN_SPAN_READS * 4096
+
+
+@pytest.mark.parametrize("failure", ["raises", "dies"])
+def test_a_worker_that_fails_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """What stops a worker (a file gone under it, say) is raised in the reading process, which never
+    waits for a worker that died."""
+    monkeypatch.setattr(rule_test, "READ_BYTES", 4096)
+    log = write(tmp_path, "auth.log", LOG * 500)
+    original = rule_test._Span.pieces
+
+    def pieces(span: rule_test._Span) -> Iterator[object]:
+        if span.start > 0:  # in a worker: the first span is matched in the reading process
+            if failure == "dies":
+                os._exit(3)
+            raise FileNotFoundError(2, "No such file or directory", span.path)
+        return original(span)
+
+    monkeypatch.setattr(rule_test._Span, "pieces", pieces)
+    files = [rule_test.LogFile(str(log), "auth.log")]
+    expected = FileNotFoundError if failure == "raises" else RuntimeError
+    with pytest.raises(expected):
+        rule_test.run(rule_configs_of(RULES), files, host="h", engine="auto", line_budget_s=1.0, jobs=2)
+
+
+def rule_configs_of(text: str) -> list[RuleConfig]:
+    return [
+        RuleConfig(name=rule["name"], file="r", line=n, match=rule["match"])
+        for n, rule in enumerate(yaml.safe_load(text)["rules"])
+    ]

@@ -10,17 +10,20 @@ Files are cut into lines as the file source cuts them (``LineCutter``: a
 line past its source's ``max_line_bytes`` is cut and marked) and scanned as
 the file source scans them: only lines some rule may match become text.
 A file on disk is matched in worker processes, one per CPU, each taking a
-span of a few times ``READ_BYTES`` at a time and reading it itself; the spans
-are merged in order, so the report and its digest are the same with any
-number of them. gzip files (rotated logs) are read as they are; ``-`` is
-standard input.
+span at a time (large ones first, smaller ones as the end nears, so that the
+workers finish together) and reading it itself; the spans are merged in
+order, so the report and its digest are the same with any number of them.
+gzip files (rotated logs) are read as they are; ``-`` is standard input.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import dataclasses
+import fcntl
 import fnmatch
+import functools
 import glob
 import gzip
 import hashlib
@@ -31,15 +34,17 @@ import signal
 import stat
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from multiprocessing.connection import Connection, wait
+from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 from typing import IO, Any, cast
 
 import yaml
 
+from tailhook import budget
 from tailhook.config import DEFAULT_MAX_LINE_BYTES, Config, FileSourceConfig, RuleConfig, StormConfig
 from tailhook.events import Event, Kind, Line, Notification
 from tailhook.rules import Hit, RuleSet, decode_line
@@ -61,12 +66,17 @@ __all__ = [
     "run",
 ]
 
-READ_BYTES = 1 << 20
-"""What one read of a file takes: a stretch of lines, matched in one go."""
-SPANS_PER_JOB = 4
-"""A file is cut into about this many spans per worker: few, since each span is a task to hand out
-and a result to merge, and while a worker's span is being merged the CPU it needs is taken; more than
-one, so that a worker whose spans hold more matches does not keep the others waiting at the end."""
+READ_BYTES = 256 << 10
+"""What one read of a file takes: a stretch of lines, matched in one go. Small enough to stay in
+the CPU's cache while the engine, then Python, go over it, and for the memory it is read into to
+be reused rather than mapped anew (each new page costs a fault) read after read."""
+SPANS_PER_JOB = 2
+"""Each span takes 1 / (workers × ``SPANS_PER_JOB``) of what is left of the file, ``MIN_SPAN_READS``
+reads at least: spans shrink as the file's end nears, so that the workers finish together (one
+handed a large span last would keep the others waiting), and are few (each is a task to hand out
+and a result to merge, and while a worker's span is being merged the CPU it needs is taken)."""
+MIN_SPAN_READS = 8
+"""The smallest span, in ``READ_BYTES``: the last ones, some ten milliseconds of work each."""
 MAX_SPAN_BYTES = 64 << 20
 """The most one span holds, so that a worker's result (its matches) stays bounded on any file."""
 ANY_SOURCE = ""
@@ -242,8 +252,14 @@ class _Found:
     lines: int = 0
     matched_lines: int = 0
     cut_lines: int = 0
-    digest: list[tuple[int, str, str]] = field(default_factory=list)
-    """Every match: line, rule, capture values joined by U+001F."""
+    numbers: list[int] = field(default_factory=list)
+    """The line of each match, in order."""
+    entries: list[str] = field(default_factory=list)
+    """Each match as the digest has it between its line's number and the newline: tab, rule, tab,
+    capture values joined by U+001F. Written here, where the match is, so the reading process only
+    puts each line's number in front (it alone knows the lines of the stretches before)."""
+    matched: dict[str, int] = field(default_factory=dict)
+    """Matches per rule."""
     firsts: list[tuple[int, str, str]] = field(default_factory=list)
     """Each rule's first matches in the stretch (as many as there are samples): line, rule, text."""
     events: list[tuple[int, Event]] = field(default_factory=list)
@@ -263,10 +279,26 @@ class _Found:
         if self._samples[rule] >= samples:
             self.sampled.add(rule)
 
+    def digest_text(self, before: int) -> str:
+        """The digest's lines for these matches, the stretch coming after *before* lines."""
+        return "".join([f"{before + n}{entry}\n" for n, entry in zip(self.numbers, self.entries, strict=True)])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For the way back from a worker: the entries as one text, which pickles many times faster
+        than as thousands of strings (a line has no newline, so neither has an entry)."""
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["entries"] = "\n".join(self.entries)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.entries = state["entries"].split("\n") if state["entries"] else []
+
 
 class _Matcher:
     """Matches stretches of lines, alike in the reading process and in workers: only the
-    lines some rule may match (``RuleSet.candidates``) are cut out of a run and decoded."""
+    lines some rule may match (the engine's ``chunk``) are cut out of a run and decoded."""
 
     def __init__(self, sets: _RuleSets, *, samples: int, events: bool, taken: bool) -> None:
         self.sets = sets
@@ -279,36 +311,84 @@ class _Matcher:
         name = source or "test"
         spent = Counter(ruleset.over_budget)
         found = _Found()
-        for piece in pieces:
-            if isinstance(piece, Run):
-                data = piece.data
-                candidates = ruleset.candidates(data, source=name)
-                number, at = found.lines, 0
-                for start, text, hits in ruleset.confirm(data, candidates, source=name):
-                    number += data.count(b"\n", at, start)  # lines before this one: a pass over the run in all
-                    at = start
-                    self._hits(found, number + 1, (text, name, path), hits)
-                found.lines = number + data.count(b"\n", at)
-            else:
-                found.lines += 1
-                found.cut_lines += piece.cut
-                text = decode_line(piece.raw) + (CUT_MARKER if piece.cut else "")
-                hits = ruleset.hits(text, source=name)
-                if hits:
-                    self._hits(found, found.lines, (text, name, path), hits)
+        with ruleset.watching():  # one timer for the stretch's searches
+            for piece in pieces:
+                if isinstance(piece, Run):
+                    self._run(found, ruleset, piece.data, (name, path))
+                else:
+                    found.lines += 1
+                    found.cut_lines += piece.cut
+                    text = decode_line(piece.raw) + (CUT_MARKER if piece.cut else "")
+                    hits = ruleset.hits(text, source=name)
+                    if hits:
+                        self._hits(found, found.lines, (text, name, path), hits)
         found.over_budget = Counter(ruleset.over_budget) - spent
         return found
+
+    def _run(self, found: _Found, ruleset: RuleSet, data: bytes, where: tuple[str, str]) -> None:
+        """The lines of *data* (whole lines of source and path *where*) that the rules match.
+
+        ``RuleSet.candidates`` and ``RuleSet.confirm`` in one loop, with no lists between them: the
+        engine names the lines some rule may match; each is cut out, decoded (``decode_line``) and
+        given to its rules' regexes as ``confirm`` does, each search counted for ``budget.searches``
+        under the watch ``stretch`` keeps. Only the lines that match are numbered (one pass over
+        the run in all). Once a search of the rule set has run out of its budget, ``confirm``
+        decides instead, which gives strained rules their smaller budgets: from the line where
+        that happens (searched again there), and for every run after it.
+        """
+        name, path = where
+        selection = ruleset.for_source(name)
+        rules = selection.rules
+        ends = selection.scanner.chunk(data)
+        rfind = data.rfind
+        number, at = found.lines, 0  # lines before offset at
+        order = sorted(ends)
+        done = 0
+        if budget.watched(ruleset.line_budget_s) and not ruleset.over_budget:
+            with budget.searches() as tally:
+                for end in order:
+                    start = rfind(b"\n", 0, end) + 1
+                    text = data[start:end].decode("utf-8", "replace").removesuffix("\r")  # decode_line
+                    hits: list[Hit] = []
+                    for index in ends[end]:
+                        rule = rules[index]
+                        tally.number += 1
+                        try:
+                            match = rule.pattern.search(text)  # rule.find, inlined
+                            if match is not None and rule.exclude is not None:
+                                match = None if rule.exclude.search(text) is not None else match
+                        except budget.Stopped:
+                            break
+                        if match is not None:
+                            hits.append((rule, match))
+                    else:
+                        done += 1
+                        if hits:
+                            number += _newlines(data, at, start)
+                            at = start
+                            self._hits(found, number + 1, (text, name, path), hits)
+                        continue
+                    break  # a search ran out of budget: this line and the rest go to confirm
+        if done < len(order):
+            rest = [(rfind(b"\n", 0, end) + 1, end, ends[end]) for end in order[done:]]
+            for start, text, hits in ruleset.confirm(data, rest, source=name):
+                number += _newlines(data, at, start)
+                at = start
+                self._hits(found, number + 1, (text, name, path), hits)
+        found.lines = number + _newlines(data, at, len(data))
 
     def _hits(self, found: _Found, number: int, line: tuple[str, str, str], hits: list[Hit]) -> None:
         """The *hits* in line *number*, whose text, source and path are *line*."""
         found.matched_lines += 1
         if self.taken:
             found.taken.append(number)
-        digest, sampled = found.digest, found.sampled
+        numbers, entries, matched, sampled = found.numbers, found.entries, found.matched, found.sampled
         for rule, match in hits:
             name = rule.name
             values = match.groups("") if rule.named_only else match.groupdict("").values()
-            digest.append((number, name, _SEPARATOR.join(values)))
+            numbers.append(number)
+            entries.append(f"\t{name}\t{_SEPARATOR.join(values)}")
+            matched[name] = matched.get(name, 0) + 1
             if name not in sampled:
                 found.sample(number, name, line[0], self.samples)
             if self.events:
@@ -320,19 +400,29 @@ class _Matcher:
 _SEPARATOR = "\x1f"
 
 
-class _InWorker:
-    matcher: _Matcher | None = None
-    """A worker process's matcher: the reading process's, as it was when the worker forked."""
+def _newlines(data: bytes, start: int, end: int) -> int:
+    """``data.count(b"\\n", start, end)``, faster: ``count`` looks at every byte in turn, where
+    ``replace`` jumps from one newline to the next (``memchr``), copies and all."""
+    part = data[start:end]
+    return len(part) - len(part.replace(b"\n", b""))
 
 
-def _worker_started(matcher: _Matcher) -> None:
-    _InWorker.matcher = matcher
+def _serve(tasks: SimpleQueue[_Task], results: Connection, matcher: _Matcher) -> None:
+    """A worker process: span after span from the reading process's *tasks* matched, and what was
+    found (or the exception that stopped it) sent back on the worker's own pipe, until the reading
+    process ends it. *matcher* is the reading process's, as it was when the worker forked."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
+    while True:
+        number, span, source, path = tasks.get()
+        try:
+            found: _Found | Exception = matcher.stretch(span.pieces(), source, path)
+        except Exception as exc:
+            found = exc
+        results.send((number, found))
 
 
-def _match_in_worker(span: _Span, source: str, path: str) -> _Found:
-    assert _InWorker.matcher is not None
-    return _InWorker.matcher.stretch(span.pieces(), source, path)
+_Task = tuple[int, "_Span", str, str]
+"""A span to match, numbered in the order of the file, with its source and path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,13 +439,39 @@ class _Span:
         ``READ_BYTES`` read at a time as they are matched."""
         cutter = LineCutter(self.max_line_bytes, offset=self.start, runs=True)
         with open(self.path, "rb") as file:
-            at = self.start
-            while at < self.end and (data := os.pread(file.fileno(), min(READ_BYTES, self.end - at), at)):
-                at += len(data)
+            for data in _reads(file.fileno(), self.start, self.end):
                 yield from cutter.split(data)
         last = cutter.flush()
         if last is not None:
             yield last
+
+
+def _reads(fd: int, at: int, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of the file *fd* from offset *at* to *end* (``None``: to its end), ``READ_BYTES`` or
+    so at a time: each read ends just past a newline when there is one in its last ``_PROBE_BYTES``.
+    ``LineCutter`` gives such a read out as one ``Run`` of the very bytes read, where a line the
+    read cut in two would be held, and the next read's run copied to put that line in front."""
+    while end is None or at < end:
+        size = READ_BYTES if end is None else min(READ_BYTES, end - at)
+        if end is None or at + size < end:
+            probe_at = at + max(size - _PROBE_BYTES, 0)
+            newline = os.pread(fd, at + size - probe_at, probe_at).rfind(b"\n")
+            if newline >= 0:
+                size = probe_at + newline + 1 - at
+        data = os.pread(fd, size, at)
+        if not data:
+            return
+        at += len(data)
+        yield data
+
+
+_PROBE_BYTES = 4096
+"""How far back from its end ``_reads`` looks for a newline to end a read at."""
+
+_RESULT_PIPE_BYTES = 1 << 20
+"""What the pipe a worker sends its results on holds (as much as Linux lets a process ask for): a
+worker writes a span's result, most often whole, and goes on to the next span while the reading
+process, which may be merging, takes it in; in a pipe of 64 KiB it would wait for that."""
 
 
 class _Workers:
@@ -363,10 +479,14 @@ class _Workers:
 
     The workers fork from this process once its rules are built (a worker
     inherits them: nothing is compiled again) and only when a second stretch
-    comes, so a small file never starts one. A few stretches per worker wait
-    ahead of the one being merged: enough to keep every worker busy, with
-    memory bounded. The engines' scan holds no lock between processes, so on
-    two CPUs two workers scan and decide at once.
+    comes, so a small file never starts one. They take spans from one queue,
+    the next free one the next span, and each sends back what it found on a
+    pipe of its own. A few spans per worker are handed out ahead of the one
+    being merged: enough to keep every worker busy, with memory bounded. This
+    thread alone hands out and takes back (``multiprocessing.Pool`` has three
+    threads for it, contending for this process's CPU and its GIL, one of them
+    polling while a result is on its way). The engines' scan holds no lock
+    between processes, so on two CPUs two workers scan and decide at once.
     """
 
     AHEAD_PER_JOB = 2
@@ -374,42 +494,79 @@ class _Workers:
     def __init__(self, matcher: _Matcher, jobs: int) -> None:
         self.matcher = matcher
         self.jobs = jobs
-        self._pool: Any = None
+        self._tasks: SimpleQueue[_Task] | None = None
+        self._workers: dict[Connection, multiprocessing.process.BaseProcess] = {}
         self._started = False
 
     def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        for results, process in self._workers.items():
+            process.terminate()
+            process.join()
+            results.close()
+        self._workers.clear()
+        if self._tasks is not None:
+            self._tasks.close()
+            self._tasks = None
 
     @property
     def processes(self) -> int:
         """How many processes matched: the workers, once started."""
-        return self.jobs if self._pool is not None else 1
+        return self.jobs if self._workers else 1
 
     def matched(self, spans: Iterator[_Span], source: str, path: str) -> Iterator[_Found]:
         """Each span's lines matched, in order."""
-        waiting: deque[Any] = deque()
+        if not self._started:  # the first span of all, here: a small file never forks
+            self._started = True
+            first = next(spans, None)
+            if first is None:
+                return
+            yield self.matcher.stretch(first.pieces(), source, path)
+        back: dict[int, _Found] = {}
+        """Results that came back before their turn."""
+        sent = given = 0
         for span in spans:
-            if not self._started:  # the first span of all, here: a small file never forks
-                self._started = True
-                yield self.matcher.stretch(span.pieces(), source, path)
-                continue
-            waiting.append(self._start().apply_async(_match_in_worker, (span, source, path)))
-            if len(waiting) > self.jobs * self.AHEAD_PER_JOB:
-                yield waiting.popleft().get()
-        while waiting:
-            yield waiting.popleft().get()
+            while sent - given > self.jobs * self.AHEAD_PER_JOB:
+                given = yield from self._given(back, given)
+            self._start().put((sent, span, source, path))
+            sent += 1
+        while given < sent:
+            given = yield from self._given(back, given)
 
-    def _start(self) -> Any:
-        if self._pool is None:  # forked: the matcher and its rules are inherited, not pickled
+    def _given(self, back: dict[int, _Found], given: int) -> Generator[_Found, None, int]:
+        """The results in turn from span *given* on, once that one has come back (those that come
+        with it wait in *back*); the span to give next."""
+        while given not in back:
+            for ready in wait(list(self._workers)):
+                try:
+                    number, found = cast(Connection, ready).recv()
+                except EOFError:
+                    raise RuntimeError("a worker process of tailhook test ended unexpectedly") from None
+                if isinstance(found, BaseException):
+                    raise found  # the worker's, as it stopped matching
+                back[number] = found
+        while given in back:
+            yield back.pop(given)
+            given += 1
+        return given
+
+    def _start(self) -> SimpleQueue[_Task]:
+        """The queue of spans to match, the workers forked first if they are not yet (they inherit the
+        matcher and its rules: nothing is pickled or compiled again)."""
+        if self._tasks is None:
             forking = multiprocessing.get_context("fork")
-            self._pool = forking.Pool(self.jobs, initializer=_worker_started, initargs=(self.matcher,))
-        return self._pool
+            self._tasks = forking.SimpleQueue()
+            for _ in range(self.jobs):
+                here, there = forking.Pipe(duplex=False)
+                with contextlib.suppress(OSError, AttributeError):  # F_SETPIPE_SZ: Linux only
+                    fcntl.fcntl(there.fileno(), fcntl.F_SETPIPE_SZ, _RESULT_PIPE_BYTES)
+                process = forking.Process(target=_serve, args=(self._tasks, there, self.matcher), daemon=True)
+                process.start()
+                there.close()
+                self._workers[here] = process
+        return self._tasks
 
 
 class _Reading:
@@ -447,7 +604,7 @@ class _Reading:
                     self._merge(log_file, found, (before + counted, counted))
                     counted += found.lines
             else:
-                for pieces in self._stretches(opened.stream, log_file):
+                for pieces in self._stretches(opened, log_file):
                     found = workers.matcher.stretch(pieces, log_file.source, path)
                     self._merge(log_file, found, (before + counted, counted))
                     if self.unmatched is not None:
@@ -457,20 +614,23 @@ class _Reading:
 
     def _spans(self, stream: IO[bytes], log_file: LogFile, jobs: int) -> Iterator[_Span]:
         """The file as it is now in spans of whole lines: ``READ_BYTES`` first (a file no larger is
-        matched before any worker starts), then about ``SPANS_PER_JOB`` per worker."""
+        matched before any worker starts), then shrinking ones (``SPANS_PER_JOB``)."""
         size = os.fstat(stream.fileno()).st_size
-        each = min(max(READ_BYTES, (size - READ_BYTES) // (jobs * SPANS_PER_JOB) + 1), MAX_SPAN_BYTES)
         start = 0
         while start < size:
-            end = _line_end(stream, min(start + (each if start else READ_BYTES), size), size)
+            share = (size - start) // (jobs * SPANS_PER_JOB)
+            each = min(max(share, MIN_SPAN_READS * READ_BYTES), MAX_SPAN_BYTES) if start else READ_BYTES
+            end = _line_end(stream, min(start + each, size), size)
             self.report.bytes += end - start
             yield _Span(log_file.path, start, end, log_file.max_line_bytes)
             start = end
 
-    def _stretches(self, stream: IO[bytes], log_file: LogFile) -> Iterator[Stretch]:
+    def _stretches(self, opened: _Opened, log_file: LogFile) -> Iterator[Stretch]:
         """The file's lines, ``READ_BYTES`` at a time, cut as the file source cuts them."""
         cutter = LineCutter(log_file.max_line_bytes, runs=True)
-        while data := stream.read(READ_BYTES):
+        stream = opened.stream
+        reads = _reads(stream.fileno(), 0) if opened.on_disk else iter(functools.partial(stream.read, READ_BYTES), b"")
+        for data in reads:
             self.report.bytes += len(data)
             pieces = cutter.split(data)
             if pieces:
@@ -486,8 +646,8 @@ class _Reading:
         report.matched_lines += found.matched_lines
         report.cut_lines += found.cut_lines
         self.over_budget.update(found.over_budget)
-        self.digest.update("".join(f"{overall + n}\t{rule}\t{values}\n" for n, rule, values in found.digest).encode())
-        for name, count in Counter(map(itemgetter(1), found.digest)).items():
+        self.digest.update(found.digest_text(overall).encode())
+        for name, count in found.matched.items():
             report.rules[name].matched += count
         for number, name, text in found.firsts:
             if len(report.rules[name].samples) < self.samples:
