@@ -11,7 +11,6 @@ which then stand in place of tailhook's own.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping
@@ -43,7 +42,6 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return {name: value for name, variable in ENVIRONMENT.items() if (value := environ.get(variable, "").strip())}
 
 
-@functools.lru_cache(maxsize=4096)
 def pod_of_path(path: str) -> Mapping[str, str] | None:
     """The namespace, pod and container a container log's *path* names; ``None`` for any other path."""
     found = _PODS.search(path) or _CONTAINERS.search(path)
@@ -55,13 +53,7 @@ def pod_of_path(path: str) -> Mapping[str, str] | None:
 def origin_of(path: str, identity: Mapping[str, str]) -> Mapping[str, str]:
     """Where a line read from *path* came from: tailhook's *identity*, with what a container log's
     path names in place of its namespace, pod and container."""
-    if not path or pod_of_path(path) is None:
+    pod = pod_of_path(path) if path else None
+    if pod is None:
         return identity
-    return _merged(path, tuple(identity.items()))
-
-
-@functools.lru_cache(maxsize=4096)
-def _merged(path: str, identity: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
-    pod = pod_of_path(path)
-    assert pod is not None
-    return MappingProxyType({**dict(identity), **pod})
+    return MappingProxyType({**identity, **pod})

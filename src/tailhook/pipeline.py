@@ -151,13 +151,14 @@ class Pipeline:
             candidates = scanned.candidates
         else:
             candidates = rules.candidates(block.data, source=block.source)
-        source, when, path, host, identity = block.source, block.time, block.path, rules.host, rules.identity
+        source, when, path, host = block.source, block.time, block.path, rules.host
+        origin = rules.origin(path)  # one path per block
         admit, matches = self._admit, self.matches
         for _, text, hits in rules.confirm(block.data, candidates, source=source):
             line = Line(text, source, when, path)
             for rule, match in hits:
                 matches[rule.name] += 1
-                admit(rule.event(line, match, host=host, identity=identity), notifications)
+                admit(rule.event(line, match, host=host, origin=origin), notifications)
 
     def _admit(self, event: Event, notifications: list[Notification]) -> None:
         """*event* through storm control into *notifications*; its key's escalation clocks told."""

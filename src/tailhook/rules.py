@@ -59,6 +59,8 @@ STRAIN_S = 10.0
 
 
 _NO_IDENTITY: Mapping[str, str] = MappingProxyType({})
+MAX_ORIGINS = 4096
+"""Paths whose origin a rule set keeps worked out."""
 
 
 class _Fields(dict[str, str]):
@@ -162,14 +164,11 @@ class Rule:
             return None
         return found
 
-    def event(
-        self, line: Line, found: re.Match[str], *, host: str, identity: Mapping[str, str] = _NO_IDENTITY
-    ) -> Event:
+    def event(self, line: Line, found: re.Match[str], *, host: str, origin: Mapping[str, str] = _NO_IDENTITY) -> Event:
         """The event *found* (this rule's match in *line*) makes: its storm key rendered now, its
         title, description and fields when first asked for (most events of a storm never are).
-        *identity*: tailhook's place (``tailhook.origin``), which a container log's path overrides."""
+        *origin*: where *line* came from (``RuleSet.origin``: the same for every line of a path)."""
         captures = found.groupdict("")
-        origin = origin_of(line.path, identity) if identity or line.path else identity
         if self.key_capture is not None:
             key = captures[self.key_capture]
         elif "key" in self.plain:
@@ -255,6 +254,7 @@ class RuleSet:
         self.host = host
         self.identity = identity
         """tailhook's own place beyond the host (``tailhook.origin``), for every event's origin."""
+        self._origins: dict[str, Mapping[str, str]] = {}
         self.engine = best_available() if engine == "auto" else engine
         self.line_budget_s = line_budget_s
         self.clock = clock
@@ -282,6 +282,15 @@ class RuleSet:
             self._by_source[source] = selection
         return selection
 
+    def origin(self, path: str) -> Mapping[str, str]:
+        """Where a line read from *path* came from (``tailhook.origin``), worked out once per path."""
+        found = self._origins.get(path)
+        if found is None:
+            if len(self._origins) >= MAX_ORIGINS:
+                self._origins.clear()  # paths come and go with rotation: start afresh, rarely
+            found = self._origins[path] = origin_of(path, self.identity)
+        return found
+
     def fallbacks(self) -> dict[str, str]:
         """Rules the fast engine could not take (of the sources seen so far), with the reason."""
         return {
@@ -293,7 +302,7 @@ class RuleSet:
     def match(self, line: Line) -> list[Event]:
         """Every event *line* produces, one per matching rule, in rule order."""
         return [
-            rule.event(line, found, host=self.host, identity=self.identity)
+            rule.event(line, found, host=self.host, origin=self.origin(line.path))
             for rule, found in self.hits(line.text, source=line.source)
         ]
 
@@ -371,9 +380,8 @@ class RuleSet:
         found = []
         for start, text, hits in self.confirm(data, candidates, source=source):
             line = make_line(text)
-            found.append(
-                (start, [rule.event(line, match, host=self.host, identity=self.identity) for rule, match in hits])
-            )
+            origin = self.origin(line.path)
+            found.append((start, [rule.event(line, match, host=self.host, origin=origin) for rule, match in hits]))
         return found
 
     def watching(self) -> AbstractContextManager[None]:
