@@ -933,7 +933,17 @@ _warned: set[Path] = set()
 """Secret files reported as readable by others: once each per process, not at every reload."""
 
 
-def _warn_if_shared(path: Path, what: str = "a webhook's token") -> None:
+def _secret_file(path: Path, what: str) -> str:
+    """The text of a file holding a secret (*what*: ``url_file``), stripped; reported if others may
+    read it; ``ValueError`` if it cannot be read."""
+    _warn_if_shared(path, what)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _warn_if_shared(path: Path, what: str) -> None:
     mode = shared_mode(path)
     if mode is not None and path not in _warned:
         _warned.add(path)
@@ -956,11 +966,7 @@ def _webhook_urls(item: _Section, base: Path) -> tuple[WebhookUrl, ...]:
         if has_url:
             return WebhookUrl(value)
         path = base / value
-        _warn_if_shared(path)
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        text = _secret_file(path, "a webhook's token")
         try:
             return WebhookUrl(text)
         except ValueError as exc:
@@ -1081,12 +1087,7 @@ def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
         return SecretUrl(_str(value))
 
     def from_file(value: Any) -> SecretUrl:
-        path = base / _str(value)
-        _warn_if_shared(path, "a heartbeat's URL")
-        try:
-            return SecretUrl(path.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return SecretUrl(_secret_file(base / _str(value), "a heartbeat's URL"))
 
     if section.has("url") == section.has("url_file"):
         section.file.problem(section.mapping.line, section.path, "needs exactly one of url or url_file")
