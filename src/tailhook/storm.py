@@ -254,9 +254,7 @@ class StormControl:
             self.held_total += 1
             if state.first is None:  # the key storms from here: it counts for a recovery note
                 state.first, state.events = window.opened, window.sent + window.held
-        if not state.changed:
-            state.changed = True
-            self._changed.append(key)
+        self._mark(key, state)
         return out
 
     def _open(self, key: StormKey, state: _Key, event: Event, now: float, out: list[Notification]) -> _Window | None:
@@ -376,11 +374,15 @@ class StormControl:
     def _recovered(self, state: _Key) -> Notification | None:
         """The resolved note of a key's storm, which has been quiet for ``recovery_after``; ``None`` if
         the key kept no latest event (its settings had no recovery note while it stormed: a reload)."""
-        latest, first, after, events = state.latest, state.first, state.config.recovery_after, state.events
+        last, first, after, events = (
+            self._latest_notification(state),
+            state.first,
+            state.config.recovery_after,
+            state.events,
+        )
         state.stormed, state.first, state.events, state.latest = False, None, 0, None
-        if latest is None or first is None or after is None:
+        if last is None or first is None or after is None:
             return None
-        last = Notification.alert(latest, host=self.host) if isinstance(latest, Event) else latest
         span = seconds_in_words(state.last - first) if state.last > first else "an instant"
         self.recoveries_total += 1
         return replace(
@@ -393,6 +395,13 @@ class StormControl:
                 f"from {_clock(first)} to {_clock(state.last)} UTC: {events:,} events in all."
             ),
         )
+
+    def _latest_notification(self, state: _Key) -> Notification | None:
+        """The key's latest event as a notification, made once and kept (a recovery note and the
+        spool both want it)."""
+        if isinstance(state.latest, Event):
+            state.latest = Notification.alert(state.latest, host=self.host)
+        return state.latest
 
     def next_deadline(self) -> float | None:
         """When the earliest key needs a tick, on this object's clock."""
@@ -473,9 +482,7 @@ class StormControl:
             state.notes_stored = now
             if window is not None:
                 last_held = window.last_notification(self.host)
-            if isinstance(state.latest, Event):
-                state.latest = Notification.alert(state.latest, host=self.host)
-            latest = state.latest
+            latest = self._latest_notification(state)
         pending = tuple(state.pending) if state.pending else ()
         if window is None:
             opened, sent, held, length = None, 0, 0, None
