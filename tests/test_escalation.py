@@ -10,6 +10,7 @@ from tailhook.pipeline import Pipeline
 from tailhook.rules import rule_set
 from tailhook.spool import Spool
 from tests.conftest import FakeClock
+from tests.metrics import total
 
 CONFIG = """
 state_dir: state
@@ -65,7 +66,7 @@ def test_a_key_still_firing_after_the_delay_escalates_once(tmp_path: Path, clock
     assert delivery.notification.title == "Still firing after 10 min: database orders unreachable"
     assert delivery.notification.count == 21  # the first alert and 20 more events in those 10 minutes
     assert delivery.mentions.roles == ("123456789012345678",)
-    assert {m.name: m for m in pipeline.metrics()}["tailhook_escalations_total"].samples[0].value == 1
+    assert total(pipeline, "tailhook_escalations_total") == 1
 
 
 def test_a_key_that_went_quiet_before_the_delay_never_escalates(tmp_path: Path, clock: FakeClock) -> None:

@@ -43,8 +43,19 @@ def test_metrics_parse_with_prometheus_client_and_move_as_lines_flow(tmp_path: P
             after = scrape(daemon)
         finally:
             assert daemon.stop() == 0
-    source = (("source", "app"),)
+    source, alerts = (("source", "app"),), (("destination", "alerts"),)
     assert before.get("tailhook_lines_total", {}).get(source, 0) == 0 and after["tailhook_lines_total"][source] == 3
     assert after["tailhook_matches_total"][(("rule", "anything-loud"),)] == 2
-    assert after["tailhook_spool_pending"][(("destination", "alerts"),)] == 0
+    assert after["tailhook_alerts_total"] == {(("rule", "anything-loud"), ("severity", "critical")): 2}
+    assert after["tailhook_spool_pending"][alerts] == 0
+    assert after["tailhook_spool_oldest_waiting_seconds"][alerts] == 0
     assert after["tailhook_build_info"]
+    # each component's own: the file source per file, the dispatcher's latency, the sink's requests
+    log = (("path", str(daemon.log)), ("source", "app"))
+    assert after["tailhook_file_read_lines_total"][log] == 3
+    assert after["tailhook_file_read_bytes_total"][log] == daemon.log.stat().st_size
+    assert after["tailhook_file_checkpoint_lag_bytes"][log] == 0
+    assert after["tailhook_delivery_latency_seconds_count"][alerts] == 2
+    assert after["tailhook_delivery_latency_seconds_bucket"][(*alerts, ("le", "+Inf"))] == 2
+    assert 0 < after["tailhook_delivery_latency_seconds_sum"][alerts] < 30
+    assert after["tailhook_discord_requests_total"][alerts] >= 1

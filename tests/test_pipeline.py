@@ -10,6 +10,7 @@ from tailhook.pipeline import Pipeline, router_of
 from tailhook.rules import rule_set
 from tailhook.sources import Block
 from tests.conftest import FakeClock
+from tests.metrics import reported, total
 
 CONFIG = """
 state_dir: state
@@ -89,13 +90,15 @@ def test_a_block_of_lines_makes_what_its_lines_make_one_by_one(tmp_path: Path, c
     ]
     assert [d.destination for d in blocked if d.notification.rule == "kernel-panic"] == ["oncall", "ops"]
     for pipeline in (one_by_one, whole):
-        metrics = {m.name: m for m in pipeline.metrics()}
-        assert [(s.labels, s.value) for s in metrics["tailhook_lines_total"].samples] == [({"source": "auth"}, 12)]
-        assert {s.labels["rule"]: s.value for s in metrics["tailhook_matches_total"].samples} == {
-            "kernel-panic": 1,
-            "ssh-failure": 10,
+        metrics = reported(pipeline)
+        assert metrics["tailhook_lines_total"] == {(("source", "auth"),): 12}
+        assert metrics["tailhook_matches_total"] == {(("rule", "kernel-panic"),): 1, (("rule", "ssh-failure"),): 10}
+        # 10 events on 3 keys, 2 alerts each
+        assert metrics["tailhook_storm_held_total"] == {(("rule", "ssh-failure"),): 4}
+        assert metrics["tailhook_alerts_total"] == {
+            (("rule", "kernel-panic"), ("severity", "critical")): 1,
+            (("rule", "ssh-failure"), ("severity", "warning")): 6,
         }
-        assert metrics["tailhook_storm_held_total"].samples[0].value == 4  # 10 events on 3 keys, 2 alerts each
 
 
 def test_a_reload_keeps_the_storms_of_unchanged_rules_and_a_removed_rules_digest(
@@ -115,7 +118,7 @@ def test_a_reload_keeps_the_storms_of_unchanged_rules_and_a_removed_rules_digest
     clock.advance(540)
     panic = [d.notification for d in pipeline.tick()]
     assert [(n.rule, n.kind, n.count) for n in panic] == [("kernel-panic", Kind.DIGEST, 2)] * 2  # oncall and ops
-    assert {m.name: m for m in pipeline.metrics()}["tailhook_lines_total"].samples[0].value == 10  # counts go on
+    assert total(pipeline, "tailhook_lines_total") == 10  # counts go on
 
 
 def test_changes_and_restore_carry_open_windows_to_the_next_start(tmp_path: Path, clock: FakeClock) -> None:
@@ -166,5 +169,4 @@ def test_a_silence_holds_what_storm_control_lets_through_and_its_note_goes_out_w
     (note,) = pipeline.tick()
     assert note.destination == "ops" and note.notification.kind is Kind.NOTE
     assert note.notification.title == "6 alerts held during 'deploy', 1 h"
-    metrics = {m.name: m for m in pipeline.metrics()}
-    assert metrics["tailhook_silenced_total"].samples[0].value == 6
+    assert total(pipeline, "tailhook_silenced_total") == 6

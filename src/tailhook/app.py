@@ -30,9 +30,8 @@ import signal
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import aiohttp
 
@@ -41,11 +40,12 @@ from tailhook._errors import describe
 from tailhook._units import seconds_in_words
 from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, load_config
 from tailhook.config_watch import ConfigWatch
-from tailhook.dispatch import DestinationState, Dispatcher
+from tailhook.dispatch import Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.heartbeat import Heartbeat
-from tailhook.http import HttpServer, Metric, Sample
+from tailhook.http import HttpServer
+from tailhook.metrics import Metric, Registry, counter, gauge
 from tailhook.pipeline import CONSOLE, Pipeline, Prescanned, router_for
 from tailhook.rules import RuleSet, rule_set
 from tailhook.sinks import Sink
@@ -75,6 +75,9 @@ class App:
         self.drain_timeout_s = config.shutdown_timeout
         self.pipeline = Pipeline.build(config, rule_set(config, host=config.host) if rules is None else rules)
         """Rules → storm control → routes; a reload swaps in the next one."""
+        self.metrics = Registry()
+        """What /metrics shows: each component as it registers, reporting its own."""
+        self.metrics.register(self, self.pipeline)
         self._console_only = not config.destinations
         self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
@@ -122,6 +125,7 @@ class App:
             self.dispatcher = Dispatcher(
                 self._sinks(), self.spool, host=self.config.host, flood_after_s=self.config.storm.flood_after
             )
+            self.metrics.register(self.dispatcher, self.spool)
             spool = self.spool
             self.pipeline.restore(
                 await spool.storm_keys(),
@@ -137,8 +141,10 @@ class App:
                 except OSError as exc:
                     log.error("%s", exc.strerror or exc)
                     return 1
+            sources = await self._sources()
+            self.metrics.register(*sources)
             try:
-                return await self._serve(await self._sources())
+                return await self._serve(sources)
             finally:
                 if http is not None:
                     await http.stop()
@@ -284,6 +290,7 @@ class App:
         self.heartbeat = Heartbeat(
             self.config.heartbeat, self._session, check=self._health_problem, status=lambda: self._status_line(sources)
         )
+        self.metrics.register(self.heartbeat)
         await self.heartbeat.run()
 
     async def _health_problem(self) -> str | None:
@@ -422,7 +429,8 @@ class App:
         router = self.pipeline.router if self._console_only else router_for(routes, new.rules)
 
         # the switch
-        self.pipeline = self.pipeline.reloaded(new, rules, router)
+        pipeline, self.pipeline = self.pipeline, self.pipeline.reloaded(new, rules, router)
+        self.metrics.replace(pipeline, self.pipeline)
         self.drain_timeout_s = new.shutdown_timeout
         if self.dispatcher is not None:
             self.dispatcher.flood_after_s = new.storm.flood_after
@@ -460,7 +468,9 @@ class App:
     def _http_server(self) -> HttpServer | None:
         if self.config.http.listen is None:
             return None
-        return HttpServer(self.config.http.listen, live=lambda: None, ready=self._readiness, collect=self.metrics)
+        return HttpServer(
+            self.config.http.listen, live=lambda: None, ready=self._readiness, exposition=self.metrics.exposition
+        )
 
     def _readiness(self) -> str | None:
         if self._stopping.is_set():
@@ -471,63 +481,14 @@ class App:
             return "the disk of the spool is full; reading is paused"
         return None
 
-    async def metrics(self) -> list[Metric]:
-        """Everything /metrics shows: counts since the start and the state now. Never a URL."""
-        assert self.spool is not None
-        status = await self.spool.status()
-        pending: Counter[str] = Counter()
-        for (destination, _), count in status.pending.items():
-            pending[destination] += count
-        states = self.dispatcher.states if self.dispatcher else {}
-        sinks = self.dispatcher.sinks if self.dispatcher else {}
-        discord = {name: sink for name, sink in sorted(sinks.items()) if isinstance(sink, DiscordSink)}
-
-        def per(label: str, values: Mapping[str, float]) -> list[Sample]:
-            return [Sample(value, {label: key}) for key, value in sorted(values.items())]
-
-        def of_states(value: Callable[[DestinationState], float]) -> list[Sample]:
-            return per("destination", {name: value(state) for name, state in states.items()})
-
-        webhooks = [
-            Sample(float(webhook.dead is not None), {"destination": name, "webhook": str(number)})
-            for name, sink in discord.items()
-            for number, webhook in enumerate(sink.webhooks, 1)
-        ]
-        table: list[tuple[str, Literal["counter", "gauge"], str, list[Sample]]] = [
-            ("tailhook_build_info", "gauge", "The running version.", [Sample(1, {"version": __version__})]),
-            ("tailhook_delivered_total", "counter", "Notifications Discord stored.", of_states(lambda s: s.sent)),
-            ("tailhook_delivery_retries_total", "counter", "Failed tries, to be retried (5xx, network, 429).",
-             of_states(lambda s: s.retries)),
-            ("tailhook_dead_letters_total", "counter", "Notifications refused for good (400).",
-             of_states(lambda s: s.rejected)),
-            ("tailhook_summarised_total", "counter",
-             "Alerts summed up per rule because more waited than the destination takes in storm.flood_after.",
-             of_states(lambda s: s.summarised)),
-            ("tailhook_destination_up", "gauge", "0 while every webhook of the destination is dead.",
-             of_states(lambda s: float(s.dead is None))),
-            ("tailhook_discord_requests_total", "counter", "Requests sent to Discord.",
-             per("destination", {name: self._counts[name].requests for name in discord})),
-            ("tailhook_discord_rate_limited_total", "counter", "429 answers from Discord.",
-             per("destination", {name: self._counts[name].rate_limited for name in discord})),
-            ("tailhook_webhook_dead", "gauge", "1 while Discord says the webhook is gone or its token wrong.",
-             webhooks),
-            ("tailhook_spool_pending", "gauge", "Notifications waiting in the spool.",
-             per("destination", {name: pending[name] for name in set(pending) | set(states)})),
-            ("tailhook_spool_dead_letters", "gauge", "Dead letters kept in the spool.",
-             per("destination", status.dead_letters)),
-            ("tailhook_spool_bytes", "gauge", "Bytes of the spool's files on disk.", [Sample(status.file_bytes)]),
-            ("tailhook_config_reloads_total", "counter", "Config reloads (SIGHUP or a file change), per result.",
-             [Sample(self.reloads[result], {"result": result}) for result in ("success", "failure")]),
-            ("tailhook_config_last_reload_success_timestamp_seconds", "gauge",
-             "When the running config was loaded (the start or the last successful reload), in Unix time.",
-             [Sample(self.loaded_at)]),
-        ]  # fmt: skip
-        beats = self.heartbeat.metrics() if self.heartbeat is not None else []
-        return [
-            *self.pipeline.metrics(),
-            *beats,
-            *(Metric(name, kind, help, samples) for name, kind, help, samples in table),
-        ]
+    def collect(self) -> Iterable[Metric]:
+        """The daemon's own facts: its version and its reloads."""
+        yield gauge("tailhook_build_info", "The running version.", {__version__: 1}, "version")
+        yield counter("tailhook_config_reloads_total", "Config reloads (SIGHUP or a file change), per result.",
+                      {result: self.reloads[result] for result in ("success", "failure")}, "result")  # fmt: skip
+        yield gauge("tailhook_config_last_reload_success_timestamp_seconds",
+                    "When the running config was loaded (the start or the last successful reload), in Unix time.",
+                    self.loaded_at)  # fmt: skip
 
     async def _probe(self) -> int:
         assert self._session is not None

@@ -30,6 +30,10 @@ them. What a sink answers decides what happens next:
   the same schedule while the others carry on.
 
 Time is a parameter: ``clock``, ``sleep`` and ``random`` are injected.
+
+It reports its own metrics (``collect``): per destination, what was delivered,
+retried, refused and summed up, whether it is up, how long alerts took from
+the spool to Discord's 2xx (a histogram), and what its sinks report.
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ import math
 import random as _random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tailhook.events import Delivery, Kind, Notification, Severity
+from tailhook.metrics import Histogram, Metric, counter, gauge, merged
 from tailhook.sinks import Outcome, Result, Sink
 from tailhook.spool import DropReason, Spool, Spooled, SpoolFull
 
@@ -59,6 +64,8 @@ IDLE_RECHECK_S = 5.0
 LOOKAHEAD = 10
 """Notifications read from the spool per request: no sink carries more than Discord's 10 embeds."""
 MIN_REVIVE_WAIT_S = 1.0
+LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
+"""From a tenth of a second (a quiet channel) to six hours (an outage waited out in the spool)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,13 @@ class Dispatcher:
         self._clock = clock
         self._random = random
         self.states = {name: DestinationState() for name in self.sinks}
+        self.latency = Histogram(
+            "tailhook_delivery_latency_seconds",
+            "Seconds from storing an alert (the ingest commit of its line) to the destination taking it, "
+            "per destination.",
+            "destination",
+            LATENCY_BUCKETS_S,
+        )
         self._progress = asyncio.Condition()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -261,6 +275,9 @@ class Dispatcher:
             await self._store(lambda: self.spool.delivered(ids))
             state.sent += len(batch)
             state.requests += 1
+            now = self._clock()
+            for item in batch:
+                self.latency.observe(name, max(0.0, now - item.created))
             if self.spool.has_drops(name):
                 await self._announce_drops(name)
             return 0, 0.0
@@ -295,6 +312,26 @@ class Dispatcher:
             log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
         return attempt + 1, delay
+
+    def collect(self) -> Iterable[Metric]:
+        states = dict(self.states)
+
+        def each(value: Callable[[DestinationState], float]) -> dict[str, float]:
+            return {name: value(state) for name, state in states.items()}
+
+        yield counter("tailhook_delivered_total", "Notifications the destination took.", each(lambda s: s.sent),
+                      "destination")  # fmt: skip
+        yield counter("tailhook_delivery_retries_total", "Failed tries, to be retried (5xx, network, 429).",
+                      each(lambda s: s.retries), "destination")  # fmt: skip
+        yield counter("tailhook_dead_letters_total", "Notifications refused for good (400).",
+                      each(lambda s: s.rejected), "destination")  # fmt: skip
+        yield counter("tailhook_summarised_total",
+                      "Alerts summed up per rule because more waited than the destination takes in storm.flood_after.",
+                      each(lambda s: s.summarised), "destination")  # fmt: skip
+        yield gauge("tailhook_destination_up", "0 while every webhook of the destination is dead.",
+                    each(lambda s: float(s.dead is None)), "destination")  # fmt: skip
+        yield from self.latency.collect()
+        yield from merged(list(self.sinks.values()))
 
     async def _sum_up_flood(self, name: str, state: DestinationState) -> None:
         """If more alerts wait for *name* than it takes in ``flood_after_s``, sum them up per rule."""

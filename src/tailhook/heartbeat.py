@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 
 from tailhook.config import HeartbeatConfig
-from tailhook.metrics import Metric, Sample
+from tailhook.metrics import Metric, counter, gauge
 
 __all__ = ["Heartbeat"]
 
@@ -86,14 +86,12 @@ class Heartbeat:
         else:
             self.failures_reported += 1
 
-    def metrics(self) -> list[Metric]:
-        return [
-            Metric("tailhook_heartbeat_pings_total", "counter", "Heartbeat pings taken while healthy.",
-                   [Sample(self.pings_total)]),
-            Metric("tailhook_heartbeat_failures_reported_total", "counter",
-                   "Pings to the heartbeat's fail_url (tailhook was not healthy).", [Sample(self.failures_reported)]),
-            Metric("tailhook_heartbeat_errors_total", "counter", "Heartbeat pings that did not get through.",
-                   [Sample(self.errors_total)]),
-            Metric("tailhook_healthy", "gauge", "1 while the heartbeat finds tailhook healthy.",
-                   [Sample(float(self._failing is None))]),
-        ]  # fmt: skip
+    def collect(self) -> Iterable[Metric]:
+        yield counter("tailhook_heartbeat_pings_total", "Heartbeat pings taken while healthy.", self.pings_total)
+        yield counter(
+            "tailhook_heartbeat_failures_reported_total",
+            "Pings to the heartbeat's fail_url (tailhook was not healthy).",
+            self.failures_reported,
+        )
+        yield counter("tailhook_heartbeat_errors_total", "Heartbeat pings that did not get through.", self.errors_total)
+        yield gauge("tailhook_healthy", "1 while the heartbeat finds tailhook healthy.", float(self._failing is None))

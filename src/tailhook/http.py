@@ -2,31 +2,31 @@
 
 - ``GET /healthz`` and ``GET /readyz`` ask ``live()`` and ``ready()``:
   ``None`` answers 200 ``ok``; a reason answers 503 with that reason.
-- ``GET /metrics`` answers ``render(await collect())`` in the Prometheus text
-  exposition format 0.0.4. When ``collect`` raises, the answer is a 500 that
+- ``GET /metrics`` answers ``await exposition(accept)``: the Prometheus text
+  format 0.0.4, or OpenMetrics when the request's ``Accept`` asks for it
+  (prometheus_client renders both). When it raises, the answer is a 500 that
   names the exception, a warning is logged, and the server goes on serving.
 - HEAD works wherever GET does; other paths are 404, other methods 405.
   Requests are never logged (no access log).
 
 This module knows nothing of the daemon: the app hands it those three callables.
-The metrics themselves and their format are ``tailhook.metrics``'.
+The metrics themselves are ``tailhook.metrics``'.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 from aiohttp import web
 
 from tailhook._errors import describe
-from tailhook.metrics import Metric, Sample, render
+from tailhook.metrics import Exposition
 
-__all__ = ["CONTENT_TYPE", "HttpServer", "Metric", "Sample", "render"]
+__all__ = ["HttpServer"]
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SHUTDOWN_TIMEOUT_S = 2.0
 """How long ``stop`` lets a request in progress finish."""
 
@@ -48,7 +48,7 @@ class HttpServer:
         *,
         live: Callable[[], str | None],
         ready: Callable[[], str | None],
-        collect: Callable[[], Awaitable[Sequence[Metric]]],
+        exposition: Exposition,
     ) -> None:
         """*listen* is ``host:port`` (port 0: any free port, see ``port``); *live* and *ready*
         return ``None`` when all is well, else the reason why not."""
@@ -56,7 +56,7 @@ class HttpServer:
         self._host, self._wanted_port = _split_listen(listen)
         self._live = live
         self._ready = ready
-        self._collect = collect
+        self._exposition = exposition
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -98,11 +98,11 @@ class HttpServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         try:
-            body = render(await self._collect())
+            body, content_type = await self._exposition(request.headers.get("Accept", ""))
         except Exception as exc:
             log.warning("/metrics: collecting the metrics failed: %s", describe(exc))
             return web.Response(status=500, text=f"collecting the metrics failed: {describe(exc)}\n")
-        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def _status(reason: str | None) -> web.Response:

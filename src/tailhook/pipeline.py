@@ -13,8 +13,9 @@ A reload does not change a pipeline: it builds the next one
 that did not change go on, and a removed rule's open windows still send their
 digests) and the counters, and the daemon swaps them in one assignment.
 
-Its counters are its own (``metrics()``): lines per source, matches per rule,
-lines a rule ran out of time on, storm control's and the silences'.
+It reports its own metrics (``collect()``): lines per source, matches per rule,
+alerts per rule and severity, lines a rule ran out of time on, storm
+control's, the silences', absences' and escalations'.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tailhook.absence import AbsenceChange, Absences, AbsenceState
 from tailhook.config import Config, RouteConfig, RuleConfig
 from tailhook.escalation import EscalationChange, Escalations, FiringState
 from tailhook.events import Delivery, Event, Kind, Line, Notification
-from tailhook.metrics import Metric, Sample, per
+from tailhook.metrics import Metric, counter, gauge
 from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.silences import HeldState, Silence, SilenceChange, Silences
@@ -89,6 +90,8 @@ class Pipeline:
         """Lines read, per source."""
         self.matches: Counter[str] = Counter()
         """Events, per rule."""
+        self.alerts: Counter[tuple[str, str]] = Counter()
+        """Alerts that went on to their destinations (no silence held them), per rule and severity."""
 
     @classmethod
     def build(cls, config: Config, rules: RuleSet, *, clock: Callable[[], float] = time.time) -> Pipeline:
@@ -110,7 +113,7 @@ class Pipeline:
         pipeline = Pipeline(
             rules, self.storm, self.silences, router, absences=self.absences, escalations=self.escalations
         )
-        pipeline.lines, pipeline.matches = self.lines, self.matches
+        pipeline.lines, pipeline.matches, pipeline.alerts = self.lines, self.matches, self.alerts
         return pipeline
 
     @property
@@ -194,8 +197,15 @@ class Pipeline:
 
     def route(self, notifications: Sequence[Notification]) -> list[Delivery]:
         """Where *notifications* go, but for those a silence holds (it counts them instead)."""
-        deliveries, holds = self.router.deliveries, self.silences.holds
-        return [d for n in notifications if not holds(n) for d in deliveries(n)]
+        deliveries, holds, alerts = self.router.deliveries, self.silences.holds, self.alerts
+        out: list[Delivery] = []
+        for notification in notifications:
+            if holds(notification):
+                continue
+            if notification.kind is Kind.ALERT:
+                alerts[notification.rule, notification.severity.label] += 1
+            out.extend(deliveries(notification))
+        return out
 
     def prescan(self, data: bytes, source: str) -> Prescanned:
         """The rules' engine pass over a block, in the source's reading thread. Hyperscan lets go of
@@ -238,43 +248,41 @@ class Pipeline:
         self.silences.restore(held)
         self.silences.replace_stored(silences)
 
-    def metrics(self) -> list[Metric]:
-        return [
-            Metric("tailhook_lines_total", "counter", "Lines read, per source.", per("source", self.lines)),
-            Metric("tailhook_matches_total", "counter", "Lines a rule matched, per rule.", per("rule", self.matches)),
-            Metric(
-                "tailhook_rule_over_budget_total",
-                "counter",
-                "Lines skipped for a rule because its regex ran out of time on them (backtracking), per rule.",
-                per("rule", self.rules.over_budget),
-            ),
-            *self.storm.metrics(),
-            Metric("tailhook_silenced_total", "counter", "Alerts a silence held.", [Sample(self.silences.held_total)]),
-            Metric(
-                "tailhook_escalations_total",
-                "counter",
-                "Alerts sent to an escalation route (after:) because their key was still firing.",
-                [Sample(self.escalations.escalated_total)],
-            ),
-            Metric(
-                "tailhook_absence_alerts_total",
-                "counter",
-                "Alerts that a rule with expect: {every} matched no line for that long.",
-                [Sample(self.absences.alerts_total)],
-            ),
-            Metric(
-                "tailhook_silence_held",
-                "gauge",
-                "Alerts each silence holds so far (its occurrence under way), per silence id.",
-                per("silence", self.silences.held()),
-            ),
-            Metric(
-                "tailhook_silence_active",
-                "gauge",
-                "1 for each silence on now, per silence id.",
-                per("silence", dict.fromkeys(self.silences.active(), 1)),
-            ),
-        ]
+    def collect(self) -> Iterable[Metric]:
+        yield counter("tailhook_lines_total", "Lines read, per source.", self.lines, "source")
+        yield counter("tailhook_matches_total", "Lines a rule matched, per rule.", self.matches, "rule")
+        yield counter("tailhook_alerts_total", "Alerts that went on to their destinations (no silence held "
+                      "them), per rule and severity.", self.alerts, "rule", "severity")  # fmt: skip
+        yield counter(
+            "tailhook_rule_over_budget_total",
+            "Lines skipped for a rule because its regex ran out of time on them (backtracking), per rule.",
+            self.rules.over_budget,
+            "rule",
+        )
+        yield from self.storm.collect()
+        yield counter("tailhook_silenced_total", "Alerts a silence held.", self.silences.held_total)
+        yield counter(
+            "tailhook_escalations_total",
+            "Alerts sent to an escalation route (after:) because their key was still firing.",
+            self.escalations.escalated_total,
+        )
+        yield counter(
+            "tailhook_absence_alerts_total",
+            "Alerts that a rule with expect: {every} matched no line for that long.",
+            self.absences.alerts_total,
+        )
+        yield gauge(
+            "tailhook_silence_held",
+            "Alerts each silence holds so far (its occurrence under way), per silence id.",
+            self.silences.held(),
+            "silence",
+        )
+        yield gauge(
+            "tailhook_silence_active",
+            "1 for each silence on now, per silence id.",
+            dict.fromkeys(self.silences.active(), 1.0),
+            "silence",
+        )
 
 
 def router_of(config: Config) -> Router:

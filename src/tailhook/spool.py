@@ -137,6 +137,7 @@ from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.escalation import EscalationChange, FiringState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.flood import TOP_KEYS, RuleFlood, summary
+from tailhook.metrics import Metric, counter, gauge
 from tailhook.silences import HeldState, Silence, SilenceChange
 from tailhook.storm import KeyChange, KeyState
 
@@ -572,6 +573,15 @@ class Spool:
         self._silences_seen: list[Silence] | None = None
         self._dropped_for: set[str] = set()
         """Destinations with drops not yet announced: read without a query after every delivery."""
+        self.dropped: Counter[tuple[str, str, str]] = Counter()
+        """Notifications dropped since the start, per destination, severity and reason (committed drops only)."""
+        self._dropping: Counter[tuple[str, str, str]] = Counter()
+        """Drops of the transaction being written, counted in ``dropped`` once it commits."""
+        self._last_status: SpoolStatus | None = None
+        """The last ``refresh``'s, for ``collect``."""
+        self._destinations: set[str] = set()
+        """Every destination anything was stored or waited for since the start: reported at 0 when
+        nothing waits."""
 
     @classmethod
     async def open(
@@ -630,6 +640,7 @@ class Spool:
         await request.future
         destinations = {d.destination for d in deliveries}
         if destinations:
+            self._destinations |= destinations
             for listener in self._listeners:
                 listener(destinations)
 
@@ -704,6 +715,31 @@ class Spool:
         return await self._run(self._status)
 
     # ── the worker thread ───────────────────────────────────────────────────
+
+    async def refresh(self) -> None:
+        """Read what ``collect`` reports (``tailhook.metrics``)."""
+        self._last_status = status = await self.status()
+        self._destinations.update(destination for destination, _ in status.pending)
+
+    def collect(self) -> Iterable[Metric]:
+        """What the spool held at the last ``refresh``; the drops since the start."""
+        status = self._last_status
+        if status is None:
+            return
+        pending: Counter[str] = Counter(dict.fromkeys(self._destinations, 0))
+        for (destination, _), count in status.pending.items():
+            pending[destination] += count
+        now = self.clock()
+        waited = {name: max(0.0, now - status.oldest[name]) if name in status.oldest else 0.0 for name in pending}
+        yield gauge("tailhook_spool_pending", "Notifications waiting in the spool.", pending, "destination")
+        yield gauge("tailhook_spool_oldest_waiting_seconds", "How long the oldest notification waiting for the "
+                    "destination has waited (0 when none waits).", waited, "destination")  # fmt: skip
+        yield gauge("tailhook_spool_dead_letters", "Dead letters kept in the spool.", status.dead_letters,
+                    "destination")  # fmt: skip
+        yield gauge("tailhook_spool_bytes", "Bytes of the spool's files on disk.", status.file_bytes)
+        yield counter("tailhook_spool_dropped_total", "Notifications dropped (reason full: spool.max_bytes was "
+                      "reached; expired: waited longer than spool.max_age).", dict(self.dropped),
+                      "destination", "severity", "reason")  # fmt: skip
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -834,7 +870,9 @@ class Spool:
                 self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
+            self._dropping.clear()
             raise
+        self._dropped()
 
     def _free_bytes(self) -> int:
         stat = os.statvfs(self.path.parent)
@@ -1017,6 +1055,13 @@ class Spool:
             "ON CONFLICT (destination, severity, reason) DO UPDATE SET count = count + 1",
             (destination, severity, reason),
         )
+        self._dropping[destination, Severity(severity).label, reason] += 1
+
+    def _dropped(self) -> None:
+        """The transaction committed: its drops happened."""
+        if self._dropping:
+            self.dropped.update(self._dropping)
+            self._dropping.clear()
 
     def _expire(self) -> None:
         """Drop what has waited longer than ``max_age``, counting each drop (reason ``expired``)."""
@@ -1026,13 +1071,18 @@ class Spool:
         query = "SELECT 1 FROM notifications WHERE created < ? LIMIT 1"
         if self.db.execute(query, (cutoff,)).fetchone() is None:
             return
-        with _transaction(self.db):
-            rows = self.db.execute(
-                "DELETE FROM notifications WHERE created < ? RETURNING destination, severity, size", (cutoff,)
-            ).fetchall()
-            for destination, severity, size in rows:
-                self._bytes -= size
-                self._count_drop(destination, severity, "expired")
+        try:
+            with _transaction(self.db):
+                rows = self.db.execute(
+                    "DELETE FROM notifications WHERE created < ? RETURNING destination, severity, size", (cutoff,)
+                ).fetchall()
+                for destination, severity, size in rows:
+                    self._bytes -= size
+                    self._count_drop(destination, severity, "expired")
+        except BaseException:
+            self._dropping.clear()
+            raise
+        self._dropped()
         log.warning("spool: %d notifications waited longer than spool.max_age and were dropped", len(rows))
 
     def _trim(self, limit: int) -> None:

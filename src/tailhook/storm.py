@@ -64,7 +64,7 @@ from tailhook._records import record
 from tailhook._units import seconds_in_words
 from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
-from tailhook.metrics import Metric, Sample
+from tailhook.metrics import Metric, counter, gauge
 
 __all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "KeyState", "StormControl", "StormKey"]
 
@@ -204,7 +204,8 @@ class StormControl:
         """Keys changed since the last ``changes()``, each once while its ``_Key.changed`` holds."""
         self._open_keys: Counter[str] = Counter()
         """Per rule, its keys with a window open (its overflow key not counted)."""
-        self.held_total = 0
+        self.held: Counter[str] = Counter()
+        """Events held, per rule."""
         self.overflow_total = 0
         """Events that came under a rule's overflow key."""
         self.upgrades_total = 0
@@ -251,7 +252,7 @@ class StormControl:
         else:
             window.held += 1
             window.last_held = event
-            self.held_total += 1
+            self.held[event.rule] += 1
             if state.first is None:  # the key storms from here: it counts for a recovery note
                 state.first, state.events = window.opened, window.sent + window.held
         self._mark(key, state)
@@ -431,29 +432,26 @@ class StormControl:
                 state.window.length = _length(config, 0)
             self._push(state, key)
 
-    def metrics(self) -> list[Metric]:
-        open_windows = sum(1 for state in self._keys.values() if state.window is not None)
-        return [
-            Metric("tailhook_storm_held_total", "counter", "Events storm control held.", [Sample(self.held_total)]),
-            Metric(
-                "tailhook_storm_overflow_total",
-                "counter",
-                "Events under a new key past a cap (a rule's max_keys_per_window keys with a window open, or "
-                "the keys storm control tracks at most), counted in the rule's overflow key.",
-                [Sample(self.overflow_total)],
-            ),
-            Metric(
-                "tailhook_storm_upgrades_total",
-                "counter",
-                "Events sent at once because they were more severe than their window's alerts.",
-                [Sample(self.upgrades_total)],
-            ),
-            Metric(
-                "tailhook_storm_recoveries_total", "counter", "Resolved notes sent.", [Sample(self.recoveries_total)]
-            ),
-            Metric("tailhook_storm_keys", "gauge", "Keys storm control tracks now.", [Sample(len(self._keys))]),
-            Metric("tailhook_storm_open_windows", "gauge", "Storm windows open now.", [Sample(open_windows)]),
-        ]
+    @property
+    def held_total(self) -> int:
+        return self.held.total()
+
+    def collect(self) -> Iterable[Metric]:
+        yield counter("tailhook_storm_held_total", "Events storm control held, per rule.", self.held, "rule")
+        yield counter(
+            "tailhook_storm_overflow_total",
+            "Events under a new key past a cap (a rule's max_keys_per_window keys with a window open, or "
+            "the keys storm control tracks at most), counted in the rule's overflow key.",
+            self.overflow_total,
+        )
+        yield counter(
+            "tailhook_storm_upgrades_total",
+            "Events sent at once because they were more severe than their window's alerts.",
+            self.upgrades_total,
+        )
+        yield counter("tailhook_storm_recoveries_total", "Resolved notes sent.", self.recoveries_total)
+        yield gauge("tailhook_storm_keys", "Keys storm control tracks now.", len(self._keys))
+        yield gauge("tailhook_storm_open_windows", "Storm windows open now.", self._open_keys.total())
 
     # ── persistence ─────────────────────────────────────────────────────────
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.metrics import reported, total
 
 from tailhook.config import FileSourceConfig, MultilineConfig
 from tailhook.events import Line
@@ -120,7 +121,7 @@ async def test_rename_rotation_reads_the_old_file_to_its_end(tmp_path: Path, fol
     log.write_text("after 1\n")
     await following.until_count(3)
     assert following.texts == ["before 1", "late write to the old file", "after 1"]
-    assert following.source.counters.rotations == 1
+    assert total(following.source, "tailhook_file_rotations_total") == 1
 
 
 async def test_copytruncate_starts_over(tmp_path: Path, follow: Follow) -> None:
@@ -134,7 +135,7 @@ async def test_copytruncate_starts_over(tmp_path: Path, follow: Follow) -> None:
     append(log, "four\n")
     await following.until_count(4)
     assert following.texts == ["one", "two", "three", "four"]
-    assert following.source.counters.truncations == 1
+    assert total(following.source, "tailhook_file_truncations_total") == 1
 
 
 async def test_hostile_lines(tmp_path: Path, follow: Follow) -> None:
@@ -153,7 +154,7 @@ async def test_hostile_lines(tmp_path: Path, follow: Follow) -> None:
     assert texts[3] == "x" * 1024 + CUT_MARKER
     assert texts[4] == "y" * 1024 + CUT_MARKER
     assert texts[5] == "after"
-    assert following.source.counters.cut_lines == 2
+    assert total(following.source, "tailhook_file_lines_cut_total") == 2
     assert len(texts) == 6
 
 
@@ -187,7 +188,7 @@ async def test_a_rotated_file_is_read_on_until_it_stays_quiet(tmp_path: Path, fo
     assert following.texts == ["before", "new file", "still writing to the old file"]
     rotated_key = f"{log} (rotated {os.stat(tmp_path / 'app.log.1').st_ino})"
     await following.until(lambda: any(c.key == rotated_key and c.value is None for c in following.checkpoints))
-    assert following.source.counters.rotations == 1
+    assert total(following.source, "tailhook_file_rotations_total") == 1
 
 
 async def test_a_deleted_file_is_read_to_its_end_then_let_go(tmp_path: Path, follow: Follow) -> None:
@@ -217,7 +218,7 @@ async def test_copytruncate_takes_the_unread_rest_from_the_copy(tmp_path: Path, 
     append(log, "after\n")
     await following.until_count(4)
     assert following.texts == ["read before", "unread 1", "unread 2", "after"]
-    assert following.source.counters.recovered_from_copies == 1
+    assert total(following.source, "tailhook_file_copies_recovered_total") == 1
 
 
 async def test_nul_padding_after_a_truncation_is_skipped(tmp_path: Path, follow: Follow) -> None:
@@ -228,7 +229,7 @@ async def test_nul_padding_after_a_truncation_is_skipped(tmp_path: Path, follow:
         writer.write(b"first line\n")
         await following.until_count(1)
         os.truncate(log, 0)
-        await following.until(lambda: following.source.counters.truncations == 1)
+        await following.until(lambda: total(following.source, "tailhook_file_truncations_total") == 1)
         writer.write(b"after the truncation\n")  # lands at byte 11; bytes 0..10 read as NULs
     await following.until_count(2)
     assert following.texts == ["first line", "after the truncation"]
@@ -428,3 +429,61 @@ async def test_a_turn_reads_far_through_quiet_lines_and_stops_early_in_lines_tha
     assert all(alerts <= _TURN_BYTES for _, alerts in turns)
     assert len(turns) < (len(quiet) + len(loud)) // _TURN_BYTES  # far fewer commits than 256 KiB turns
     assert max(alerts for _, alerts in turns) > _TURN_BYTES * 3 // 4  # loud turns fill their budget
+
+
+async def test_each_path_reports_what_reading_it_met_and_stops_when_it_is_gone(tmp_path: Path, follow: Follow) -> None:
+    log, other = tmp_path / "0.log", tmp_path / "1.log"
+    log.write_text("")
+    other.write_text("")
+    following = await follow("*.log", format="cri", rotate_wait=0.1)
+    append(log, "2026-11-30T10:00:00.000000001Z stdout F one\nnot a cri line\n")
+    append(other, "2026-11-30T10:00:00.000000001Z stdout F two\n")
+    await following.until_count(3)
+    os.rename(log, tmp_path / "0.log.1")  # rotated; the new file's malformed lines count under the same path
+    log.write_text("also not cri\n")
+    await following.until_count(4)
+    source, path, other_path = following.source, str(log), str(other)
+
+    def reported_for(name: str) -> dict[str, float]:
+        return {dict(labels)["path"]: value for labels, value in reported(source).get(name, {}).items()}
+
+    await following.until(lambda: reported_for("tailhook_file_rotations_total").get(path) == 1)
+    assert reported_for("tailhook_file_malformed_total") == {path: 2, other_path: 0}
+    assert reported_for("tailhook_file_read_lines_total") == {path: 3, other_path: 1}
+    assert reported_for("tailhook_file_read_bytes_total")[other_path] == other.stat().st_size
+    assert reported_for("tailhook_file_checkpoint_lag_bytes") == {path: 0, other_path: 0}
+    # the rotated file is read until quiet for rotate_wait, then let go; its counts stay with its path
+    await following.until(lambda: reported(source)["tailhook_files_followed"] == {(("source", "app"),): 2})
+    assert reported_for("tailhook_file_malformed_total") == {path: 2, other_path: 0}
+
+    other.unlink()  # gone for good: its series ends
+    await following.until(lambda: other_path not in reported_for("tailhook_file_read_lines_total"))
+    assert reported(source)["tailhook_files_followed"] == {(("source", "app"),): 1}
+
+
+async def test_the_checkpoint_lag_is_what_the_file_holds_past_the_last_checkpoint(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    source = FileSource(FileSourceConfig(name="app", paths=(str(log),), rescan_interval=0.2))
+    stored = asyncio.Event()
+    first = asyncio.Event()
+
+    async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
+        if batch:
+            first.set()
+            await stored.wait()  # a slow spool: the source reads on only after its commit
+
+    await source.start()
+    task = asyncio.create_task(source.run(emit))
+    try:
+        append(log, "first\n")
+        async with asyncio.timeout(5):
+            await first.wait()
+        append(log, "waiting behind the commit\n")
+        lag = reported(source)["tailhook_file_checkpoint_lag_bytes"]
+        assert lag == {(("path", str(log)), ("source", "app")): len("waiting behind the commit\n")}
+    finally:
+        stored.set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

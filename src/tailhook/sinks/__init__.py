@@ -7,11 +7,12 @@ that tells the dispatcher what to do next.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from tailhook.events import Delivery
+from tailhook.metrics import Metric
 
 __all__ = ["Outcome", "Result", "Sink"]
 
@@ -65,6 +66,10 @@ class Sink(Protocol):
     def throughput(self) -> float:
         """Notifications per second the receiver takes now, at most (its rate limits times what one
         request carries); ``math.inf`` when it has no limit. The dispatcher sizes floods by it."""
+        ...
+
+    def collect(self) -> Iterable[Metric]:
+        """Its metrics (``tailhook.metrics``), labelled with its ``destination`` name; none for the console."""
         ...
 
     async def close(self) -> None:

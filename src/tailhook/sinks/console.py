@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from tailhook.events import Delivery, Kind, Notification
+from tailhook.metrics import Metric
 from tailhook.sinks import Outcome, Result
 
 __all__ = ["ConsoleSink", "format_notification"]
@@ -46,6 +47,9 @@ class ConsoleSink:
 
     def recheck_soon(self) -> None:
         return None
+
+    def collect(self) -> Iterable[Metric]:
+        return ()
 
     async def close(self) -> None:
         return None

@@ -42,6 +42,7 @@ import aiohttp
 from tailhook._errors import describe
 from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Mentions
+from tailhook.metrics import Metric, counter, gauge
 from tailhook.sinks import Outcome, Result
 from tailhook.sinks.discord_payload import LIMITS, embed_for, embed_size, payload_for
 
@@ -215,6 +216,15 @@ class DiscordSink:
         for webhook in self.webhooks:
             if webhook.dead is not None:
                 webhook.recheck_at = min(webhook.recheck_at, now)
+
+    def collect(self) -> Iterable[Metric]:
+        yield counter("tailhook_discord_requests_total", "Requests sent to Discord.",
+                      {self.name: self.counts.requests}, "destination")  # fmt: skip
+        yield counter("tailhook_discord_rate_limited_total", "429 answers from Discord.",
+                      {self.name: self.counts.rate_limited}, "destination")  # fmt: skip
+        dead = {(self.name, str(number)): float(w.dead is not None) for number, w in enumerate(self.webhooks, 1)}
+        yield gauge("tailhook_webhook_dead", "1 while Discord says the webhook is gone or its token wrong.", dead,
+                    "destination", "webhook")  # fmt: skip
 
     async def close(self) -> None:
         return None

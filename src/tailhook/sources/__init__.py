@@ -11,11 +11,12 @@ disk slows the reading instead of piling lines up in memory.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from tailhook.events import Line
+from tailhook.metrics import Metric
 from tailhook.spool import Checkpoint
 
 __all__ = ["Block", "Emit", "Source"]
@@ -56,4 +57,8 @@ class Source(Protocol):
 
     def following(self) -> Counter[str]:
         """What it reads now, by kind: ``{"file": 12}``, ``{"journal": 1}``."""
+        ...
+
+    def collect(self) -> Iterable[Metric]:
+        """Its metrics (``tailhook.metrics``), labelled with its ``source`` name."""
         ...

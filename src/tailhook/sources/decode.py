@@ -97,7 +97,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["CUT_MARKER", "Format", "Framer", "MultilineSettings", "Record"]
+__all__ = ["CUT_MARKER", "Format", "Framer", "FramerCounts", "MultilineSettings", "Record"]
 
 CUT_MARKER = " …[line cut: longer than max_line_bytes]"
 
@@ -196,6 +196,17 @@ class _Joining:
         self.size += len(text)
 
 
+@dataclass(slots=True)
+class FramerCounts:
+    """What framing met; a file source hands one object to every framer of a path, so the counts
+    outlive the framer of a rotated file."""
+
+    malformed: int = 0
+    """Lines not in the declared format, passed on as plain records."""
+    cut: int = 0
+    """Texts cut at ``max_bytes`` (a line cut while joining partials and again in its event counts twice)."""
+
+
 class Framer:
     """Turns the raw lines of one file into records; one per followed file."""
 
@@ -207,8 +218,10 @@ class Framer:
         multiline: MultilineSettings | None = None,
         max_bytes: int = 65536,
         partial_timeout: float = 5.0,
+        counts: FramerCounts | None = None,
     ) -> None:
-        """*max_bytes* bounds a joined text, in characters; *partial_timeout* is in seconds."""
+        """*max_bytes* bounds a joined text, in characters; *partial_timeout* is in seconds; what it
+        meets is counted in *counts* (default: its own)."""
         decoders: dict[str, Callable[[str, int, int, float], Record | None]] = {
             "plain": self._plain,
             "cri": self._cri,
@@ -225,10 +238,7 @@ class Framer:
         self.multiline = multiline
         self.max_bytes = max_bytes
         self.partial_timeout = partial_timeout
-        self.malformed = 0
-        """Lines not in the declared format, passed on as plain records."""
-        self.cut = 0
-        """Texts cut at ``max_bytes`` (a line cut while joining partials and again in its event counts twice)."""
+        self.counts = FramerCounts() if counts is None else counts
         self._decode = decoders[format]
         self._simple = format == "plain" and multiline is None
         self._docker = message_key == "log"
@@ -311,8 +321,16 @@ class Framer:
     def _plain(self, text: str, start: int, end: int, now: float) -> Record:
         return _record(text, _EMPTY, start, end)
 
+    @property
+    def malformed(self) -> int:
+        return self.counts.malformed
+
+    @property
+    def cut(self) -> int:
+        return self.counts.cut
+
     def _malformed(self, text: str, start: int, end: int) -> Record:
-        self.malformed += 1
+        self.counts.malformed += 1
         return _record(text, _EMPTY, start, end)
 
     def _cri(self, text: str, start: int, end: int, now: float) -> Record | None:
@@ -402,7 +420,7 @@ class Framer:
     def _finish(self, joining: _Joining) -> Record:
         text = "".join(joining.parts)
         if joining.cut:
-            self.cut += 1
+            self.counts.cut += 1
             text += CUT_MARKER
         return _record(text, joining.fields, joining.start, joining.end)
 

@@ -69,15 +69,16 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import watchfiles
 
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
+from tailhook.metrics import Metric, counter, gauge
 from tailhook.sources import Block, Emit
-from tailhook.sources.decode import CUT_MARKER, Framer, MultilineSettings, Record
+from tailhook.sources.decode import CUT_MARKER, Framer, FramerCounts, MultilineSettings, Record
 from tailhook.sources.reader import LineCutter, Run
 from tailhook.spool import Checkpoint
 
@@ -124,6 +125,21 @@ def _digest(data: bytes) -> str:
 
 
 @dataclass(slots=True)
+class FileCounts(FramerCounts):
+    """What reading one path met since it was first followed: its rotated files count under it too."""
+
+    lines: int = 0
+    bytes: int = 0
+    """Bytes read."""
+    cut_lines: int = 0
+    """Lines cut at ``max_line_bytes``."""
+    rotations: int = 0
+    truncations: int = 0
+    recovered_from_copies: int = 0
+    """Copies (copytruncate) whose unread end was read before the truncated file."""
+
+
+@dataclass(slots=True)
 class _Followed:
     """One open file and how far into it complete lines have been read."""
 
@@ -146,6 +162,8 @@ class _Followed:
     quiet_since: float = 0.0
     framer: Framer | None = None
     """Turns raw lines into events (containers' partial lines, JSON, multiline); ``None`` for plain lines."""
+    counts: FileCounts = field(default_factory=FileCounts)
+    """Its path's counts (shared with the other files of the same path)."""
 
     @property
     def offset(self) -> int:
@@ -180,16 +198,6 @@ class _Followed:
         self.handle.close()
 
 
-@dataclass(slots=True)
-class Counters:
-    lines: int = 0
-    bytes: int = 0
-    cut_lines: int = 0
-    rotations: int = 0
-    truncations: int = 0
-    recovered_from_copies: int = 0
-
-
 class FileSource:
     """Follows the files of one ``type: file`` source."""
 
@@ -214,7 +222,8 @@ class FileSource:
         """Checkpoints from the last run, by key, until the start has resolved them."""
         self._first_start = not self._saved
         self._forgotten: list[Checkpoint] = []
-        self.counters = Counters()
+        self.counts: dict[str, FileCounts] = {}
+        """Per path followed now, what reading it met (``collect`` reports them)."""
         self._files: dict[str, _Followed] = {}
         """Followed files by key."""
         self._by_id: dict[FileId, _Followed] = {}
@@ -288,6 +297,39 @@ class FileSource:
 
     def following(self) -> Counter[str]:
         return Counter(file=len(self._files))
+
+    def collect(self) -> Iterable[Metric]:
+        """Per path followed now: what reading it met, and how far its checkpoint is behind its end."""
+        counts = {(self.name, path): c for path, c in list(self.counts.items())}  # one step: a read may add one
+
+        def each(name: str, help: str, value: Callable[[FileCounts], int]) -> Metric:
+            return counter(name, help, {key: value(c) for key, c in counts.items()}, "source", "path")
+
+        yield each("tailhook_file_read_lines_total", "Lines read, per file.", lambda c: c.lines)
+        yield each("tailhook_file_read_bytes_total", "Bytes read, per file.", lambda c: c.bytes)
+        yield each("tailhook_file_lines_cut_total", "Lines cut at max_line_bytes.", lambda c: c.cut_lines)
+        yield each("tailhook_file_rotations_total", "Times the path came to name another file (rotation), "
+                   "or none.", lambda c: c.rotations)  # fmt: skip
+        yield each("tailhook_file_truncations_total", "Times the file was truncated (copytruncate).",
+                   lambda c: c.truncations)  # fmt: skip
+        yield each("tailhook_file_copies_recovered_total", "Copies made by copytruncate whose unread end was "
+                   "read before the truncated file.", lambda c: c.recovered_from_copies)  # fmt: skip
+        yield each("tailhook_file_malformed_total", "Lines not in the source's format (cri, json), passed on "
+                   "as plain lines.", lambda c: c.malformed)  # fmt: skip
+        yield each("tailhook_file_events_cut_total", "Events (joined partial lines, multiline) cut at "
+                   "max_line_bytes.", lambda c: c.cut)  # fmt: skip
+        lag: Counter[tuple[str, str]] = Counter()
+        for followed in list(self._files.values()):
+            try:
+                size = os.fstat(followed.handle.fileno()).st_size
+            except (OSError, ValueError):  # closed meanwhile by the reading thread
+                continue
+            lag[self.name, followed.path] += max(0, size - max(followed.committed, 0))
+        yield gauge("tailhook_file_checkpoint_lag_bytes", "Bytes of the file past its stored checkpoint "
+                    "(a rotated file still being read counts under its path).", lag, "source", "path")  # fmt: skip
+        yield gauge(
+            "tailhook_files_followed", "Files followed now, per source.", {self.name: len(self._files)}, "source"
+        )
 
     def _idle_timeout(self) -> float:
         """How long to wait for an event before looking anyway."""
@@ -519,8 +561,10 @@ class FileSource:
             self._skipped.add(found)
             log.info("source %s: %s is compressed; not read", self.name, found)
             return None
-        framer = self._framer()
-        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, self._cutter(offset, framer), framer=framer)
+        counts = self._counts(path)
+        framer = self._framer(counts)
+        cutter = self._cutter(offset, framer)
+        followed = _Followed(key, path, handle, stat.st_dev, stat.st_ino, cutter, framer=framer, counts=counts)
         self._fingerprint(followed)
         self._files[key] = followed
         self._by_id[followed.id] = followed
@@ -531,7 +575,13 @@ class FileSource:
         runs = self._runs and framer is None
         return LineCutter(self.config.max_line_bytes, offset, runs=runs, skipping=skipping)
 
-    def _framer(self) -> Framer | None:
+    def _counts(self, path: str) -> FileCounts:
+        counts = self.counts.get(path)
+        if counts is None:
+            counts = self.counts[path] = FileCounts()
+        return counts
+
+    def _framer(self, counts: FileCounts) -> Framer | None:
         config = self.config
         if config.format == "plain" and config.multiline is None:
             return None  # one line, one event: no framing needed
@@ -544,7 +594,11 @@ class FileSource:
                 timeout=config.multiline.timeout,
             )
         return Framer(
-            config.format, message_key=config.message_key, multiline=multiline, max_bytes=config.max_line_bytes
+            config.format,
+            message_key=config.message_key,
+            multiline=multiline,
+            max_bytes=config.max_line_bytes,
+            counts=counts,
         )
 
     def _changed(self, followed: _Followed, saved: Mapping[str, Any], *, same_inode: bool = True) -> str | None:
@@ -576,7 +630,7 @@ class FileSource:
 
     def _moved(self, followed: _Followed) -> None:
         """Its path names another file now, or none: read on in the old one until it is quiet."""
-        self.counters.rotations += 1
+        followed.counts.rotations += 1
         log.info("source %s: %s was rotated or removed; reading on in the old file for now", self.name, followed.path)
         self._rekey(followed, _rotated_key(followed.path, followed.inode))
         self._drain(followed)
@@ -597,6 +651,8 @@ class FileSource:
         if self._by_id.get(followed.id) is followed:
             del self._by_id[followed.id]
         followed.close()
+        if not any(other.path == followed.path for other in self._files.values()):
+            self.counts.pop(followed.path, None)  # a path no longer followed stops being reported
 
     def _forget(self, followed: _Followed) -> None:
         self._close(followed)
@@ -732,7 +788,7 @@ class FileSource:
     def _truncated(self, followed: _Followed, size: int) -> list[Line | Block]:
         """copytruncate: take what was not yet read from the copy, then read the file again from 0."""
         log.info("source %s: %s was truncated; reading it again from the start", self.name, followed.path)
-        self.counters.truncations += 1
+        followed.counts.truncations += 1
         lines = self._from_copy(followed)
         lines.extend(self._flush(followed))
         followed.cutter.restart(0, padding=True)
@@ -771,16 +827,16 @@ class FileSource:
             return []
         stat = os.fstat(handle.fileno())
         cutter = self._cutter(offset, None, skipping=followed.skipping)
-        copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, cutter)
+        copy = _Followed(found, followed.path, handle, stat.st_dev, stat.st_ino, cutter, counts=followed.counts)
         handle.seek(offset)
         lines, _ = self._read(copy, budget=None)
-        self.counters.recovered_from_copies += 1
+        followed.counts.recovered_from_copies += 1
         log.info(
             "source %s: read %d bytes of %s from its copy %s", self.name, copy.offset - offset, followed.path, found
         )
         if found in set(self._matching_paths()):
             # The globs match the copy too: follow it from here on, so it is not read again as new.
-            copy.path = found
+            copy.path, copy.counts = found, self._counts(found)
             self._files[found] = self._by_id[copy.id] = copy
         else:
             lines.extend(self._flush(copy))
@@ -815,7 +871,7 @@ class FileSource:
             if not chunk:
                 return lines, True
             read += len(chunk)
-            self.counters.bytes += len(chunk)
+            followed.counts.bytes += len(chunk)
             matching += self._split(followed, chunk, lines)
         return lines, False
 
@@ -826,7 +882,7 @@ class FileSource:
         for piece in followed.cutter.split(chunk):
             if isinstance(piece, Run):
                 count = piece.lines
-                self.counters.lines += count
+                followed.counts.lines += count
                 scanned = self._prescan(piece.data, self.name) if self._prescan is not None else None
                 matching += len(piece.data) if scanned is None else scanned.matching_bytes
                 lines.append(Block(piece.data, count, self.name, followed.path, now, scanned))
@@ -840,9 +896,9 @@ class FileSource:
         text = raw.decode("utf-8", errors="replace")
         text = text.removesuffix("\r")
         if cut:
-            self.counters.cut_lines += 1
+            followed.counts.cut_lines += 1
             text += CUT_MARKER
-        self.counters.lines += 1
+        followed.counts.lines += 1
         if followed.framer is None:
             return [Line(text=text, source=self.name, time=now, path=followed.path)]
         return self._lines(followed, followed.framer.feed(text, span[0], span[1], now), now)

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tailhook.config import JournaldSourceConfig
 from tailhook.events import Line
+from tailhook.metrics import Metric, counter
 from tailhook.sources import Emit
 from tailhook.spool import Checkpoint
 
@@ -76,6 +77,10 @@ class JournaldSource:
 
     def following(self) -> Counter[str]:
         return Counter(journal=1)
+
+    def collect(self) -> Iterable[Metric]:
+        yield counter("tailhook_journal_entries_total", "Journal entries read, per source.", {self.name: self.lines},
+                      "source")  # fmt: skip
 
     async def run(self, emit: Emit) -> None:
         reader = self._reader
