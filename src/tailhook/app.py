@@ -40,13 +40,14 @@ from tailhook._errors import describe
 from tailhook._units import seconds_in_words
 from tailhook.config import EX_CONFIG, Config, ConfigError, FileSourceConfig, load_config
 from tailhook.config_watch import ConfigWatch
-from tailhook.dispatch import Dispatcher
+from tailhook.dispatch import ANNOUNCEMENT_ROOM, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer
 from tailhook.metrics import Metric, Registry, counter, gauge
 from tailhook.pipeline import CONSOLE, Pipeline, Prescanned, router_for
+from tailhook.report import DailyReport
 from tailhook.rules import RuleSet, rule_set
 from tailhook.sinks import Sink
 from tailhook.sinks.console import ConsoleSink
@@ -82,6 +83,7 @@ class App:
         self.spool: Spool | None = None
         self.dispatcher: Dispatcher | None = None
         self.heartbeat: Heartbeat | None = None
+        self.report: DailyReport | None = None
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._global_pause = GlobalPause()
@@ -126,6 +128,7 @@ class App:
                 self._sinks(), self.spool, host=self.config.host, flood_after_s=self.config.storm.flood_after
             )
             self.metrics.register(self.dispatcher, self.spool)
+            self.report = self._daily_report()  # made now, while every counter it reads is zero
             spool = self.spool
             self.pipeline.restore(
                 await spool.storm_keys(),
@@ -185,13 +188,14 @@ class App:
                 watching = group.create_task(self.config_watch.run(), name="config-watch")
                 informing = group.create_task(self._inform_systemd(sources), name="systemd")
                 beating = group.create_task(self._heartbeat(sources), name="heartbeat")
+                reporting = group.create_task(self.report.run(), name="report") if self.report else None
                 await self._stopping.wait()
                 self._ready = False
                 reloading.cancel()
                 systemd.notify("STOPPING=1")
                 log.info("stopping: no more reading; delivering what is due (at most %gs)", self.drain_timeout_s)
                 # 1. stop the sources and the config watch; what they read is committed or will be read again
-                for task in [*reading, ticking, watching, informing, beating]:
+                for task in [*reading, ticking, watching, informing, beating, *filter(None, [reporting])]:
                     task.cancel()
                 # 2. storm windows stay open across the restart; a dry run's spool does not survive it.
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
@@ -292,6 +296,24 @@ class App:
         )
         self.metrics.register(self.heartbeat)
         await self.heartbeat.run()
+
+    def _daily_report(self) -> DailyReport | None:
+        """``heartbeat.report``'s, stored in the spool as an alert would be (console only: to the console)."""
+        if self.config.report is None:
+            return None
+        assert self.spool is not None
+        config = self.config.report
+        if self._console_only:
+            config = dataclasses.replace(config, to=CONSOLE)
+        spool = self.spool
+        report = DailyReport(
+            config,
+            host=self.config.host,
+            collect=self.metrics.snapshot,
+            commit=lambda deliveries: spool.commit(deliveries, room=ANNOUNCEMENT_ROOM),
+        )
+        self.metrics.register(report)
+        return report
 
     async def _health_problem(self) -> str | None:
         """What makes tailhook unhealthy now, for the heartbeat: a spool that cannot write, a dead
@@ -409,6 +431,8 @@ class App:
                 ("host", old.host, new.host),
                 ("spool", old.spool, new.spool),
                 ("http", old.http, new.http),
+                ("heartbeat", old.heartbeat, new.heartbeat),
+                ("heartbeat.report", old.report, new.report),
                 ("destinations (from none or to none)", not old.destinations, not new.destinations),
             )
             if before != after
@@ -447,6 +471,8 @@ class App:
             host=old.host,
             spool=old.spool,
             http=old.http,
+            heartbeat=old.heartbeat,
+            report=old.report,
             destinations=destinations,
             routes=routes,
         )

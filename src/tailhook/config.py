@@ -52,6 +52,7 @@ __all__ = [
     "MultilineConfig",
     "ProbeConfig",
     "Problem",
+    "ReportConfig",
     "RouteConfig",
     "RuleConfig",
     "ScheduleConfig",
@@ -342,8 +343,11 @@ class RouteConfig:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatConfig:
-    """``heartbeat:``: a URL pinged every ``every`` seconds while tailhook is healthy, and its
-    ``fail_url`` (default: the URL with ``/fail``, as healthchecks.io has it) when not."""
+    """``heartbeat:``'s ``url``: a URL pinged every ``every`` seconds while tailhook is healthy, and its
+    ``fail_url`` (default: the URL with ``/fail``, as healthchecks.io has it) when not.
+
+    The same section's ``report`` is the ``ReportConfig``, apart: a heartbeat may be only a report.
+    """
 
     url: SecretUrl
     fail_url: SecretUrl
@@ -352,6 +356,21 @@ class HeartbeatConfig:
     """A destination whose oldest waiting alert is older than this, or that is dead, is unhealthy."""
     method: Literal["get", "post"] = "post"
     """``post`` sends a line saying how tailhook is (or what is wrong) as the body; ``get`` only asks."""
+
+
+DEFAULT_REPORT_AT = 9 * 60
+"""A daily report's ``at`` when it names none: 09:00."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """``heartbeat.report:``: once a day, a message to a destination saying what tailhook follows and
+    what the day held (``tailhook.report``)."""
+
+    to: str
+    """The destination's name."""
+    at: int = DEFAULT_REPORT_AT
+    """When: minutes after midnight in the host's local time (``"09:00"``: 540)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +446,9 @@ class Config:
     storm: StormConfig = StormConfig()
     probe: ProbeConfig = ProbeConfig()
     heartbeat: HeartbeatConfig | None = None
+    """The URL to ping; ``None``: none (no ``heartbeat:``, or one that is only a ``report``)."""
+    report: ReportConfig | None = None
+    """``heartbeat.report``: the daily report; ``None``: none."""
     identity: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """tailhook's place beyond ``host`` (``tailhook.origin``): those of cluster, node, namespace, pod
     and container that ``identity:`` or the environment give."""
@@ -707,7 +729,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         rules_section.done()
     storm = _storm(top.sub("storm"), StormConfig(), main=True)
     probe = _probe(top.sub("probe"))
-    heartbeat = _heartbeat(top.sub("heartbeat") if top.has("heartbeat") else None, base)
+    # Without a destinations section everything goes to the console, whatever a `to:` names.
+    known_destinations = destinations if top.has("destinations") else None
+    heartbeat, report = _heartbeat(top.sub("heartbeat") if top.has("heartbeat") else None, base, known_destinations)
     spool = _spool(top.sub("spool"))
     http = _http(top.sub("http"))
     silences, silenced_rules = _silences(top, sources)
@@ -717,8 +741,6 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
     top.done()
 
-    # Without a destinations section everything goes to the console, whatever a `to:` names.
-    known_destinations = destinations if top.has("destinations") else None
     problems_before_rules = len(problems)
     rules = _load_rule_files(rule_paths, _source_formats(sources), problems, known_destinations)
     if len(problems) == problems_before_rules:  # a rule file with problems may lack a rule it means
@@ -738,6 +760,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         storm=storm,
         probe=probe,
         heartbeat=heartbeat,
+        report=report,
         identity=identity,
         spool=spool,
         http=http,
@@ -1079,9 +1102,41 @@ def _identity(section: _Section | None) -> Mapping[str, str]:
     return MappingProxyType({name: found[name] for name in ORIGIN_FIELDS if found.get(name)})
 
 
-def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
+_PING_KEYS = ("fail_url", "every", "stuck_after", "method")
+"""``heartbeat:``'s keys that only mean something with a URL to ping."""
+
+
+def _heartbeat(
+    section: _Section | None, base: Path, destinations: Container[str] | None
+) -> tuple[HeartbeatConfig | None, ReportConfig | None]:
+    """``heartbeat:``: the URL to ping (``url`` or ``url_file``), the daily ``report``, or both.
+
+    *destinations* ``None``: none are configured (everything goes to the console), so any ``to`` goes.
+    """
     if section is None:
-        return None
+        return None, None
+    report = _report(section.sub("report"), destinations) if section.has("report") else None
+    has_url, has_file = section.has("url"), section.has("url_file")
+    if has_url != has_file:
+        return _ping(section, base), report
+    if has_url:
+        section.file.problem(section.mapping.line, section.path, "needs exactly one of url or url_file")
+    elif not section.has("report"):
+        section.file.problem(
+            section.mapping.line, section.path, "needs url or url_file (the URL to ping), a report, or both"
+        )
+    else:  # only a report
+        for key in _PING_KEYS:
+            if section.has(key):
+                section.file.problem(section.line(key), section.key(key), "only means something with url or url_file")
+    for key in ("url", "url_file", *_PING_KEYS):
+        section.raw(key)
+    section.done()
+    return None, report
+
+
+def _ping(section: _Section, base: Path) -> HeartbeatConfig | None:
+    """``heartbeat:``'s URL to ping (exactly one of ``url`` and ``url_file`` is given) and how."""
 
     def secret(value: Any) -> SecretUrl:
         return SecretUrl(_str(value))
@@ -1089,11 +1144,6 @@ def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
     def from_file(value: Any) -> SecretUrl:
         return SecretUrl(_secret_file(base / _str(value), "a heartbeat's URL"))
 
-    if section.has("url") == section.has("url_file"):
-        section.file.problem(section.mapping.line, section.path, "needs exactly one of url or url_file")
-        section.raw("url"), section.raw("url_file"), section.raw("fail_url")
-        section.done()
-        return None
     url = section.get("url", secret, None) if section.has("url") else section.get("url_file", from_file, None)
     fail_url = section.get("fail_url", secret, None)
     every = section.get("every", _positive_duration, 300.0)
@@ -1105,6 +1155,18 @@ def _heartbeat(section: _Section | None, base: Path) -> HeartbeatConfig | None:
     if fail_url is None:
         fail_url = SecretUrl(url.reveal().split("?", 1)[0].rstrip("/") + "/fail")
     return HeartbeatConfig(url, fail_url, every, stuck_after, cast(Literal["get", "post"], method))
+
+
+def _report(section: _Section | None, destinations: Container[str] | None) -> ReportConfig | None:
+    """``heartbeat.report:``: ``to`` a configured destination, ``at`` a local time of day."""
+    if section is None:
+        return None
+    to = section.get("to", _str, "", required=True)
+    if to and destinations is not None and to not in destinations:
+        section.file.problem(section.line("to"), section.key("to"), f"no destination is named {to!r}")
+    at = section.get("at", _time_of_day, DEFAULT_REPORT_AT)
+    section.done()
+    return ReportConfig(to, at) if to else None
 
 
 def _probe(section: _Section | None) -> ProbeConfig:

@@ -149,6 +149,11 @@ class Registry:
     def collect(self) -> list[Metric]:
         return merged(self._components)
 
+    async def snapshot(self) -> list[Metric]:
+        """Every family as it stands now, refreshed first (for the daily report)."""
+        await self.refresh()
+        return self.collect()
+
     async def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The text /metrics answers and its content type: the Prometheus text format 0.0.4, or
         OpenMetrics when *accept* (the request's ``Accept``) asks for it."""

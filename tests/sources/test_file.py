@@ -453,12 +453,12 @@ async def test_each_path_reports_what_reading_it_met_and_stops_when_it_is_gone(t
     assert reported_for("tailhook_file_read_bytes_total")[other_path] == other.stat().st_size
     assert reported_for("tailhook_file_checkpoint_lag_bytes") == {path: 0, other_path: 0}
     # the rotated file is read until quiet for rotate_wait, then let go; its counts stay with its path
-    await following.until(lambda: reported(source)["tailhook_files_followed"] == {(("source", "app"),): 2})
+    await following.until(lambda: reported(source)["tailhook_following"] == {(("kind", "file"), ("source", "app")): 2})
     assert reported_for("tailhook_file_malformed_total") == {path: 2, other_path: 0}
 
     other.unlink()  # gone for good: its series ends
     await following.until(lambda: other_path not in reported_for("tailhook_file_read_lines_total"))
-    assert reported(source)["tailhook_files_followed"] == {(("source", "app"),): 1}
+    assert reported(source)["tailhook_following"] == {(("kind", "file"), ("source", "app")): 1}
 
 
 async def test_the_checkpoint_lag_is_what_the_file_holds_past_the_last_checkpoint(tmp_path: Path) -> None:

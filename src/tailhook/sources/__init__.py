@@ -19,7 +19,12 @@ from tailhook.events import Line
 from tailhook.metrics import Metric
 from tailhook.spool import Checkpoint
 
-__all__ = ["Block", "Emit", "Source"]
+__all__ = ["FOLLOWING", "FOLLOWING_HELP", "Block", "Emit", "Source"]
+
+FOLLOWING = "tailhook_following"
+"""Every source reports this gauge, ``{source,kind}``: what it reads now (files followed, or 1 for a
+journal open). The daily report adds them up."""
+FOLLOWING_HELP = "What each source reads now, by kind: files followed, or 1 for a journal open."
 
 
 @dataclass(frozen=True, slots=True)

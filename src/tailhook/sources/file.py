@@ -77,7 +77,7 @@ import watchfiles
 from tailhook.config import FileSourceConfig
 from tailhook.events import Line
 from tailhook.metrics import Metric, counter, gauge
-from tailhook.sources import Block, Emit
+from tailhook.sources import FOLLOWING, FOLLOWING_HELP, Block, Emit
 from tailhook.sources.decode import CUT_MARKER, Framer, FramerCounts, MultilineSettings, Record
 from tailhook.sources.reader import LineCutter, Run
 from tailhook.spool import Checkpoint
@@ -327,9 +327,7 @@ class FileSource:
             lag[self.name, followed.path] += max(0, size - max(followed.committed, 0))
         yield gauge("tailhook_file_checkpoint_lag_bytes", "Bytes of the file past its stored checkpoint "
                     "(a rotated file still being read counts under its path).", lag, "source", "path")  # fmt: skip
-        yield gauge(
-            "tailhook_files_followed", "Files followed now, per source.", {self.name: len(self._files)}, "source"
-        )
+        yield gauge(FOLLOWING, FOLLOWING_HELP, {(self.name, "file"): len(self._files)}, "source", "kind")
 
     def _idle_timeout(self) -> float:
         """How long to wait for an event before looking anyway."""

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from tailhook.config import JournaldSourceConfig
 from tailhook.events import Line
-from tailhook.metrics import Metric, counter
-from tailhook.sources import Emit
+from tailhook.metrics import Metric, counter, gauge
+from tailhook.sources import FOLLOWING, FOLLOWING_HELP, Emit
 from tailhook.spool import Checkpoint
 
 __all__ = ["JournaldSource", "journald_available"]
@@ -79,6 +79,8 @@ class JournaldSource:
         return Counter(journal=1)
 
     def collect(self) -> Iterable[Metric]:
+        yield gauge(FOLLOWING, FOLLOWING_HELP, {(self.name, "journal"): float(self._reader is not None)}, "source",
+                    "kind")  # fmt: skip
         yield counter("tailhook_journal_entries_total", "Journal entries read, per source.", {self.name: self.lines},
                       "source")  # fmt: skip
 
