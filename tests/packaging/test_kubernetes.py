@@ -24,6 +24,7 @@ import yaml
 
 from tailhook._units import parse_size
 from tailhook.http import HttpServer
+from tailhook.metrics import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "packaging" / "kubernetes"
@@ -344,10 +345,7 @@ async def test_the_daemon_answers_the_probes_paths() -> None:
     assert len(paths) == 1
     ((live, ready),) = paths
 
-    async def nothing() -> list[Any]:
-        return []
-
-    server = HttpServer("127.0.0.1:0", live=lambda: None, ready=lambda: "starting", collect=nothing)
+    server = HttpServer("127.0.0.1:0", live=lambda: None, ready=lambda: "starting", exposition=Registry().exposition)
     await server.start()
     try:
         async with aiohttp.ClientSession() as session:

@@ -1,0 +1,51 @@
+"""The release, built once per test session and shared by the tests that install it: the wheel and the
+sdist as ``make dist`` builds them (``python -m build``: the sdist, then the wheel from the sdist), and a
+wheelhouse of tailhook's wheel with the wheels of its dependencies, so that installs need no index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: float) -> None:
+    result = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, (
+        f"{args[:4]} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder holding tailhook's wheel and sdist, built from this checkout once per session."""
+    pytest.importorskip("build", reason="the dev extra installs build")
+    folder = tmp_path_factory.mktemp("dist")
+    started = time.monotonic()
+    _run(sys.executable, "-m", "build", "--outdir", str(folder), str(ROOT), timeout=240)
+    print(f"python -m build: {time.monotonic() - started:.0f} s")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def wheel(dist: Path) -> Path:
+    (built,) = dist.glob("tailhook-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """A folder of wheels: tailhook's (the one in ``dist``) and those of the dependencies its metadata
+    names (no extras), resolved by pip from that metadata; ``pip install --no-index --find-links`` it."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    started = time.monotonic()
+    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), str(wheel), timeout=300)
+    print(f"pip wheel: {time.monotonic() - started:.0f} s")
+    return folder
