@@ -397,8 +397,8 @@ def test_problems_of_enabled_fields_to_and_mention(write: WriteFile) -> None:
     )
     problems = problems_of(config_path)
     known = (
-        "cluster, container, host, identifier, line, namespace, node, path, pid, pod, rule, severity, source, "
-        "stream, unit, user"
+        "cluster, container, host, hostname, identifier, line, namespace, node, path, pid, pod, priority, rule, "
+        "severity, source, stream, unit, user"
     )
     not_a_name = "template field {0} is not a name; use {line} or a named capture"
     unclosed = "regex does not compile: missing ), unterminated subpattern at position 0"

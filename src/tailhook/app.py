@@ -54,6 +54,7 @@ from tailhook.sinks.console import ConsoleSink
 from tailhook.sinks.discord import Counts, DiscordSink, GlobalPause, ProbeResult, probe_webhook
 from tailhook.sources import Block, Source
 from tailhook.sources.file import FileSource
+from tailhook.sources.journald import JournaldSource
 from tailhook.spool import Checkpoint, Spool, SpoolFull
 
 __all__ = ["EX_CONFIG", "App", "probe_destinations"]
@@ -351,8 +352,6 @@ class App:
             if isinstance(config, FileSourceConfig):
                 sources.append(FileSource(config, checkpoints=checkpoints, blocks=True, prescan=self.prescan))
             else:
-                from tailhook.sources.journald import JournaldSource  # noqa: PLC0415 - optional extra
-
                 sources.append(JournaldSource(config, checkpoints=checkpoints))
         return sources
 

@@ -36,13 +36,13 @@ from tailhook.config import (
     MatchingConfig,
     RuleConfig,
     StormConfig,
+    journal_reader,
     load_config,
     load_rules,
 )
 from tailhook.engines import EngineUnavailable
 from tailhook.events import Severity
 from tailhook.rules import rule_set
-from tailhook.sources.journald import journald_available
 from tailhook.spool_admin import Selection, SpoolAdminError
 
 __all__ = ["main"]
@@ -165,13 +165,11 @@ def _check(args: argparse.Namespace) -> int:
     )
     for warning in rule_lint.lint(config.rules, line_budget_s=config.matching.line_budget):
         print(f"warning: {warning}", file=sys.stderr)
-    journald = [s.name for s in config.sources if isinstance(s, JournaldSourceConfig)]
-    if journald and not journald_available():
-        print(
-            f"warning: source {', '.join(journald)} cannot read the journal: systemd-python is not installed "
-            "(pip install 'tailhook[journald]')",
-            file=sys.stderr,
-        )
+    for source in config.sources:
+        if isinstance(source, JournaldSourceConfig):  # the config would not load without a reader
+            reader = journal_reader(source.reader)
+            why = " (systemd-python is not installed)" if reader == "journalctl" and source.reader == "auto" else ""
+            print(f"source {source.name}: reads the journal through {reader}{why}")
     if not args.probe:
         return 0
     return asyncio.run(_probe(config))

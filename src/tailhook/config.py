@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import re
+import shutil
 import socket
 import string
 import zoneinfo
@@ -31,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 from tailhook import _yaml, engines
 from tailhook._files import shared_mode
 from tailhook._units import parse_duration, parse_size
-from tailhook.events import Mentions, Severity, Style
+from tailhook.events import PRIORITY_NAMES, Mentions, Severity, Style
 from tailhook.origin import FIELDS as ORIGIN_FIELDS
 from tailhook.origin import from_environment
 from tailhook.sinks.discord_payload import LIMITS, RULE_FIELDS_MAX
@@ -228,12 +229,33 @@ class FileSourceConfig:
 class JournaldSourceConfig:
     name: str
     units: tuple[str, ...] = ()
+    """``_SYSTEMD_UNIT`` values, any of them (empty: every unit)."""
     priority: int = 7
     """Entries of this syslog priority (0 emerg … 7 debug) and more urgent."""
     directory: str | None = None
     """Read journal files from this folder instead of the system journal."""
     start_at: Literal["end", "beginning"] = "end"
+    identifiers: tuple[str, ...] = ()
+    """``SYSLOG_IDENTIFIER`` values, any of them; ``kernel`` takes the kernel's messages (``_TRANSPORT=kernel``)."""
+    matches: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Field matches as journalctl takes them: any value of a field, every field."""
+    this_boot: bool = False
+    namespace: str | None = None
+    """A journal namespace (``systemd-journald@NAMESPACE``) instead of the default one."""
+    fields: tuple[str, ...] = ()
+    """Entry fields templates may name as ``{FIELD}``, beyond unit, identifier, pid, priority and hostname."""
+    max_catchup: float | None = 3600.0
+    """After a stop, read at most this far back (by entry time); older entries are skipped and counted."""
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """A field longer than this is cut there, as a long line is."""
+    reader: Literal["auto", "systemd-python", "journalctl"] = "auto"
+    """``auto``: systemd-python when it can be imported, else ``journalctl`` as a subprocess."""
     type: Literal["journald"] = "journald"
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the journal's entries are filtered (so the cursor must be moved on without them)."""
+        return bool(self.units or self.identifiers or self.matches or self.priority < 7 or self.this_boot)
 
 
 SourceConfig = FileSourceConfig | JournaldSourceConfig
@@ -292,6 +314,9 @@ class RuleConfig:
     """Who this rule's alerts ping, in every delivery, instead of the route's; ``None``: the route's."""
     expect_every: float | None = None
     """An absence rule (``expect: {every}``): an alert when no line matched it for this many seconds."""
+    from_priority: bool = False
+    """``severity: from_priority``: each alert's severity is its journal entry's ``PRIORITY``, at least
+    ``severity`` (``severity_floor``); a line without one has ``severity``."""
 
 
 ENGINE_CHOICES = ("auto", *engines.ENGINES)
@@ -658,17 +683,7 @@ def _regex(value: Any) -> str:
     return pattern
 
 
-_JOURNAL_PRIORITIES = {
-    "emerg": 0,
-    "alert": 1,
-    "crit": 2,
-    "err": 3,
-    "error": 3,
-    "warning": 4,
-    "notice": 5,
-    "info": 6,
-    "debug": 7,
-}
+_JOURNAL_PRIORITIES = {name: number for number, name in enumerate(PRIORITY_NAMES)} | {"error": 3}
 
 
 def _engine(value: Any) -> str:
@@ -862,14 +877,82 @@ def _multiline(section: _Section | None) -> MultilineConfig | None:
     return multiline
 
 
+JOURNAL_READERS = ("systemd-python", "journalctl")
+"""The ways to read the journal, best first: the binding (the ``journald`` extra), or journalctl as a subprocess."""
+
+
+def journal_reader(wanted: str = "auto") -> str | None:
+    """The reader a journald source asking for *wanted* (``auto`` or one of ``JOURNAL_READERS``) gets
+    here; ``None`` when it is not there."""
+    if wanted in ("auto", "systemd-python"):
+        try:
+            import systemd.journal  # noqa: F401, PLC0415 - the optional extra
+        except ImportError:
+            if wanted == "systemd-python":
+                return None
+        else:
+            return "systemd-python"
+    return "journalctl" if shutil.which("journalctl") else None
+
+
+_JOURNAL_FIELD = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def _journal_field(value: Any) -> str:
+    text = _str(value)
+    if not _JOURNAL_FIELD.fullmatch(text):
+        raise ValueError(f"{text!r} is not a journal field name (capital letters, digits and _, such as _COMM)")
+    return text
+
+
+def _journal_matches(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of journal fields to a value or a list of values, not {_kind(value)}")
+    matches = []
+    for field_name, values in value.items():
+        listed = _str_list(values if isinstance(values, list) else [values])
+        if not listed:
+            raise ValueError(f"{field_name}: needs at least one value")
+        matches.append((_journal_field(field_name), tuple(listed)))
+    return tuple(matches)
+
+
+def _catchup(value: Any) -> float | None:
+    if value in ("off", "none", False):
+        return None
+    return _positive_duration(value)
+
+
 def _journald_source(section: _Section, name: str, base: Path) -> JournaldSourceConfig:
     directory = section.get("directory", _str, None)
+    reader = section.get("reader", _choice("auto", *JOURNAL_READERS), "auto")
+    if journal_reader(reader) is None:
+        why = {
+            "auto": "neither systemd-python nor journalctl is installed: pip install 'tailhook[journald]' "
+            "(it needs libsystemd's headers), or install journalctl (Debian: the systemd package)",
+            "systemd-python": "systemd-python is not installed: pip install 'tailhook[journald]', "
+            "or reader: auto to use journalctl",
+            "journalctl": "journalctl is not installed (Debian: the systemd package)",
+        }[reader]
+        section.file.problem(section.line("reader") if section.has("reader") else section.mapping.line,
+                             section.key("reader"), f"the journal cannot be read: {why}")  # fmt: skip
+    max_line_bytes = section.get("max_line_bytes", parse_size, DEFAULT_MAX_LINE_BYTES)
+    if max_line_bytes < 256:
+        section.file.problem(section.line("max_line_bytes"), section.key("max_line_bytes"), "must be at least 256B")
     return JournaldSourceConfig(
         name=name,
         units=section.get("units", _str_list, _NONE),
         priority=section.get("priority", _journal_priority, 7),
         directory=str(base / directory) if directory else None,
         start_at=section.get("start_at", _choice("end", "beginning"), "end"),
+        identifiers=section.get("identifiers", _str_list, _NONE),
+        matches=section.get("matches", _journal_matches, ()),
+        this_boot=section.get("this_boot", _bool, False),
+        namespace=section.get("namespace", _str, None),
+        fields=tuple(section.get("fields", lambda v: [_journal_field(f) for f in _str_list(v)], [])),
+        max_catchup=section.get("max_catchup", _catchup, cast(float | None, 3600.0)),
+        max_line_bytes=max(256, max_line_bytes),
+        reader=cast(Literal["auto", "systemd-python", "journalctl"], reader),
     )
 
 
@@ -1344,7 +1427,21 @@ def _http(section: _Section | None) -> HttpConfig:
 # ── rule files ──────────────────────────────────────────────────────────────
 
 TEMPLATE_FIELDS = frozenset(
-    {"line", "source", "path", "host", "rule", "severity", "unit", "identifier", "pid", "stream", *ORIGIN_FIELDS}
+    {
+        "line",
+        "source",
+        "path",
+        "host",
+        "rule",
+        "severity",
+        "unit",
+        "identifier",
+        "pid",
+        "priority",
+        "hostname",
+        "stream",
+        *ORIGIN_FIELDS,
+    }
 )
 """Names every template may use besides the rule's named captures."""
 
@@ -1407,8 +1504,19 @@ class _AnySource(dict[str, str]):
 
 
 def _source_formats(sources: Iterable[SourceConfig]) -> dict[str, str]:
-    """Each source's name and the format of its lines (what templates may use depends on it)."""
-    return {s.name: s.format if isinstance(s, FileSourceConfig) else "journald" for s in sources}
+    """Each source's name and the format of its lines (what templates may use depends on it); a
+    journald source's is ``journald`` and the entry fields it gives templates (``journald:_COMM,…``)."""
+    return {s.name: s.format if isinstance(s, FileSourceConfig) else ",".join(("journald", *s.fields)) for s in sources}
+
+
+def _entry_fields(source_names: Mapping[str, str], sources: Iterable[str] | None) -> set[str]:
+    """The journal fields the journald sources among *sources* (``None``: all) give templates."""
+    return {
+        name
+        for source, found in source_names.items()
+        if found.startswith("journald") and (sources is None or source in sources)
+        for name in found.split(",")[1:]
+    }
 
 
 def _load_rule_files(
@@ -1466,12 +1574,21 @@ def _rule(
     name = section.get("name", _name, "", required=True)
     match = section.get("match", _regex, "", required=True)
     exclude = section.get("exclude", _regex, None)
-    severity = section.get("severity", _severity, Severity.WARNING)
+    from_priority = section.has("severity") and section.raw("severity") == "from_priority"
+    if from_priority:
+        severity = section.get("severity_floor", _severity, Severity.DEBUG)
+    else:
+        severity = section.get("severity", _severity, Severity.WARNING)
+        if section.has("severity_floor"):
+            section.file.problem(section.line("severity_floor"), section.key("severity_floor"),
+                                 "only means something with severity: from_priority")  # fmt: skip
+            section.raw("severity_floor")
     sources = section.get("sources", _str_list, None)
     for source in sources or ():
         if source not in source_names:
             section.file.problem(section.line("sources"), section.key("sources"), f"no source is named {source!r}")
     captures = set(re.compile(match).groupindex) if match else set()
+    captures |= _entry_fields(source_names, sources)
     # A JSON source's keys are fields too, and which keys its lines have is only known as they come.
     json_fields = any(f == "json" for n, f in source_names.items() if sources is None or n in sources)
     templates = {}
@@ -1513,6 +1630,7 @@ def _rule(
         to=to,
         mentions=mentions,
         expect_every=expect_every,
+        from_priority=from_priority,
     )
 
 

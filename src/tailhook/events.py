@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # a type only: this module imports nothing of tailhook's when
 
 __all__ = [
     "AUDIT_COLOUR",
+    "PRIORITY_NAMES",
+    "PRIORITY_SEVERITIES",
     "RECOVERY_COLOUR",
     "SEVERITY_CHOICES",
     "AlertField",
@@ -76,6 +78,14 @@ _SEVERITY_NAMES: dict[str, Severity] = {s.name.lower(): s for s in Severity} | {
     "dev": Severity.DEBUG,
 }
 SEVERITY_CHOICES = "critical, error, warning, info, debug (or P0, P1, P2, P3, DEV)"
+
+PRIORITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+"""The syslog priorities of journal entries (``PRIORITY`` 0..7), as journalctl names them."""
+PRIORITY_SEVERITIES: Mapping[str, Severity] = MappingProxyType(
+    dict(zip(PRIORITY_NAMES, [Severity.CRITICAL] * 3 + [Severity.ERROR, Severity.WARNING, Severity.INFO,
+                                                          Severity.INFO, Severity.DEBUG], strict=True))
+)  # fmt: skip
+"""A priority's severity (``severity: from_priority``): emerg, alert and crit are critical; notice is info."""
 
 _COLOURS = {
     Severity.CRITICAL: 0xFF0000,

@@ -35,7 +35,7 @@ from types import MappingProxyType
 from tailhook import budget
 from tailhook.config import DEFAULT_LINE_BUDGET_S, Config, RuleConfig, StormConfig
 from tailhook.engines import Scanner, best_available, build
-from tailhook.events import AlertField, Event, Line, Rendered, Severity
+from tailhook.events import PRIORITY_SEVERITIES, AlertField, Event, Line, Rendered, Severity
 from tailhook.origin import origin_of
 from tailhook.prefilter import required_literal
 
@@ -113,6 +113,8 @@ class Rule:
     storm: StormConfig | None
     fields: tuple[AlertField, ...] = ()
     """The rule's ``fields:`` as templates: name, value, inline."""
+    from_priority: bool = False
+    """``severity: from_priority``: an event's severity is its line's journal priority, at least ``severity``."""
     label: str = field(init=False)
     """The severity's name, for templates."""
     plain: frozenset[str] = field(init=False)
@@ -149,6 +151,7 @@ class Rule:
             sources=frozenset(config.sources) if config.sources is not None else None,
             storm=config.storm,
             fields=tuple(AlertField(f.name, f.value, f.inline) for f in config.fields),
+            from_priority=config.from_priority,
         )
 
     def applies_to(self, source: str) -> bool:
@@ -169,25 +172,28 @@ class Rule:
         title, description and fields when first asked for (most events of a storm never are).
         *origin*: where *line* came from (``RuleSet.origin``: the same for every line of a path)."""
         captures = found.groupdict("")
+        severity = self.severity
+        if self.from_priority:
+            severity = max(severity, PRIORITY_SEVERITIES.get(line.fields.get("priority", ""), severity))
         if self.key_capture is not None:
             key = captures[self.key_capture]
         elif "key" in self.plain:
             key = self.key
         else:
-            key = self.key.format_map(self._values(line, captures, host, origin))
+            key = self.key.format_map(self._values(line, captures, host, origin, severity))
         return Event(
             rule=self.name,
-            severity=self.severity,
+            severity=severity,
             key=key,
             captures=captures,
             line=line,
-            render=lambda: self._render(self._values(line, captures, host, origin)),
+            render=lambda: self._render(self._values(line, captures, host, origin, severity)),
             storm=self.storm,
             origin=origin,
         )
 
     def _values(
-        self, line: Line, captures: Mapping[str, str], host: str, origin: Mapping[str, str]
+        self, line: Line, captures: Mapping[str, str], host: str, origin: Mapping[str, str], severity: Severity
     ) -> Mapping[str, str]:
         """What the templates may name, for one match (*captures*: all of its captures, as ``event`` has them)."""
         if self.captures_only:
@@ -199,7 +205,7 @@ class Rule:
             path=line.path,
             host=host,
             rule=self.name,
-            severity=self.label,
+            severity=self.label if severity is self.severity else severity.label,
         )
         values.update(origin)
         values.update(captures)

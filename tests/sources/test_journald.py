@@ -11,18 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from tailhook.config import JournaldSourceConfig
+from tailhook.config import JournaldSourceConfig, journal_reader
 from tailhook.events import Line
-from tailhook.sources.journald import JournaldSource, journald_available
+from tailhook.sources.journald import JournaldSource
 from tailhook.spool import Checkpoint
 
 JOURNAL_REMOTE = shutil.which("systemd-journal-remote") or "/lib/systemd/systemd-journal-remote"
 
 pytestmark = [
     pytest.mark.timeout(30),
-    pytest.mark.skipif(not journald_available(), reason="systemd-python (the journald extra) is not installed"),
     pytest.mark.skipif(not Path(JOURNAL_REMOTE).exists(), reason="systemd-journal-remote is not installed"),
 ]
+
+
+@pytest.fixture(params=["systemd-python", "journalctl"])
+def reader(request: pytest.FixtureRequest) -> str:
+    """Every test runs against both readers."""
+    if journal_reader(request.param) is None:
+        pytest.skip(f"{request.param} is not installed here")
+    return str(request.param)
 
 
 def write_journal(directory: Path, entries: Sequence[tuple[str, int, str]], first: int = 0) -> None:
@@ -43,7 +50,7 @@ def write_journal(directory: Path, entries: Sequence[tuple[str, int, str]], firs
     )
 
 
-async def test_entries_filtered_by_unit_and_priority_become_lines(tmp_path: Path) -> None:
+async def test_entries_filtered_by_unit_and_priority_become_lines(tmp_path: Path, reader: str) -> None:
     write_journal(
         tmp_path,
         [
@@ -53,7 +60,7 @@ async def test_entries_filtered_by_unit_and_priority_become_lines(tmp_path: Path
         ],
     )
     config = JournaldSourceConfig(
-        name="journal", units=("ssh.service",), priority=4, directory=str(tmp_path), start_at="beginning"
+        name="journal", units=("ssh.service",), priority=4, directory=str(tmp_path), start_at="beginning", reader=reader
     )
     source = JournaldSource(config)
     lines: list[Line] = []
@@ -86,25 +93,49 @@ async def test_entries_filtered_by_unit_and_priority_become_lines(tmp_path: Path
     ]
     first = lines[0]
     assert first.source == "journal"
-    assert dict(first.fields) == {"unit": "ssh.service", "identifier": "ssh", "pid": "4000"}
+    assert dict(first.fields) == {
+        "unit": "ssh.service",
+        "identifier": "ssh",
+        "pid": "4000",
+        "priority": "err",
+        "hostname": "test-host",
+    }
     assert abs(first.time - time.time()) < 60
 
 
-async def test_a_missing_journal_folder_is_reported_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    source = JournaldSource(JournaldSourceConfig(name="journal", directory=str(tmp_path / "absent")))
-    await source.start()
+async def test_a_missing_journal_folder_is_reported_and_tried_again(
+    tmp_path: Path, reader: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "later"
+    config = JournaldSourceConfig(name="journal", directory=str(folder), start_at="beginning", reader=reader)
+    source = JournaldSource(config)
+    lines: list[Line] = []
 
     async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
-        raise AssertionError("nothing to read")
+        lines.extend(batch)
 
-    await source.run(emit)  # returns at once: the other sources go on
-    assert "source journal: cannot open the journal" in caplog.text
+    await source.start()
+    task = asyncio.create_task(source.run(emit))
+    try:
+        async with asyncio.timeout(10):
+            while not (str(folder) in caplog.text and "No such file or directory" in caplog.text):
+                await asyncio.sleep(0.02)
+            folder.mkdir()
+            write_journal(folder, [("ssh.service", 3, "the journal is there now")])
+            while not lines:  # opened again after a second, and read from the start
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [line.text for line in lines] == ["the journal is there now"]
 
 
-async def test_stopping_while_a_read_waits_is_safe(tmp_path: Path) -> None:
-    """The handle is closed by its own thread after the read: closing it under a read crashed the process."""
+async def test_stopping_while_a_read_waits_is_safe(tmp_path: Path, reader: str) -> None:
+    """The binding's handle is closed by its own thread after the read: closing it under a read crashed
+    the process; journalctl is stopped and waited for."""
     write_journal(tmp_path, [("ssh.service", 3, "one entry")])
-    config = JournaldSourceConfig(name="journal", directory=str(tmp_path), start_at="end")
+    config = JournaldSourceConfig(name="journal", directory=str(tmp_path), start_at="end", reader=reader)
 
     async def emit(batch: Sequence[Line], checkpoints: Sequence[Checkpoint]) -> None:
         return None
@@ -117,4 +148,3 @@ async def test_stopping_while_a_read_waits_is_safe(tmp_path: Path) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        source._thread.shutdown(wait=True)  # the close has run, in the journal's thread
