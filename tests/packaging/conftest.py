@@ -4,9 +4,11 @@ wheelhouse of tailhook's wheel with the wheels of its dependencies, so that inst
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,28 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), str(wheel), timeout=300)
     print(f"pip wheel: {time.monotonic() - started:.0f} s")
     return folder
+
+
+@dataclass(frozen=True)
+class Installed:
+    """tailhook installed from its wheel, without extras, in a fresh venv (``bin``), and the
+    environment to run it in: nothing of this checkout or the dev environment leaks in."""
+
+    bin: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path, wheelhouse: Path) -> Installed:
+    """The wheel, pip-installed as a user would (no extras: no systemd-python), into a venv made
+    without pip (ensurepip alone takes ~10 s); the dev environment's pip installs into it with
+    ``--python``, under the venv's interpreter, from the wheelhouse alone, so no index is asked."""
+    venv = tmp_path_factory.mktemp("venv")
+    _run(sys.executable, "-m", "venv", "--without-pip", str(venv), timeout=120)
+    # No PYTHONPATH, and pip's own settings (extra find-links, indexes) ignored: the wheelhouse alone
+    # must hold every dependency.
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"} and not k.startswith("PIP_")}
+    install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
+               "--no-index", "--find-links", str(wheelhouse), str(wheel)]  # fmt: skip
+    subprocess.run(install, check=True, timeout=240, env=env | {"PIP_CONFIG_FILE": os.devnull})
+    return Installed(venv / "bin", env)
