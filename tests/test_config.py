@@ -289,6 +289,35 @@ def test_webhook_url_hides_its_token() -> None:
     assert url.reveal() == URL
 
 
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("discordapp.com", "discord.com"),
+        ("canary.discordapp.com", "canary.discord.com"),
+        ("ptb.discordapp.com.", "ptb.discord.com"),
+        ("notdiscordapp.com", "notdiscordapp.com"),
+    ],
+)
+def test_the_old_discordapp_host_becomes_discord_com_with_a_note(
+    write: WriteFile, caplog: pytest.LogCaptureFixture, given: str, used: str
+) -> None:
+    """discordapp.com has its own, stricter rate limit: the same webhook is reached on discord.com."""
+    config_path = write(
+        "tailhook.yaml",
+        f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        destinations: {{alerts: {{url: "https://{given}/api/webhooks/112233445566778899/{TOKEN}"}}}}
+        """,
+    )
+    (url,) = load_config(config_path).destinations["alerts"].urls
+    assert url.reveal() == f"https://{used}/api/webhooks/112233445566778899/{TOKEN}"
+    noted = (
+        f"destinations.alerts.url: {given.rstrip('.')} is used as https://{used}/api/webhooks/112233445566778899/***"
+    )
+    assert (noted in caplog.text) == (given != used)
+    assert TOKEN not in caplog.text
+
+
 def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAILHOOK_LOG_DIR", raising=False)
     config = load_config(ROOT / "config.example.yaml")

@@ -145,7 +145,7 @@ class WebhookUrl:
     Only ``reveal()`` gives the real URL, for the HTTP request itself.
     """
 
-    __slots__ = ("_url", "id", "redacted")
+    __slots__ = ("_url", "id", "old_host", "redacted")
 
     _PATH = re.compile(r"^(?P<base>.*/webhooks/(?P<id>\d{1,25}))/(?P<token>[A-Za-z0-9_.\-]{1,200})/?$")
 
@@ -158,9 +158,17 @@ class WebhookUrl:
             raise ValueError("a webhook URL must use https (plain http is allowed only on loopback, for tests)")
         if parts.query or parts.fragment:
             raise ValueError("a webhook URL takes no query or fragment; use thread_id for threads")
-        self._url = f"{parts.scheme}://{parts.netloc}{found.group('base')}/{found.group('token')}"
+        netloc = parts.netloc
+        self.old_host: str | None = None
+        """The ``discordapp.com`` host the URL was given with, before it became ``discord.com``."""
+        host = parts.hostname.removesuffix(".")
+        if host == "discordapp.com" or host.endswith(".discordapp.com"):
+            # The old host has its own, stricter rate limit: the same webhook on discord.com.
+            self.old_host = host
+            netloc = netloc.replace(parts.hostname, host.removesuffix("discordapp.com") + "discord.com")
+        self._url = f"{parts.scheme}://{netloc}{found.group('base')}/{found.group('token')}"
         self.id = found.group("id")
-        self.redacted = f"{parts.scheme}://{parts.netloc}{found.group('base')}/***"
+        self.redacted = f"{parts.scheme}://{netloc}{found.group('base')}/***"
 
     def reveal(self) -> str:
         """The URL with its token, for the request line and nothing else."""
@@ -1080,6 +1088,10 @@ def _webhook_urls(item: _Section, base: Path) -> tuple[WebhookUrl, ...]:
 
     def convert(value: Any) -> tuple[WebhookUrl, ...]:
         urls = tuple(read(text) for text in _str_list(value))
+        for url in urls:
+            if url.old_host is not None:
+                log.warning("%s: %s is used as %s: discordapp.com has its own, stricter rate limit",
+                            item.key(name), url.old_host, url.redacted)  # fmt: skip
         if not urls:
             raise ValueError("must name at least one webhook")
         if len(urls) > MAX_WEBHOOKS:
