@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import math
@@ -11,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from tests.discord_standin import (
     LIMITS,
     TOKEN,
     WEBHOOK_ID,
+    WEBHOOK_NAME,
     DiscordStandIn,
+    Thread,
     standin_in_thread,
 )
 
@@ -39,6 +42,7 @@ OPENAPI = SHARED / "discord" / "openapi.json"
 OTHER_ID, OTHER_TOKEN = "998877665544332211", "other-" + "T0KEN" * 12
 FORUM_ID, FORUM_TOKEN = "887766554433221100", "forum-" + "T0KEN" * 12
 THREAD_ID = "445566778899001122"
+THREAD = {"thread_id": THREAD_ID}
 
 
 @dataclass
@@ -94,6 +98,55 @@ def form_error(path: tuple[str, ...], code: str, message: str) -> dict[str, Any]
 
 def too_long(path: tuple[str, ...], limit: int) -> dict[str, Any]:
     return form_error(path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+File = tuple[str, str, bytes, str]
+"""A file part to send: part name (`files[n]`), filename, bytes, content type."""
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    payload: object,
+    files: Sequence[File] = (),
+    *,
+    params: Mapping[str, str] | None = None,
+) -> Answer:
+    """Send `payload` as `payload_json` of a multipart body with `files`, by
+    default with ?wait=true."""
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("payload_json", json.dumps(payload), content_type="application/json")
+    for name, filename, data, content_type in files:
+        # A stream, not bytes: aiohttp warns about a large body given as bytes.
+        form.add_field(name, io.BytesIO(data), filename=filename, content_type=content_type)
+    query = {"wait": "true"} if params is None else params
+    async with http.request(method, url, params=query, data=form) as response:
+        return await _answer(response)
+
+
+async def edit(
+    http: aiohttp.ClientSession,
+    url: str,
+    message_id: str,
+    payload: object,
+    files: Sequence[File] = (),
+    *,
+    params: Mapping[str, str] | None = None,
+) -> Answer:
+    """PATCH the message: as JSON, or as multipart when there are files."""
+    if files:
+        return await send(http, "PATCH", f"{url}/messages/{message_id}", payload, files, params=params or {})
+    async with http.patch(f"{url}/messages/{message_id}", params=params or {}, json=payload) as response:
+        return await _answer(response)
+
+
+async def on_message(
+    http: aiohttp.ClientSession, method: str, url: str, message_id: str, *, params: Mapping[str, str] | None = None
+) -> Answer:
+    """GET or DELETE the message."""
+    async with http.request(method, f"{url}/messages/{message_id}", params=params or {}) as response:
+        return await _answer(response)
 
 
 # ---------------------------------------------------------------------------
@@ -300,6 +353,455 @@ async def test_get_answers_the_forum_channel_of_a_forum_webhook(
 def test_forum_webhooks_must_be_known_webhooks() -> None:
     with pytest.raises(ValueError, match="forum_webhooks"):
         DiscordStandIn(forum_webhooks=[OTHER_ID])
+
+
+@pytest.mark.asyncio
+async def test_a_forum_post_opens_a_thread_that_later_posts_and_edits_land_in(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    url = forum.url(FORUM_ID, FORUM_TOKEN)
+    opening = {"content": "disk full", "thread_name": "web-1: disk full", "applied_tags": ["1111111111", 2222222222]}
+
+    opened = await post(http, url, opening)
+    thread = opened.body["channel_id"]
+    later = await post(http, url, {"content": "again"}, params={"wait": "true", "thread_id": thread})
+    edited = await edit(http, url, opened.body["id"], {"content": "disk full × 2"}, params={"thread_id": thread})
+
+    assert (opened.status, later.status, edited.status) == (200, 200, 200)
+    assert (opened.body["id"], opened.body["position"]) == (thread, 0)
+    assert (later.body["channel_id"], later.body["position"]) == (thread, 1)
+    assert (edited.body["channel_id"], edited.body["position"]) == (thread, 0)
+    assert forum.threads == {thread: Thread(thread, FORUM_ID, "web-1: disk full", ("1111111111", "2222222222"), 2)}
+    assert [(m.content, m.position) for m in forum.messages_in(thread)] == [("disk full × 2", 0), ("again", 1)]
+    assert [r.channel_id for r in forum.received] == [thread, thread]
+    assert [(e.channel_id, e.message_id) for e in forum.edits] == [(thread, thread)]
+
+
+@pytest.mark.asyncio
+async def test_a_thread_id_the_stand_in_did_not_see_opened_is_recorded_without_a_name(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    await post(http, forum.url(FORUM_ID, FORUM_TOKEN), {"content": "a", "applied_tags": ["1"]}, params=THREAD)
+    await post(http, forum.url(), {"content": "b"}, params=THREAD)
+
+    # applied_tags only tag a post being opened.
+    assert forum.threads == {THREAD_ID: Thread(THREAD_ID, FORUM_ID, None, (), 2)}
+    assert [m.content for m in forum.messages_in(THREAD_ID)] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_applied_tags_are_at_most_5_snowflakes(forum: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    url = forum.url(FORUM_ID, FORUM_TOKEN)
+
+    def opening(tags: list[object]) -> dict[str, Any]:
+        return {"content": "hi", "thread_name": "post", "applied_tags": tags}
+
+    at_limit = await post(http, url, opening([str(10**17 + i) for i in range(LIMITS.applied_tags)]))
+    over = await post(http, url, opening([str(10**17 + i) for i in range(LIMITS.applied_tags + 1)]))
+    named = await post(http, url, opening(["urgent"]))
+
+    assert at_limit.status == 200, at_limit.body
+    assert over.body == too_long(("applied_tags",), 5)
+    assert named.body == form_error(("applied_tags", "0"), "NUMBER_TYPE_COERCE", 'Value "urgent" is not snowflake.')
+    assert len(forum.threads[at_limit.body["channel_id"]].applied_tags) == 5
+
+
+@pytest.mark.asyncio
+async def test_a_forum_that_requires_a_tag_refuses_a_new_post_without_one(http: aiohttp.ClientSession) -> None:
+    webhooks = {FORUM_ID: FORUM_TOKEN}
+    async with DiscordStandIn(webhooks=webhooks, forum_webhooks=[FORUM_ID], forum_requires_tag=True) as forum:
+        url = forum.url(FORUM_ID, FORUM_TOKEN)
+        untagged = await post(http, url, {"content": "hi", "thread_name": "post"})
+        empty = await post(http, url, {"content": "hi", "thread_name": "post", "applied_tags": []})
+        tagged = await post(http, url, {"content": "hi", "thread_name": "post", "applied_tags": ["1111111111"]})
+        into_thread = await post(http, url, {"content": "hi"}, params={"wait": "true", "thread_id": THREAD_ID})
+        both = await post(http, url, {"content": "hi", "thread_name": "post"}, params=THREAD)
+
+    required = {"message": "A tag is required to create a forum post in this channel", "code": 40067}
+    assert (untagged.status, untagged.body) == (400, required)
+    assert empty.body == required
+    assert (tagged.status, into_thread.status) == (200, 200)  # a tag is asked only of a new post
+    assert both.body["code"] == 220002
+    assert len(forum.received) == 2
+
+
+# ---------------------------------------------------------------------------
+# Edits, reads and deletes of a message
+
+
+@pytest.mark.asyncio
+async def test_an_edit_changes_the_message_and_is_recorded(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    posted = await post(http, standin.url(), {"content": "disk full", "embeds": [{"title": "Disk full"}]})
+    message_id = posted.body["id"]
+    change = {"embeds": [{"title": "Disk full × 3", "color": 0xFF0000}], "allowed_mentions": {"parse": []}}
+
+    answer = await edit(http, standin.url(), message_id, change)
+
+    assert answer.status == 200
+    assert (answer.body["id"], answer.body["channel_id"]) == (message_id, CHANNEL_ID)
+    assert answer.body["content"] == "disk full"  # not named by the edit: kept
+    assert answer.body["embeds"] == [{"type": "rich", "title": "Disk full × 3", "color": 0xFF0000}]
+    assert answer.body["edited_timestamp"] is not None
+    assert answer.body["timestamp"] == posted.body["timestamp"]
+    assert "X-RateLimit-Remaining" in answer.headers
+    [received] = standin.edits
+    assert (received.webhook_id, received.message_id, received.payload) == (WEBHOOK_ID, message_id, change)
+    message = standin.messages[message_id]
+    assert (message.content, message.embeds, message.edits) == ("disk full", tuple(change["embeds"]), 1)
+    assert message.allowed_mentions == {"parse": []}
+    assert len(standin.received) == 1  # an edit is no new message
+    assert standin.requests == [("POST", WEBHOOK_ID, 200), ("PATCH", WEBHOOK_ID, 200)]
+
+
+@pytest.mark.asyncio
+async def test_an_edit_replaces_what_it_names_clears_what_it_nulls_and_cannot_empty_the_message(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    message_id = (await post(http, standin.url(), {"content": "a", "embeds": [{"title": "t"}]})).body["id"]
+
+    cleared = await edit(http, standin.url(), message_id, {"content": None})
+    emptied = await edit(http, standin.url(), message_id, {"embeds": []})
+
+    assert cleared.status == 200
+    assert (cleared.body["content"], len(cleared.body["embeds"])) == ("", 1)
+    assert emptied.status == 400
+    assert emptied.body == {"message": "Cannot send an empty message", "code": 50006}
+    assert standin.messages[message_id].embeds == ({"title": "t"},)
+    assert len(standin.edits) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_edit_is_validated_like_a_post(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    message_id = (await post(http, standin.url(), {"content": "a"})).body["id"]
+    bad = {"content": "c" * 2001, "embeds": [{"title": "t" * 257}], "allowed_mentions": {"parse": ["here"]}}
+
+    refused = await edit(http, standin.url(), message_id, bad)
+    # Fields an edit does not take (the schema's IncomingWebhookUpdateRequestPartial) are not read.
+    ignored = await edit(http, standin.url(), message_id, {"content": "b", "username": "discord", "thread_name": 5})
+    not_json = await edit(http, standin.url(), message_id, ["content"])
+
+    assert refused.status == 400
+    assert refused.body == {
+        "code": 50035,
+        "errors": {
+            "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]},
+            "embeds": {
+                "0": {
+                    "title": {
+                        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 256 or fewer in length."}]
+                    }
+                }
+            },
+            "allowed_mentions": {
+                "parse": {
+                    "0": {
+                        "_errors": [
+                            {
+                                "code": "BASE_TYPE_CHOICES",
+                                "message": "Value must be one of {'everyone', 'roles', 'users'}.",
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+        "message": "Invalid Form Body",
+    }
+    assert ignored.status == 200, ignored.body
+    assert ignored.body["author"]["username"] == WEBHOOK_NAME
+    assert not_json.body == {
+        "code": 50035,
+        "errors": {
+            "_errors": [{"code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"}]
+        },
+        "message": "Invalid Form Body",
+    }
+    assert standin.messages[message_id].content == "b"
+
+
+@pytest.mark.asyncio
+async def test_an_edit_without_allowed_mentions_is_recorded_as_sent(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    posted = await post(http, standin.url(), {"content": "<@&1234>", "allowed_mentions": {"roles": ["1234"]}})
+    message_id = posted.body["id"]
+
+    await edit(http, standin.url(), message_id, {"content": "<@&1234> resolved"})
+    after_bare_edit = standin.messages[message_id].allowed_mentions
+    await edit(http, standin.url(), message_id, {"content": "<@&1234> resolved", "allowed_mentions": {"parse": []}})
+
+    assert ["allowed_mentions" in e.payload for e in standin.edits] == [False, True]
+    # Without allowed_mentions Discord parses an edit with its default rules, not the post's: None says so.
+    assert after_bare_edit is None
+    assert standin.messages[message_id].allowed_mentions == {"parse": []}
+
+
+@pytest.mark.asyncio
+async def test_an_edit_of_a_deleted_unknown_or_other_webhooks_message_is_unknown_message(
+    http: aiohttp.ClientSession,
+) -> None:
+    webhooks = {WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}
+    async with DiscordStandIn(bucket_limit=100, webhooks=webhooks) as standin:
+        deleted = (await post(http, standin.url(), {"content": "a"})).body["id"]
+        others = (await post(http, standin.url(OTHER_ID, OTHER_TOKEN), {"content": "b"})).body["id"]
+        standin.delete_message(deleted)
+
+        answers = [
+            await edit(http, standin.url(), deleted, {"content": "x"}),
+            await edit(http, standin.url(), "123456789012345678", {"content": "x"}),
+            await edit(http, standin.url(), others, {"content": "x"}),
+        ]
+        with pytest.raises(KeyError):
+            standin.delete_message(deleted)
+
+    assert [(a.status, a.body) for a in answers] == [(404, {"message": "Unknown Message", "code": 10008})] * 3
+    assert standin.edits == []
+    assert list(standin.messages) == [others]
+
+
+@pytest.mark.asyncio
+async def test_a_message_is_found_only_in_the_thread_thread_id_names(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    in_thread = (await post(http, standin.url(), {"content": "a"}, params={"wait": "true", **THREAD})).body["id"]
+    in_channel = (await post(http, standin.url(), {"content": "b"})).body["id"]
+    other_thread = {"thread_id": "445566778899001133"}
+
+    answers = {
+        "thread message, no thread_id": await edit(http, standin.url(), in_thread, {"content": "x"}),
+        "thread message, other thread": await edit(
+            http, standin.url(), in_thread, {"content": "x"}, params=other_thread
+        ),
+        "channel message, a thread_id": await edit(http, standin.url(), in_channel, {"content": "x"}, params=THREAD),
+        "thread message, its thread": await edit(http, standin.url(), in_thread, {"content": "x"}, params=THREAD),
+        "bad thread_id": await edit(http, standin.url(), in_thread, {"content": "x"}, params={"thread_id": "t"}),
+    }
+
+    assert {name: answer.status for name, answer in answers.items()} == {
+        "thread message, no thread_id": 404,
+        "thread message, other thread": 404,
+        "channel message, a thread_id": 404,
+        "thread message, its thread": 200,
+        "bad thread_id": 400,
+    }
+    assert answers["thread message, no thread_id"].body["code"] == 10008
+    assert answers["bad thread_id"].body == form_error(
+        ("thread_id",), "NUMBER_TYPE_COERCE", 'Value "t" is not snowflake.'
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_edit_to_an_unknown_webhook_or_with_a_wrong_token_is_refused_like_a_post(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    message_id = (await post(http, standin.url(), {"content": "a"})).body["id"]
+
+    unknown = await edit(http, standin.url(OTHER_ID), message_id, {"content": "x"})
+    wrong_token = await edit(http, standin.url(token=OTHER_TOKEN), message_id, {"content": "x"})
+    standin.delete_webhook(WEBHOOK_ID)
+    deleted = await edit(http, standin.url(), message_id, {"content": "x"})
+
+    assert (unknown.status, unknown.body) == (404, {"message": "Unknown Webhook", "code": 10015})
+    assert (wrong_token.status, wrong_token.body) == (401, {"message": "Invalid Webhook Token", "code": 50027})
+    assert (deleted.status, deleted.body["code"]) == (404, 10015)
+
+
+@pytest.mark.asyncio
+async def test_get_and_delete_a_message(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    message_id = (await post(http, standin.url(), {"content": "a"})).body["id"]
+    await edit(http, standin.url(), message_id, {"content": "b"})
+
+    got = await on_message(http, "GET", standin.url(), message_id)
+    deleted = await on_message(http, "DELETE", standin.url(), message_id)
+    got_again = await on_message(http, "GET", standin.url(), message_id)
+    deleted_again = await on_message(http, "DELETE", standin.url(), message_id)
+    edited = await edit(http, standin.url(), message_id, {"content": "c"})
+
+    assert (got.status, got.body["id"], got.body["content"]) == (200, message_id, "b")
+    assert (deleted.status, deleted.body) == (204, "")
+    assert "X-RateLimit-Bucket" in deleted.headers
+    unknown = {"message": "Unknown Message", "code": 10008}
+    assert [(a.status, a.body) for a in (got_again, deleted_again, edited)] == [(404, unknown)] * 3
+    assert standin.messages == {}
+    assert [method for method, _, _ in standin.requests] == ["POST", "PATCH", "GET", "DELETE", "GET", "DELETE", "PATCH"]
+
+
+# ---------------------------------------------------------------------------
+# Files: multipart bodies with `payload_json` and `files[n]`
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.asyncio
+async def test_files_listed_in_attachments_are_attached_and_recorded(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    payload = {
+        "embeds": [{"title": "Traceback"}],
+        "attachments": [
+            {"id": 0, "filename": "app-1201.log", "description": "the whole traceback"},
+            {"id": "1", "filename": "held.log"},
+        ],
+        "allowed_mentions": {"parse": []},
+    }
+    files = [
+        ("files[0]", "app-1201.log", b"Traceback (most recent call last):\n" * 100, "text/plain"),
+        ("files[1]", "upload.bin", b"\x00\xff" * 10, "application/octet-stream"),
+    ]
+
+    answer = await send(http, "POST", standin.url(), payload, files)
+
+    assert answer.status == 200, answer.body
+    first, second = answer.body["attachments"]
+    assert re.fullmatch(r"[1-9][0-9]{15,19}", first["id"])
+    assert first["id"] != second["id"]
+    assert first == {
+        "id": first["id"],
+        "filename": "app-1201.log",
+        "size": 3500,
+        "url": f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{first['id']}/app-1201.log",
+        "proxy_url": f"https://media.discordapp.net/attachments/{CHANNEL_ID}/{first['id']}/app-1201.log",
+        "content_type": "text/plain",
+        "description": "the whole traceback",
+    }
+    assert (second["filename"], second["size"]) == ("held.log", 20)  # the entry's filename wins
+    [received] = standin.received
+    assert received.payload == payload
+    assert received.headers["Content-Type"].startswith("multipart/form-data")
+    assert [(f.filename, f.data, f.content_type) for f in received.files] == [
+        ("app-1201.log", files[0][2], "text/plain"),
+        ("held.log", files[1][2], "application/octet-stream"),
+    ]
+    assert standin.messages[answer.body["id"]].attachments == received.files
+
+
+@pytest.mark.asyncio
+async def test_a_file_alone_is_a_message_and_plain_fields_stand_for_payload_json(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    alone = await send(
+        http, "POST", standin.url(), {"attachments": [{"id": 0}]}, [("files[0]", "a.txt", b"a", "text/plain")]
+    )
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("content", "Hello, World!")
+    async with http.post(standin.url(), params={"wait": "true"}, data=form) as response:
+        fields = await _answer(response)
+
+    assert alone.status == 200, alone.body
+    assert alone.body["content"] == ""
+    assert (fields.status, fields.body["content"]) == (200, "Hello, World!")
+
+
+@pytest.mark.asyncio
+async def test_every_file_needs_an_attachments_entry_and_every_entry_a_file(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    one_file = [("files[0]", "a.log", b"a", "text/plain")]
+    two_files = [*one_file, ("files[1]", "b.log", b"b", "text/plain")]
+
+    no_data = await send(http, "POST", standin.url(), {"content": "x", "attachments": [{"id": 0}, {"id": 1}]}, one_file)
+    unlisted = await send(http, "POST", standin.url(), {"content": "x", "attachments": [{"id": 0}]}, two_files)
+    no_attachments = await send(http, "POST", standin.url(), {"content": "x"}, one_file)
+    bad_entries = await send(http, "POST", standin.url(), {"content": "x", "attachments": [{"filename": "a.log"}, "a"]})
+
+    # Discord's answer for an entry without its file.
+    assert no_data.body == form_error(("attachments", "1"), "ATTACHMENT_NOT_FOUND", "Attachment data not found")
+    # The stand-in's own, stricter than Discord, which would attach the file anyway.
+    for answer, part in ((unlisted, "files[1]"), (no_attachments, "files[0]")):
+        assert answer.body == form_error((part,), "ATTACHMENT_NOT_LISTED", f"{part} is not listed in attachments.")
+    assert bad_entries.body["errors"] == {
+        "attachments": {
+            "0": {"id": {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}},
+            "1": {"_errors": [{"code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"}]},
+        }
+    }
+    assert standin.received == []
+
+
+@pytest.mark.asyncio
+async def test_a_file_over_10_mib_is_413_from_the_stand_in_not_from_aiohttp(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    payload = {"content": "log", "attachments": [{"id": 0, "filename": "big.log"}]}
+
+    def upload(size: int) -> list[File]:
+        return [("files[0]", "big.log", b"x" * size, "text/plain")]
+
+    at_limit = await send(http, "POST", standin.url(), payload, upload(10 * MIB))
+    over = await send(http, "POST", standin.url(), payload, upload(10 * MIB + 1))
+    far_over = await send(http, "POST", standin.url(), payload, upload(30 * MIB))
+
+    assert at_limit.status == 200
+    assert at_limit.body["attachments"][0]["size"] == 10 * MIB
+    too_large = {"message": "Request entity too large", "code": 40005}
+    assert (over.status, over.body) == (413, too_large)
+    assert (far_over.status, far_over.body) == (413, too_large)
+    assert "X-RateLimit-Remaining" in over.headers
+    assert [len(r.files[0].data) for r in standin.received] == [10 * MIB]
+
+
+@pytest.mark.asyncio
+async def test_the_file_limit_is_a_parameter(http: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(max_file_bytes=1000) as standin:
+        payload = {"attachments": [{"id": 0}]}
+        at_limit = await send(http, "POST", standin.url(), payload, [("files[0]", "a", b"a" * 1000, "text/plain")])
+        over = await send(http, "POST", standin.url(), payload, [("files[0]", "a", b"a" * 1001, "text/plain")])
+
+    assert (at_limit.status, over.status) == (200, 413)
+
+
+@pytest.mark.asyncio
+async def test_payload_json_is_read_like_a_json_body(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    one_file = [("files[0]", "a.log", b"a", "text/plain")]
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("payload_json", '{"content": "unterminated', content_type="application/json")
+
+    too_long_content = await send(
+        http, "POST", standin.url(), {"content": "c" * 2001, "attachments": [{"id": 0}]}, one_file
+    )
+    async with http.post(standin.url(), data=form) as response:
+        not_json = await _answer(response)
+    forum_post = await send(http, "POST", standin.url(), {"content": "x", "thread_name": "post"})
+
+    assert too_long_content.body == too_long(("content",), 2000)
+    assert (not_json.status, not_json.body) == (
+        400,
+        {"message": "The request body contains invalid JSON.", "code": 50109},
+    )
+    assert forum_post.body["code"] == 220003
+
+
+@pytest.mark.asyncio
+async def test_an_edit_keeps_adds_and_drops_files_as_its_attachments_say(
+    standin: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    posted = await send(
+        http,
+        "POST",
+        standin.url(),
+        {"content": "x", "attachments": [{"id": 0}]},
+        [("files[0]", "a.log", b"a", "text/plain")],
+    )
+    message_id, first = posted.body["id"], posted.body["attachments"][0]["id"]
+    keep_and_add = {"attachments": [{"id": first}, {"id": 0, "filename": "b.log", "description": "held lines"}]}
+
+    added = await edit(http, standin.url(), message_id, keep_and_add, [("files[0]", "upload", b"bb", "text/plain")])
+    untouched = await edit(http, standin.url(), message_id, {"content": "y"})
+    unknown = await edit(http, standin.url(), message_id, {"attachments": [{"id": "123456789012345678"}]})
+    dropped = await edit(http, standin.url(), message_id, {"attachments": []})
+
+    assert [(a["id"], a["filename"], a["size"]) for a in added.body["attachments"]] == [
+        (first, "a.log", 1),
+        (added.body["attachments"][1]["id"], "b.log", 2),
+    ]
+    assert added.body["attachments"][1]["description"] == "held lines"
+    assert [(f.filename, f.data) for f in standin.edits[0].files] == [("b.log", b"bb")]  # only what it uploaded
+    assert [a["filename"] for a in untouched.body["attachments"]] == ["a.log", "b.log"]
+    assert unknown.body == form_error(("attachments", "0"), "ATTACHMENT_NOT_FOUND", "Attachment data not found")
+    assert (dropped.status, dropped.body["attachments"]) == (200, [])
+    assert standin.messages[message_id].attachments == ()
 
 
 # ---------------------------------------------------------------------------
@@ -657,6 +1159,27 @@ async def test_cloudflare_429_is_html_without_rate_limit_headers(
     assert after.status == 200
 
 
+@pytest.mark.asyncio
+async def test_edits_have_a_bucket_of_their_own_with_the_same_limits_and_headers(http: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(bucket_limit=2, bucket_reset_after=30.0) as standin:
+        posts = [await post(http, standin.url(), {"content": f"m{i}"}) for i in range(3)]
+        message_id = posts[0].body["id"]
+        edits = [await edit(http, standin.url(), message_id, {"content": f"e{i}"}) for i in range(3)]
+
+    assert [a.status for a in posts] == [200, 200, 429]
+    assert [a.status for a in edits] == [200, 200, 429]  # the posts did not use the edits' bucket up
+    assert [a.headers["X-RateLimit-Remaining"] for a in edits[:2]] == ["1", "0"]
+    assert edits[0].headers["X-RateLimit-Limit"] == "2"
+    assert edits[0].headers["X-RateLimit-Bucket"] != posts[0].headers["X-RateLimit-Bucket"]
+    limited = edits[2]
+    assert limited.body["message"] == "You are being rate limited."
+    assert limited.body["global"] is False
+    assert limited.body["retry_after"] > 25
+    assert limited.headers["Retry-After"] == str(math.ceil(limited.body["retry_after"]))
+    assert limited.headers["X-RateLimit-Scope"] == "user"
+    assert standin.messages[message_id].content == "e1"
+
+
 # ---------------------------------------------------------------------------
 # Injected failures
 
@@ -716,6 +1239,34 @@ async def test_drop_next_closes_the_connection_without_an_answer(
     assert after.status == 200
     assert [r.payload["content"] for r in standin.received] == ["b"]
     assert standin.requests == [("POST", WEBHOOK_ID, DROPPED), ("POST", WEBHOOK_ID, 200)]
+
+
+@pytest.mark.asyncio
+async def test_faults_can_be_injected_into_edits(standin: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+    message_id = (await post(http, standin.url(), {"content": "a"})).body["id"]
+    standin.fail_next(500, on="edit")
+    standin.global_429(0.25, on="edit")
+
+    failed = await edit(http, standin.url(), message_id, {"content": "b"})
+    posted = await post(http, standin.url(), {"content": "c"})  # posts have faults of their own
+    limited = await edit(http, standin.url(), message_id, {"content": "b"})
+    standin.drop_next(on="edit")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await edit(http, standin.url(), message_id, {"content": "b"})
+    standin.set_status(503)  # an outage: posts and edits alike
+    down = [
+        await edit(http, standin.url(), message_id, {"content": "b"}),
+        await post(http, standin.url(), {"content": "d"}),
+    ]
+    standin.set_status(None)
+    after = await edit(http, standin.url(), message_id, {"content": "b"})
+
+    assert (failed.status, failed.body) == (500, {"message": "500: Internal Server Error", "code": 0})
+    assert "X-RateLimit-Limit" in failed.headers
+    assert (posted.status, limited.status, limited.body["global"]) == (200, 429, True)
+    assert [a.status for a in down] == [503, 503]
+    assert after.status == 200
+    assert [e.payload["content"] for e in standin.edits] == ["b"]
 
 
 # ---------------------------------------------------------------------------
@@ -928,6 +1479,46 @@ def test_threaded_wait_for_raises_with_what_arrived() -> None:
     assert len(received) == 1
 
 
+def sync_request(method: str, url: str, payload: object) -> tuple[int, bytes]:
+    request = urllib.request.Request(  # noqa: S310 (the stand-in's http URL)
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (the stand-in's http URL)
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_threaded_stand_in_edits_deletes_and_waits_for_edits() -> None:
+    webhooks = {WEBHOOK_ID: TOKEN, FORUM_ID: FORUM_TOKEN}
+    with standin_in_thread(webhooks=webhooks, forum_webhooks=[FORUM_ID], forum_requires_tag=True) as standin:
+        _, _, body = sync_post(
+            standin.url(FORUM_ID, FORUM_TOKEN), {"content": "a", "thread_name": "t", "applied_tags": [1]}
+        )
+        thread = json.loads(body)["channel_id"]
+        message_url = f"{standin.url(FORUM_ID, FORUM_TOKEN)}/messages/{thread}?thread_id={thread}"
+        editing = threading.Thread(target=lambda: sync_request("PATCH", message_url, {"content": "b"}))
+        editing.start()
+        [received] = standin.wait_for_edits(1, timeout=10)
+        editing.join(timeout=10)
+        with pytest.raises(AssertionError, match=r"expected 2 edit\(s\)"):
+            standin.wait_for_edits(2, timeout=0.2)
+        messages, threads, in_thread = standin.messages, standin.threads, standin.messages_in(thread)
+        standin.fail_next(502, on="edit")
+        failed, _ = sync_request("PATCH", message_url, {"content": "c"})
+        standin.delete_message(thread)
+        deleted, _ = sync_request("PATCH", message_url, {"content": "c"})
+        after_delete = standin.messages
+
+    assert (received.message_id, received.payload) == (thread, {"content": "b"})
+    assert messages[thread].content == "b"
+    assert threads[thread].applied_tags == ("1",)
+    assert [m.id for m in in_thread] == [thread]
+    assert (failed, deleted) == (502, 404)
+    assert after_delete == {}
+
+
 # ---------------------------------------------------------------------------
 # Agreement with Discord's OpenAPI description
 
@@ -962,6 +1553,10 @@ def test_limits_agree_with_openapi() -> None:
         "author_name": spec("RichEmbedAuthor", "name", "maxLength"),
         "mention_ids": spec("MessageAllowedMentionsRequest", "users", "maxItems"),
         "thread_name": spec(request, "thread_name", "maxLength"),
+        "applied_tags": spec(request, "applied_tags", "maxItems"),
+        "attachments": spec(request, "attachments", "maxItems"),
+        "attachment_filename": spec("MessageAttachmentRequest", "filename", "maxLength"),
+        "attachment_description": spec("MessageAttachmentRequest", "description", "maxLength"),
     }
 
     assert {name: getattr(LIMITS, name) for name in expected} == expected
@@ -971,6 +1566,12 @@ def test_limits_agree_with_openapi() -> None:
     assert (expected["footer_text"], expected["author_name"]) == (2048, 256)
     assert (expected["username_min"], expected["username_max"]) == (1, 80)
     assert expected["thread_name"] == 100
+    assert (expected["applied_tags"], expected["attachments"]) == (5, 10)
+    assert schemas["MessageAttachmentRequest"]["required"] == ["id"]
+    edit_request = "IncomingWebhookUpdateRequestPartial"
+    assert spec(edit_request, "content", "maxLength") == LIMITS.content
+    assert spec(edit_request, "embeds", "maxItems") == LIMITS.embeds
+    assert spec(edit_request, "attachments", "maxItems") == LIMITS.attachments
     assert spec(request, "thread_name", "minLength") == 0  # so an empty thread_name is no form error
     assert spec("RichEmbed", "url", "maxLength") == LIMITS.url
     assert spec("RichEmbed", "color", "minimum") == 0
@@ -998,3 +1599,23 @@ async def test_answers_carry_the_fields_openapi_requires(standin: DiscordStandIn
     assert set(schemas["RatelimitedResponse"]["allOf"][1]["required"]) <= set(limited.body)
     assert set(schemas["GuildIncomingWebhookResponse"]["required"]) <= set(webhook.body)
     assert webhook.body["type"] in schemas["GuildIncomingWebhookResponse"]["properties"]["type"]["enum"]
+
+
+@pytest.mark.asyncio
+async def test_edit_thread_and_attachment_answers_carry_the_fields_openapi_requires(
+    forum: DiscordStandIn, http: aiohttp.ClientSession
+) -> None:
+    schemas = _schemas()
+    url = forum.url(FORUM_ID, FORUM_TOKEN)
+    payload = {"content": "hi", "thread_name": "post", "attachments": [{"id": 0}]}
+
+    opened = await send(http, "POST", url, payload, [("files[0]", "a.log", b"a", "text/plain")])
+    edited = await edit(http, url, opened.body["id"], {"content": "ho"}, params={"thread_id": opened.body["id"]})
+
+    for answer in (opened, edited):
+        assert set(schemas["MessageResponse"]["required"]) <= set(answer.body)
+        assert set(schemas["MessageAttachmentResponse"]["required"]) <= set(answer.body["attachments"][0])
+        assert set(answer.body["attachments"][0]) <= set(schemas["MessageAttachmentResponse"]["properties"])
+    assert "position" in schemas["MessageResponse"]["properties"]
+    edit_request = schemas["IncomingWebhookUpdateRequestPartial"]["properties"]
+    assert {"username", "avatar_url", "thread_name", "applied_tags", "tts"}.isdisjoint(edit_request)
