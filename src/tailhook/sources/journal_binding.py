@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 from systemd import journal
 
 from tailhook.config import JournaldSourceConfig
-from tailhook.sources.journald import BATCH, WAIT_S, Entry, InvalidCursor, ReaderError, Start, match_terms
+from tailhook.sources.journald import (
+    BATCH,
+    WAIT_S,
+    Entry,
+    InvalidCursor,
+    ReaderError,
+    Start,
+    match_terms,
+)
 
 __all__ = ["BindingReader"]
 
@@ -40,8 +48,8 @@ class BindingReader:
     async def read(self) -> list[Entry]:
         return await self._in_thread(self._read)
 
-    async def last(self) -> Entry | None:
-        return await self._in_thread(self._last)
+    async def last(self, before: float | None = None) -> Entry | None:
+        return await self._in_thread(self._last, before)
 
     async def close(self) -> None:
         # Closed by the journal's own thread, after any read still running there: closing a
@@ -81,22 +89,41 @@ class BindingReader:
             except (ValueError, OSError) as exc:
                 raise InvalidCursor(str(exc)) from exc
             if reader._next() and not reader.test_cursor(start.cursor):
-                reader._previous()  # its entry is gone (vacuumed): the next one is not read yet
+                # Its entry is gone (vacuumed), or does not pass the filters (the checkpoint of a
+                # sparse filter moved on): the one after is the next to read.
+                _unread(reader)
             if start.since is not None:
                 skipped = self._skip_before(start.since)
         elif start.head:
             reader.seek_head()
         else:
-            reader.seek_tail()
-            reader._previous()  # systemd 252: without it, the next read starts over at the head
+            self._seek_end()
         return skipped
+
+    def _seek_end(self) -> None:
+        """Make the next read return the first entry appended from now on.
+
+        On systemd 252 ``seek_tail()`` alone is not that: the next read returns the last entry there is
+        at the time of that read (one read already, or the newest of those appended meanwhile, the
+        ones before it skipped). Stepping back onto the last entry is; and when no entry passes the
+        filters, seeking to the last entry of the whole journal (a cursor it does not pass: the next
+        read returns the first one after it that does); and with no entry at all, the head."""
+        reader = self._reader
+        reader.seek_tail()
+        if reader._previous():
+            return
+        last = self._last()
+        if last is None:
+            reader.seek_head()
+        else:
+            reader.seek_cursor(last.cursor)
 
     def _skip_before(self, since: float) -> int:
         """Move past the entries logged before *since*; how many."""
         reader, skipped = self._reader, 0
         while reader._next():
             if reader._get_realtime() >= since * 1_000_000:
-                reader._previous()
+                _unread(reader)
                 break
             skipped += 1
         return skipped
@@ -104,16 +131,20 @@ class BindingReader:
     def _read(self) -> list[Entry]:
         reader, entries = self._reader, list[Entry]()
         while len(entries) < BATCH and reader._next():
+            # All fields at once: asking for the few lines need one by one (_get) is twice as slow.
             entries.append(Entry(reader._get_cursor(), reader._get_realtime() / 1_000_000, reader._get_all()))
         if not entries:
             reader.wait(int(WAIT_S * 1_000_000))
         return entries
 
-    def _last(self) -> Entry | None:
+    def _last(self, before: float | None = None) -> Entry | None:
         if self._whole is None:
             self._whole = self._journal()
         whole = self._whole
-        whole.seek_tail()
+        if before is None:
+            whole.seek_tail()
+        else:
+            whole.seek_realtime(int(before * 1_000_000))
         if not whole._previous():
             return None
         return Entry(whole._get_cursor(), whole._get_realtime() / 1_000_000, {})
@@ -124,3 +155,10 @@ class BindingReader:
                 with contextlib.suppress(Exception):
                     handle.close()
         self._reader = self._whole = None
+
+
+def _unread(reader: Any) -> None:
+    """Make the entry just read the next one read. Not by stepping back (``_previous``): with no earlier
+    entry that passes the filters, the step fails and leaves the reader on this entry, and the next
+    read skips it."""
+    reader.seek_cursor(reader._get_cursor())

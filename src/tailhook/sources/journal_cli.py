@@ -6,6 +6,12 @@ The command, and the traps it steps around:
   cursor's entry can skip the first entry of a new boot instead (systemd
   #38912), and skips a real entry when the cursor's was vacuumed. This reader
   drops the first entry only if it is the one the cursor names.
+- The tail is where the journal ends when the source opens it (``--cursor``
+  of its last entry, asked for first), not ``--lines=0``: journalctl finds the
+  end only once it has started, and would miss what was appended meanwhile,
+  after the source said it was reading. Likewise a stored cursor is tried
+  first (``--lines=0``), so an invalid one fails at the open, and the source
+  falls back to the tail of that moment, as with the binding.
 - ``--merge``: on systemd 250–257, ``--follow`` alone means the current boot
   only, which would lose the entries of the boot before a reboot that come
   after the cursor.
@@ -92,12 +98,14 @@ class JournalctlReader:
                 skipped = await self._count_between(start.cursor, start.since)
                 position = [f"--since=@{start.since:.6f}"]
             else:
+                # An invalid cursor fails here, at the open:
+                await self._one_shot([*self._journal_args(), f"--cursor={start.cursor}", "--lines=0", "--no-pager"])
                 position = [f"--cursor={start.cursor}"]
                 self._drop = start.cursor
         elif start.head:
             position = ["--lines=all"]
         else:
-            position = ["--lines=0"]
+            position = await self._tail()
         args = [
             *self._journal_args(),
             "--output=json",
@@ -121,6 +129,14 @@ class JournalctlReader:
         except OSError as exc:
             raise ReaderError(f"cannot run {self.command}: {exc.strerror or exc}") from exc
         return skipped
+
+    async def _tail(self) -> list[str]:
+        """The position after the journal's last entry now (an empty journal: its start)."""
+        last = await self.last()
+        if last is None:
+            return ["--lines=all"]  # nothing there yet: whatever comes is new
+        self._drop = last.cursor
+        return [f"--cursor={last.cursor}"]
 
     async def _count_between(self, cursor: str, since: float) -> int:
         """How many entries passing the filters come after *cursor* and before *since*."""
@@ -227,9 +243,11 @@ class JournalctlReader:
         self._process = None
         return _failure(code, err)
 
-    async def last(self) -> Entry | None:
+    async def last(self, before: float | None = None) -> Entry | None:
+        # --reverse: with --until, --lines counts back from the journal's end, not from the --until
+        until = [] if before is None else [f"--until=@{before:.6f}", "--reverse"]
         args = [*self._journal_args(), "--output=json", "--output-fields=__CURSOR", "--no-pager", "--quiet",
-                "--merge", "--lines=1"]  # fmt: skip
+                "--merge", "--lines=1", *until]  # fmt: skip
         lines = await self._one_shot(args)
         if not lines:
             return None

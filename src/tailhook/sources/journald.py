@@ -28,10 +28,11 @@ them again, nothing is lost. At start:
 - without one, the tail (``start_at: end``) or the first entry.
 
 With filters, a journal may go a long while without an entry that passes: so
-that a restart does not scan all of it again, the checkpoint moves to the
-journal's last entry once the source has been quiet for ``ADVANCE_AFTER_S``
-and that entry is at least ``SETTLE_S`` old (a reader has had time to hand
-over any entry before it). A reader that fails (a journalctl that exits, a
+that a restart does not scan all of it again, once the source has been quiet
+for ``ADVANCE_AFTER_S`` the checkpoint moves on to the journal's last entry
+logged at least ``SETTLE_S`` ago (a reader has had time to hand over any
+entry before it; the very last entry will not do, as a busy journal always
+has one younger than that), if that is past the checkpoint. A reader that fails (a journalctl that exits, a
 corrupted file that makes the binding fail) is opened again from the last
 checkpoint, after 1 s, doubling up to ``MAX_BACKOFF_S`` while it keeps failing.
 """
@@ -124,8 +125,9 @@ class JournalReader(Protocol):
         """The next entries (at most ``BATCH``); none after waiting about ``WAIT_S`` for them."""
         ...
 
-    async def last(self) -> Entry | None:
-        """The journal's last entry, whatever the filters (its cursor and time only)."""
+    async def last(self, before: float | None = None) -> Entry | None:
+        """The journal's last entry (logged before *before*, when given), whatever the filters (its
+        cursor and time only)."""
         ...
 
     async def close(self) -> None: ...
@@ -286,10 +288,12 @@ class JournaldSource:
         once no entry before it can still be on its way."""
         assert self._reader is not None
         try:
-            last = await self._reader.last()
-            if last is None or last.cursor == self._cursor or self.clock() - last.realtime < SETTLE_S:
+            # Not the very last entry: on a busy journal there always is one younger than SETTLE_S.
+            last = await self._reader.last(before=self.clock() - SETTLE_S)
+            read_to = None if self._cursor is None else cursor_time(self._cursor)
+            if last is None or last.cursor == self._cursor or (read_to is not None and last.realtime <= read_to):
                 return
-            more = await self._reader.read()  # anything before the last entry has come through by now
+            more = await self._reader.read()  # anything before that entry has come through by now
         except ReaderError as exc:
             await self._failed(exc)
             return
