@@ -45,13 +45,16 @@ def write_config(
     url: str | None = None,
     extra: str = "",
     storm: str = "{window: 60s, max_per_window: 100, max_keys_per_window: 100000}",
+    destination: str = "",
 ) -> Path:
     """A config with one file source over ``app.log`` and the rules above; its storm control all
-    but off unless *storm* says otherwise (each line under a key of its own alerts)."""
+    but off unless *storm* says otherwise (each line under a key of its own alerts). *destination*:
+    more keys of the destination ``alerts`` (``storm_updates: edit``)."""
     (directory / "rules.d").mkdir(exist_ok=True)
     (directory / "rules.d" / "rules.yaml").write_text(RULES.lstrip(), encoding="utf-8")
     (directory / "app.log").touch()
-    destinations = f"destinations:\n  alerts: {{url: '{url}'}}\n" if url else ""
+    more = f", {destination}" if destination else ""
+    destinations = f"destinations:\n  alerts: {{url: '{url}'{more}}}\n" if url else ""
     text = textwrap.dedent(
         f"""
         state_dir: state

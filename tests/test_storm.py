@@ -368,3 +368,34 @@ def _words(seconds: float) -> str:
 
 def _hms(when: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(when))
+
+
+def test_a_storm_under_way_goes_out_as_updates_at_most_every_updates_every(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    storm.updates_every = 5.0
+    start = clock.now
+
+    (first,) = [n for i in range(10) for n in storm.admit(event(text=f"line {i}"))]
+    assert first.kind is Kind.ALERT and storm.next_deadline() == start + 5
+    clock.advance(5)
+    (update,) = storm.due()
+    assert (update.kind, update.key, update.count, update.line) == (Kind.UPDATE, "k", 10, "line 9")
+    assert update.description.startswith("× 10 since ")
+    clock.advance(3)
+    assert storm.due() == []  # nothing held since: no update due
+    assert storm.admit(event(text="line 10")) == []
+    clock.advance(4.9)
+    assert storm.due() == []
+    clock.advance(0.1)  # 5 s after the event that made it due
+    assert [(n.kind, n.count, n.line) for n in storm.due()] == [(Kind.UPDATE, 11, "line 10")]
+    assert storm.admit(event(text="line 11")) == []
+    clock.now = start + 61  # the window closed before the next update was due: its digest only
+    assert [(n.kind, n.count) for n in storm.due()] == [(Kind.DIGEST, 11)]
+
+
+def test_without_updates_every_a_storm_sends_no_updates(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    for i in range(10):
+        storm.admit(event(text=f"line {i}"))
+    clock.advance(61)
+    assert [n.kind for n in storm.due()] == [Kind.DIGEST]

@@ -128,6 +128,7 @@ class App:
             self.dispatcher = Dispatcher(
                 self._sinks(), self.spool, host=self.config.host, flood_after_s=self.config.storm.flood_after
             )
+            self._edit_storms(self.config)
             self.metrics.register(self.dispatcher, self.spool)
             self.report = self._daily_report()  # made now, while every counter it reads is zero
             spool = self.spool
@@ -298,6 +299,13 @@ class App:
         self.metrics.register(self.heartbeat)
         await self.heartbeat.run()
 
+    def _edit_storms(self, config: Config) -> None:
+        """Tell the dispatcher which destinations edit a storm's message (the pipeline knows already)."""
+        assert self.dispatcher is not None
+        editing = {name: d for name, d in config.destinations.items() if d.storm_updates == "edit"}
+        self.dispatcher.editing = frozenset(editing)
+        self.dispatcher.resolved_post = {name: d.resolved_post for name, d in editing.items()}
+
     def _daily_report(self) -> DailyReport | None:
         """``heartbeat.report``'s, stored in the spool as an alert would be (console only: to the console)."""
         if self.config.report is None:
@@ -456,6 +464,7 @@ class App:
         self.metrics.replace(pipeline, self.pipeline)
         self.drain_timeout_s = new.shutdown_timeout
         if self.dispatcher is not None:
+            self._edit_storms(new)
             self.dispatcher.flood_after_s = new.storm.flood_after
             for name in removed:
                 self.dispatcher.remove(name)

@@ -355,6 +355,11 @@ class DestinationConfig:
     """Severities whose messages are posted without a push or desktop notification."""
     proxy: str | None = field(default=None, repr=False)
     """``http(s)://[user:password@]host:port``; ``None``: ``HTTPS_PROXY``/``NO_PROXY`` from the environment."""
+    storm_updates: Literal["edit", "post"] = "post"
+    """``edit``: a storm is one message: its key's latest post is edited as the storm goes on, its
+    digest and its resolved note are edits of it. ``post``: each a message of its own."""
+    resolved_post: bool = False
+    """With ``storm_updates: edit``: a resolved storm also gets a short message of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -995,6 +1000,8 @@ def _destinations(top: _Section, base: Path) -> dict[str, DestinationConfig]:
             thread_name=thread_name,
             suppress_notifications=item.get("suppress_notifications", _severities, frozenset()),
             proxy=item.get("proxy", _proxy_url, None),
+            storm_updates=item.get("storm_updates", _choice("edit", "post"), "post"),
+            resolved_post=item.get("resolved_post", _bool, False),
         )
         item.done()
         if urls:

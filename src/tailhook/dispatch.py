@@ -40,18 +40,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import random as _random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tailhook.events import Delivery, Kind, Notification, Severity
+from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
 from tailhook.metrics import Histogram, Metric, counter, gauge, merged
-from tailhook.sinks import Outcome, Result, Sink
-from tailhook.spool import DropReason, Spool, Spooled, SpoolFull
+from tailhook.sinks import Outcome, Posted, Result, Sink
+from tailhook.spool import DropReason, Incident, Spool, Spooled, SpoolFull
 
 __all__ = ["Backoff", "DestinationState", "Dispatcher", "drops_notification"]
 
@@ -64,6 +65,8 @@ IDLE_RECHECK_S = 5.0
 LOOKAHEAD = 10
 """Notifications read from the spool per request: no sink carries more than Discord's 10 embeds."""
 MIN_REVIVE_WAIT_S = 1.0
+EDITS = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
+"""What edits a storm's message, for a destination that edits (a post when there is none)."""
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 """From a tenth of a second (a quiet channel) to six hours (an outage waited out in the spool)."""
 
@@ -128,6 +131,10 @@ class Dispatcher:
         self._clock = clock
         self._random = random
         self.states = {name: DestinationState() for name in self.sinks}
+        self.editing: frozenset[str] = frozenset()
+        """Destinations whose storms are one message, edited (``storm_updates: edit``)."""
+        self.resolved_post: dict[str, bool] = {}
+        """Per destination that edits: whether a resolved storm also gets a message of its own."""
         self.latency = Histogram(
             "tailhook_delivery_latency_seconds",
             "Seconds from storing an alert (the ingest commit of its line) to the destination taking it, "
@@ -240,13 +247,15 @@ class Dispatcher:
                         await state.ready.wait()
                 continue
             sink = self.sinks[name]  # after the wait: a reload may have replaced it meanwhile
-            batch = waiting[: sink.batch([item.delivery for item in waiting])]
+            batch, incident = await self._next_request(name, waiting, sink)
+            if not batch:
+                continue
             state.sending = True
             try:
-                result = await sink.send([item.delivery for item in batch])
+                result, incident = await self._request(name, sink, batch, incident)
                 split = result.outcome is Outcome.REJECTED and len(batch) > 1
                 if not split:
-                    attempt, delay = await self._settle(name, state, batch, result, attempt)
+                    attempt, delay = await self._settle(name, state, batch, result, attempt, incident=incident)
             finally:
                 state.sending = False
             if split:
@@ -265,14 +274,69 @@ class Dispatcher:
             if delay and not state.removed:
                 await self._sleep(delay)
 
+    async def _next_request(
+        self, name: str, waiting: Sequence[Spooled], sink: Sink
+    ) -> tuple[Sequence[Spooled], Incident | None]:
+        """What the next request carries: a message of posts, or one edit of a storm's message (with
+        what that message shows after it). Nothing when the next is an update of no known message
+        (its post went for good, or never will): it is dropped."""
+        if name not in self.editing:
+            return waiting[: sink.batch([item.delivery for item in waiting])], None
+        head = waiting[0]
+        n = head.delivery.notification
+        if n.kind in EDITS:
+            incident = await self.spool.incident(name, n.rule, n.key)
+            if incident is not None:
+                shown = list(incident.deliveries)
+                shown[incident.slot] = replace(head.delivery, mentions=Mentions())  # pings belong to posts
+                return [head], replace(incident, deliveries=tuple(shown))
+            if n.kind is Kind.UPDATE:
+                await self._store(lambda: self.spool.delivered([head.id]))
+                return [], None
+            return [head], None  # a digest or resolved note of no known message: a post, as without edits
+        posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
+        return posts[: sink.batch([item.delivery for item in posts])], None
+
+    async def _request(
+        self, name: str, sink: Sink, batch: Sequence[Spooled], incident: Incident | None
+    ) -> tuple[Result, Incident | None]:
+        """Post *batch*, or edit *incident*'s message; an edit whose message is gone posts anew."""
+        if incident is None:
+            return await sink.send([item.delivery for item in batch]), None
+        posted = Posted(incident.message_id, incident.webhook, incident.thread_id)
+        result = await sink.edit(posted, incident.deliveries)
+        if result.outcome is not Outcome.MISSING:
+            return result, incident
+        n = batch[0].delivery.notification
+        log.info("destination %s: the message of %s/%s is gone (%s); posting anew", name, n.rule, n.key, result.detail)
+        await self._store(lambda: self.spool.forget_incident(name, n.rule, n.key))
+        return await sink.send([item.delivery for item in batch]), None
+
     async def _settle(
-        self, name: str, state: DestinationState, batch: Sequence[Spooled], result: Result, attempt: int
+        self,
+        name: str,
+        state: DestinationState,
+        batch: Sequence[Spooled],
+        result: Result,
+        attempt: int,
+        *,
+        incident: Incident | None = None,
     ) -> tuple[int, float]:
-        """Act on *result*; the number of failed tries of these notifications so far, and the
-        seconds to wait before the next try."""
+        """Act on *result* (of an edit of *incident*'s message, if given); the number of failed tries
+        of these notifications so far, and the seconds to wait before the next try."""
         ids = [item.id for item in batch]
         if result.outcome is Outcome.SENT:
-            await self._store(lambda: self.spool.delivered(ids))
+            deliveries = [item.delivery for item in batch]
+            if incident is not None:
+                closed = deliveries[0].notification.kind is Kind.RECOVERY
+                await self._store(lambda: self.spool.edited(ids, name, incident, closed=closed))
+                if closed and self.resolved_post.get(name):
+                    await self._resolved_post(name, deliveries[0])
+            elif result.posted is not None and name in self.editing:
+                message = (result.posted.message_id, result.posted.webhook, result.posted.thread_id)
+                await self._store(lambda: self.spool.posted(ids, deliveries, message=message))
+            else:
+                await self._store(lambda: self.spool.delivered(ids))
             state.sent += len(batch)
             state.requests += 1
             now = self._clock()
@@ -389,6 +453,15 @@ class Dispatcher:
             if failing:
                 log.warning("the spool can be written again; delivery goes on")
             return
+
+    async def _resolved_post(self, name: str, delivery: Delivery) -> None:
+        """``resolved_post``: a short message of its own saying a storm whose message was edited is over."""
+        n = delivery.notification
+        note = replace(n, kind=Kind.NOTE, description="", fields=(), line="", captures={})
+        try:
+            await self.spool.commit([replace(delivery, notification=note, mentions=Mentions())], room=ANNOUNCEMENT_ROOM)
+        except SpoolFull:
+            log.warning("destination %s: no room for the resolved note of %s/%s", name, n.rule, n.key)
 
     async def _announce_drops(self, name: str) -> None:
         drops = await self.spool.take_drops(name)

@@ -190,7 +190,7 @@ class Event:
 
 class Kind(enum.StrEnum):
     """What a notification says: one alert, a digest of held ones, a recovery, a summary of a flood,
-    or a note from tailhook itself.
+    or a note from tailhook itself, or the state of a storm under way (an update).
 
     A summary stands for a rule's alerts that waited for a destination when more were waiting than
     it could take in time (``tailhook.flood``); its ``count`` is how many.
@@ -203,6 +203,9 @@ class Kind(enum.StrEnum):
     RECOVERY = "recovery"
     SUMMARY = "summary"
     NOTE = "note"
+    UPDATE = "update"
+    """A storm under way, for a destination that edits the key's message instead of posting
+    (``storm_updates: edit``): the latest event held, and how many so far. Never a post of its own."""
 
 
 @record

@@ -34,7 +34,7 @@ from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.silences import HeldState, Silence, SilenceChange, Silences
 from tailhook.sources import Block
-from tailhook.storm import KeyChange, KeyState, StormControl
+from tailhook.storm import UPDATES_EVERY_S, KeyChange, KeyState, StormControl
 
 __all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_for", "router_of"]
 
@@ -92,6 +92,8 @@ class Pipeline:
         """Events, per rule."""
         self.alerts: Counter[tuple[str, str]] = Counter()
         """Alerts that went on to their destinations (no silence held them), per rule and severity."""
+        self.editing: frozenset[str] = frozenset()
+        """Destinations that edit a storm's message (``storm_updates: edit``): the only ones updates go to."""
 
     @classmethod
     def build(cls, config: Config, rules: RuleSet, *, clock: Callable[[], float] = time.time) -> Pipeline:
@@ -100,7 +102,14 @@ class Pipeline:
         silences = Silences(config.silences, host=config.host, clock=clock)
         absences = Absences(config.rules, host=config.host, clock=clock)
         escalations = Escalations(config.routes if config.destinations else (), default=config.storm, clock=clock)
-        return cls(rules, storm, silences, router_of(config), absences=absences, escalations=escalations)
+        pipeline = cls(rules, storm, silences, router_of(config), absences=absences, escalations=escalations)
+        pipeline.edit_storms_of(config)
+        return pipeline
+
+    def edit_storms_of(self, config: Config) -> None:
+        """Send updates of storms under way to the destinations of *config* that edit their message."""
+        self.editing = frozenset(name for name, d in config.destinations.items() if d.storm_updates == "edit")
+        self.storm.updates_every = UPDATES_EVERY_S if self.editing else None
 
     def reloaded(self, config: Config, rules: RuleSet, router: Router) -> Pipeline:
         """The next pipeline after a reload: new rules, silences of the config and routes; this
@@ -114,6 +123,7 @@ class Pipeline:
             rules, self.storm, self.silences, router, absences=self.absences, escalations=self.escalations
         )
         pipeline.lines, pipeline.matches, pipeline.alerts = self.lines, self.matches, self.alerts
+        pipeline.edit_storms_of(config)
         return pipeline
 
     @property
@@ -200,6 +210,9 @@ class Pipeline:
         deliveries, holds, alerts = self.router.deliveries, self.silences.holds, self.alerts
         out: list[Delivery] = []
         for notification in notifications:
+            if notification.kind is Kind.UPDATE:  # not an alert: silences neither hold nor count it
+                out.extend(d for d in deliveries(notification) if d.destination in self.editing)
+                continue
             if holds(notification):
                 continue
             if notification.kind is Kind.ALERT:

@@ -47,6 +47,16 @@ Invariants
 10. Absence rules: when each last matched and whether it alerted
    (``absences``) is stored in the commit of the notifications of the same
    moment, so a restart neither forgets a deadline nor fires it twice.
+11. Storms as one message (``storm_updates: edit``): of a storm key's
+   updates (``Kind.UPDATE``) only the newest waits (a commit replaces the one
+   before). The message a post made (``messages``: its id, webhook, thread and
+   the deliveries it shows) and the storm keys whose latest post it is
+   (``incidents``) are written in the transaction that deletes what it
+   delivered, so a restart edits the same message; an edit rewrites the
+   message's deliveries in the transaction that deletes the edit's
+   notification. A crash between Discord's 2xx and that transaction posts the
+   message again (at-least-once), and never edits a message it does not know.
+   An incident quiet for ``INCIDENT_KEPT_S`` is forgotten.
 
 On disk
 -------
@@ -55,7 +65,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 6::
+Schema version 8::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -80,6 +90,10 @@ Schema version 6::
     absences(rule TEXT PRIMARY KEY, last REAL, alerted INTEGER)
     escalations(rule TEXT, key TEXT, first TEXT, since REAL, last REAL, window REAL,
                 events INTEGER, pending TEXT, PRIMARY KEY (rule, key)) WITHOUT ROWID
+    messages(destination TEXT, id TEXT, webhook TEXT, thread TEXT, body TEXT, updated REAL,
+             PRIMARY KEY (destination, id)) WITHOUT ROWID
+    incidents(destination TEXT, rule TEXT, key TEXT, message TEXT, slot INTEGER, updated REAL,
+              PRIMARY KEY (destination, rule, key)) WITHOUT ROWID
 
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
@@ -93,11 +107,14 @@ as it stores a row (the body stays the one record), for the flood's
 summaries; version 6 had ``storm_windows`` (the open windows only) where
 ``storm_keys`` is, and no ``escalations`` (the clocks of escalation routes:
 ``first`` the key's first alert as JSON, ``pending`` a JSON list of the
-routes, by ``escalation.route_id``, it has yet to escalate to). ``summarised.summary`` is the title of the summary that
-stands for the row. In ``storm_keys``, ``opened`` is ``NULL`` for a key with
-no window open, ``length`` ``NULL`` for a window as long as its settings say
-(not escalated), ``last_held`` and ``latest`` notifications as JSON,
-``pending`` a JSON list of times.
+routes, by ``escalation.route_id``, it has yet to escalate to); version 7 no
+``messages`` and ``incidents`` (``messages.body`` a JSON list of the message's
+deliveries, each as ``encode_delivery`` makes it; ``webhook`` the webhook's id,
+never its token; ``incidents.slot`` the key's place in that list).
+``summarised.summary`` is the title of the summary that stands for the row.
+In ``storm_keys``, ``opened`` is ``NULL`` for a key with no window open,
+``length`` ``NULL`` for a window as long as its settings say (not escalated),
+``last_held`` and ``latest`` notifications as JSON, ``pending`` a JSON list of times.
 
 A stored silence's id is ``cli:<id>``; ``rules``, ``sources``, ``hosts`` and
 ``severities`` are JSON lists (``NULL``: any), severities by name; ``ends``
@@ -147,6 +164,7 @@ __all__ = [
     "DeadLetter",
     "DropReason",
     "Drops",
+    "Incident",
     "Spool",
     "SpoolStatus",
     "Spooled",
@@ -163,8 +181,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 FILE_NAME = "spool.sqlite3"
+INCIDENT_KEPT_S = 86400.0
+"""An incident (the message a storm key's alerts are edited into) quiet this long is forgotten."""
 MIN_FREE_BYTES = 1 << 20
 """New alerts are refused (``SpoolFull``) while less than this is free on the spool's disk,
 so that deleting delivered ones, which needs room in the WAL too, can always go on."""
@@ -351,8 +371,32 @@ CREATE TABLE escalations (
 storms awaiting their recovery note and counts below a threshold), and the clocks of escalation
 routes. A window a version 6 stored comes back as it did (a storm counted from its opening if it held
 events back)."""
+_SCHEMA_V8 = """
+CREATE TABLE messages (
+    destination TEXT NOT NULL,
+    id TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    thread TEXT,
+    body TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (destination, id)
+) WITHOUT ROWID;
+CREATE TABLE incidents (
+    destination TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    message TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (destination, rule, key)
+) WITHOUT ROWID;
+CREATE INDEX incidents_by_message ON incidents (destination, message);
+"""
+"""Version 8: the messages that storms edit (``storm_updates: edit``): each message posted with the
+deliveries it showed, and per destination and storm key the message and embed that are its."""
 _MIGRATIONS: dict[int, str] = {
-    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7,
+    8: _SCHEMA_V8,
 }  # fmt: skip
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
@@ -504,6 +548,19 @@ class Spooled:
 
 
 @dataclass(frozen=True, slots=True)
+class Incident:
+    """The message a storm key's alerts are edited into (``storm_updates: edit``)."""
+
+    message_id: str
+    webhook: str
+    thread_id: str | None
+    slot: int
+    """Which of the message's deliveries (embeds) is the key's."""
+    deliveries: tuple[Delivery, ...]
+    """What the message shows now, in order."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: int
     destination: str
@@ -649,6 +706,25 @@ class Spool:
 
     async def failed(self, ids: Iterable[int], error: str, next_attempt: float) -> None:
         await self._run(self._record_failure, list(ids), error, next_attempt)
+
+    async def posted(
+        self, ids: Iterable[int], deliveries: Sequence[Delivery], *, message: tuple[str, str, str | None]
+    ) -> None:
+        """Delivered: *ids*, as one message (``(id, webhook, thread)``) showing *deliveries*, whose
+        alerts and updates become the incidents of their storm keys (``storm_updates: edit``)."""
+        await self._run(self._posted, list(ids), list(deliveries), message)
+
+    async def incident(self, destination: str, rule: str, key: str) -> Incident | None:
+        return await self._run(self._incident, destination, rule, key)
+
+    async def edited(self, ids: Iterable[int], destination: str, incident: Incident, *, closed: bool) -> None:
+        """Delivered: *ids*, as an edit that made *incident*'s message show its ``deliveries``;
+        *closed*: the storm is over (resolved), its key has no incident any more."""
+        await self._run(self._edited, list(ids), destination, incident, closed)
+
+    async def forget_incident(self, destination: str, rule: str, key: str) -> None:
+        """The incident's message is gone (deleted, or its webhook): its key's next alert posts anew."""
+        await self._run(self._forget_incident, destination, rule, key)
 
     async def reject(self, ids: Iterable[int], error: str) -> None:
         """Move to the dead letters: the destination refused them for good."""
@@ -890,6 +966,14 @@ class Spool:
         now = self.clock()
         rows = []
         for delivery in deliveries:
+            n = delivery.notification
+            if n.kind is Kind.UPDATE:  # only the newest state of a storm is sent
+                for (size,) in self.db.execute(
+                    "DELETE FROM notifications WHERE destination = ? AND kind = 'update' AND rule = ? AND key = ? "
+                    "RETURNING size",
+                    (delivery.destination, n.rule, n.key),
+                ):
+                    self._bytes -= size
             body = encode_delivery(delivery)
             size = len(body.encode())
             self._bytes += size
@@ -1104,10 +1188,98 @@ class Spool:
 
     def _delete(self, ids: list[int]) -> None:
         with _transaction(self.db):
-            for row_id in ids:
-                size = self.db.execute("DELETE FROM notifications WHERE id = ? RETURNING size", (row_id,)).fetchone()
-                if size is not None:
-                    self._bytes -= size[0]
+            self._delete_rows(ids)
+
+    def _delete_rows(self, ids: list[int]) -> None:
+        for row_id in ids:
+            size = self.db.execute("DELETE FROM notifications WHERE id = ? RETURNING size", (row_id,)).fetchone()
+            if size is not None:
+                self._bytes -= size[0]
+
+    def _posted(self, ids: list[int], deliveries: list[Delivery], message: tuple[str, str, str | None]) -> None:
+        message_id, webhook, thread = message
+        now = self.clock()
+        with _transaction(self.db):
+            self._delete_rows(ids)
+            keys = [(slot, d) for slot, d in enumerate(deliveries) if d.notification.kind in (Kind.ALERT, Kind.UPDATE)]
+            if not keys:
+                return
+            destination = deliveries[0].destination
+            body = json.dumps([encode_delivery(d) for d in deliveries])
+            self.db.execute(
+                "INSERT OR REPLACE INTO messages (destination, id, webhook, thread, body, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (destination, message_id, webhook, thread, body, now),
+            )
+            for slot, d in keys:  # a key's latest post is its message
+                self.db.execute(
+                    "INSERT OR REPLACE INTO incidents (destination, rule, key, message, slot, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (destination, d.notification.rule, d.notification.key, message_id, slot, now),
+                )
+
+    def _incident(self, destination: str, rule: str, key: str) -> Incident | None:
+        row = self.db.execute(
+            "SELECT m.id, m.webhook, m.thread, i.slot, m.body FROM incidents i JOIN messages m "
+            "ON m.destination = i.destination AND m.id = i.message "
+            "WHERE i.destination = ? AND i.rule = ? AND i.key = ?",
+            (destination, rule, key),
+        ).fetchone()
+        if row is None:
+            return None
+        message_id, webhook, thread, slot, body = row
+        deliveries = tuple(decode_delivery(text) for text in json.loads(body))
+        return Incident(message_id, webhook, thread, slot, deliveries)
+
+    def _edited(self, ids: list[int], destination: str, incident: Incident, closed: bool) -> None:
+        now = self.clock()
+        body = json.dumps([encode_delivery(d) for d in incident.deliveries])
+        key = incident.deliveries[incident.slot].notification
+        with _transaction(self.db):
+            self._delete_rows(ids)
+            self.db.execute(
+                "UPDATE messages SET body = ?, updated = ? WHERE destination = ? AND id = ?",
+                (body, now, destination, incident.message_id),
+            )
+            if closed:
+                self.db.execute(
+                    "DELETE FROM incidents WHERE destination = ? AND rule = ? AND key = ? AND message = ?",
+                    (destination, key.rule, key.key, incident.message_id),
+                )
+            else:
+                self.db.execute(
+                    "UPDATE incidents SET updated = ? WHERE destination = ? AND rule = ? AND key = ?",
+                    (now, destination, key.rule, key.key),
+                )
+            self._drop_unused_messages(destination, incident.message_id)
+
+    def _forget_incident(self, destination: str, rule: str, key: str) -> None:
+        with _transaction(self.db):
+            found = self.db.execute(
+                "DELETE FROM incidents WHERE destination = ? AND rule = ? AND key = ? RETURNING message",
+                (destination, rule, key),
+            ).fetchone()
+            if found is not None:
+                self._drop_unused_messages(destination, found[0])
+
+    def _drop_unused_messages(self, destination: str, message_id: str) -> None:
+        self.db.execute(
+            "DELETE FROM messages WHERE destination = ? AND id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM incidents WHERE destination = ? AND message = ?)",
+            (destination, message_id, destination, message_id),
+        )
+
+    def _expire_incidents(self) -> None:
+        """Incidents quiet for ``INCIDENT_KEPT_S``: their key's next alert posts anew."""
+        cutoff = self.clock() - INCIDENT_KEPT_S
+        if self.db.execute("SELECT 1 FROM incidents WHERE updated < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            return
+        with _transaction(self.db):
+            self.db.execute("DELETE FROM incidents WHERE updated < ?", (cutoff,))
+            self.db.execute(
+                "DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM incidents i "
+                "WHERE i.destination = messages.destination AND i.message = messages.id)"
+            )
 
     def _record_failure(self, ids: list[int], error: str, next_attempt: float) -> None:
         with _transaction(self.db):
@@ -1146,6 +1318,7 @@ class Spool:
     def _next(self, destination: str, limit: int) -> list[Spooled]:
         """The next *limit* notifications for *destination*, in the order of invariant 3."""
         self._expire()
+        self._expire_incidents()
         columns = "SELECT id, body, attempts, created FROM notifications WHERE destination = ?"
         rows = self.db.execute(f"{columns} ORDER BY severity DESC, id LIMIT ?", (destination, limit)).fetchall()
         oldest = self.db.execute(f"{columns} ORDER BY id LIMIT 1", (destination,)).fetchone()

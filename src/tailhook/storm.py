@@ -66,10 +66,12 @@ from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
 from tailhook.metrics import Metric, counter, gauge
 
-__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "KeyState", "StormControl", "StormKey"]
+__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "UPDATES_EVERY_S", "KeyState", "StormControl", "StormKey"]
 
 HELD_STORED_EVERY_S = 1.0
 """How often a key's held line and latest event are stored, at most (its counts: every change)."""
+UPDATES_EVERY_S = 5.0
+"""How often a storm under way goes out as an update, at most, for destinations that edit its message."""
 OVERFLOW_KEY = "(keys past the cap)"
 """The key of a rule's events under new keys past ``max_keys_per_window`` or ``max_keys``."""
 
@@ -91,9 +93,15 @@ class _Window:
     event while the storm goes on, so a held line costs no notification of its own."""
     top: Severity | None = None
     """The most severe alert this window sent (``None`` once restored: then nothing upgrades)."""
+    update_at: float | None = None
+    """When the held count goes out as an update (``updates_every``); ``None``: none due."""
 
     def closes(self) -> float:
         return self.opened + self.length
+
+    def next_time(self) -> float:
+        closes = self.opened + self.length
+        return closes if self.update_at is None or self.update_at >= closes else self.update_at
 
     def last_notification(self, host: str) -> Notification | None:
         if isinstance(self.last_held, Event):
@@ -131,7 +139,7 @@ class _Key:
     def deadline(self) -> float | None:
         """When this key next needs a tick; ``None``: never (it may be forgotten)."""
         if self.window is not None:
-            return self.window.closes()
+            return self.window.next_time()
         config = self.config
         times: list[float] = []
         if self.pending:
@@ -206,6 +214,9 @@ class StormControl:
         """Per rule, its keys with a window open (its overflow key not counted)."""
         self.held: Counter[str] = Counter()
         """Events held, per rule."""
+        self.updates_every: float | None = None
+        """Seconds between updates of a storm under way (``Kind.UPDATE``), for destinations that edit
+        a storm's message; ``None``: no updates (no destination edits)."""
         self.overflow_total = 0
         """Events that came under a rule's overflow key."""
         self.upgrades_total = 0
@@ -253,6 +264,9 @@ class StormControl:
             window.held += 1
             window.last_held = event
             self.held[event.rule] += 1
+            if self.updates_every is not None and window.update_at is None:
+                window.update_at = now + self.updates_every
+                self._push(state, key)
             if state.first is None:  # the key storms from here: it counts for a recovery note
                 state.first, state.events = window.opened, window.sent + window.held
         self._mark(key, state)
@@ -314,7 +328,7 @@ class StormControl:
             state = self._keys.get(key)
             if state is None or state.deadline() != when:
                 continue  # a stale entry: that key's deadline moved, or the key is gone
-            self._step(key, state, when, out)
+            self._step(key, state, when, out, now)
             self._mark(key, state)
             if state.deadline() is None:
                 del self._keys[key]
@@ -323,11 +337,19 @@ class StormControl:
                 deadlines = self._deadlines
         return out
 
-    def _step(self, key: StormKey, state: _Key, when: float, out: list[Notification]) -> None:
+    def _step(self, key: StormKey, state: _Key, when: float, out: list[Notification], now: float) -> None:
         """What happens to *key* at its deadline *when*: its window closes, its storm is over, its
         threshold count runs out or its escalation goes down a step."""
         config = state.config
-        if state.window is not None:
+        window = state.window
+        if window is not None:
+            if window.update_at is not None and window.update_at < window.closes():
+                window.update_at = None  # the next event held schedules the next one
+                # (none when the window closes by now too: its digest says it all)
+                update = None if window.closes() <= now else self._update(key, window, when)
+                if update is not None:
+                    out.append(update)
+                return
             out.extend(self._close(key, state, when))
             return
         pending = state.pending
@@ -371,6 +393,24 @@ class StormControl:
                 description=_digest_text(key, window, config.max_keys_per_window, self.max_keys),
             )
         ]
+
+    def _update(self, key: StormKey, window: _Window, when: float) -> Notification | None:
+        """How the storm of *key*'s open window stands: its latest event held, and how many so far."""
+        last = window.last_notification(self.host)
+        if last is None:
+            return None
+        total = window.sent + window.held
+        rate = total / max(1.0, when - window.opened)
+        return replace(
+            last,
+            kind=Kind.UPDATE,
+            key=key[1],
+            count=total,
+            description=(
+                f"× {total:,} since {_clock(window.opened)} · last {_clock(when)} UTC "
+                f"({rate:,.1f} a second); the latest below.\n{last.description}"
+            ).rstrip(),
+        )
 
     def _recovered(self, state: _Key) -> Notification | None:
         """The resolved note of a key's storm, which has been quiet for ``recovery_after``; ``None`` if

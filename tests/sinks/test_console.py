@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from tailhook.events import AlertField, Delivery, Kind, Notification, Severity
+from tailhook.sinks import Outcome, Posted, Result
 from tailhook.sinks.console import ConsoleSink, format_notification
 
 
@@ -34,3 +35,18 @@ async def test_the_sink_writes_each_delivery() -> None:
     stream = io.StringIO()
     await ConsoleSink(stream=stream).send([Delivery("console", note(fields=(AlertField("a", "b"),)))])
     assert "   a: b\n" in stream.getvalue()
+
+
+async def test_a_post_keeps_no_message_and_an_edit_prints_an_update() -> None:
+    stream = io.StringIO()
+    sink = ConsoleSink(stream=stream)
+    posted = await sink.send([Delivery("console", note())])
+    assert posted == Result(Outcome.SENT)  # nothing to edit later
+    stream.truncate(0)
+    stream.seek(0)
+
+    edited = await sink.edit(Posted("1", webhook="2"), [Delivery("console", note(title="SSH failure × 40"))])
+
+    assert edited == Result(Outcome.SENT)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("updated: ── ") and lines[1] == "   SSH failure × 40"

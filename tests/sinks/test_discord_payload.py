@@ -23,9 +23,11 @@ from tailhook.sinks.discord_payload import (
     LIMITS,
     RULE_FIELDS_MAX,
     TRUNCATION_MARKER,
+    edit_payload_for,
     embed_for,
     embed_size,
     fits,
+    is_snowflake,
     neutralise,
     payload_for,
 )
@@ -546,6 +548,32 @@ def test_no_embeds_is_refused() -> None:
         payload_for([])
 
 
+# --- edit_payload_for: an edit of a posted message -------------------------------
+
+
+def test_an_edit_carries_the_embeds_and_pings_no_one() -> None:
+    embeds = [embed_for(note(title="@everyone <@&123456789012345678> again"))]
+    assert edit_payload_for(embeds) == {"embeds": embeds, "allowed_mentions": {"parse": []}}
+
+
+def test_an_edit_is_held_to_the_same_limits_as_a_post() -> None:
+    ten = [embed_for(note(), style=Style.COMPACT)] * 10
+    assert len(edit_payload_for(ten)["embeds"]) == 10  # type: ignore[arg-type]
+    for embeds, error in (
+        ([*ten, ten[0]], "at most 10"),
+        ([{"description": "x" * 6001}], "6000"),
+        ([], "at least one"),
+    ):
+        with pytest.raises(ValueError, match=error):
+            edit_payload_for(embeds)
+
+
+def test_snowflakes() -> None:
+    assert is_snowflake("0") and is_snowflake("112233445566778899")
+    for text in ("", "01", "12a", "-1", " 1", "1/../2"):
+        assert not is_snowflake(text)
+
+
 def test_embed_size_counts_what_discord_counts() -> None:
     embed = {
         "title": "t" * 3,
@@ -813,6 +841,14 @@ def _sample_payloads() -> dict[str, dict[str, object]]:
 @pytest.mark.parametrize("name", list(_sample_payloads()))
 def test_payloads_match_discords_schema(openapi: dict[str, Any], name: str) -> None:
     assert webhook_errors(_sample_payloads()[name], openapi) == []
+
+
+def test_edits_match_discords_schema(openapi: dict[str, Any]) -> None:
+    schema = openapi["components"]["schemas"]["IncomingWebhookUpdateRequestPartial"]
+    for payload in _sample_payloads().values():
+        edit = edit_payload_for(payload["embeds"])  # type: ignore[arg-type]
+        assert schema_errors(edit, schema, openapi) == []
+    assert schema_errors({"username": "ops"}, schema, openapi)  # what the edit route does not take is caught
 
 
 def test_schema_check_catches_what_discord_would_refuse(openapi: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Protocol
 from tailhook.events import Delivery
 from tailhook.metrics import Metric
 
-__all__ = ["Outcome", "Result", "Sink"]
+__all__ = ["Outcome", "Posted", "Result", "Sink"]
 
 
 class Outcome(enum.Enum):
@@ -26,6 +26,20 @@ class Outcome(enum.Enum):
     """The receiver refuses these deliveries for good (Discord's 400): never retry them."""
     DEAD = "dead"
     """The destination itself is gone or refuses us (401/403/404): stop sending to it."""
+    MISSING = "missing"
+    """An edit's message is gone (Discord's 10008, or the webhook that posted it is dead): post anew."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The message a post made, and what it takes to edit it later: edits go through the webhook
+    that posted it, into the thread it is in."""
+
+    message_id: str
+    webhook: str
+    """The id of the webhook that posted it (never its token)."""
+    thread_id: str | None = None
+    """The thread it is in: the destination's ``thread_id``, or the thread a forum post opened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,8 @@ class Result:
     """What went wrong, safe to log: never a URL or a token."""
     retry_after: float | None = None
     """Seconds the receiver asked us to wait, when it said."""
+    posted: Posted | None = None
+    """``SENT`` by a post: the message it made (``None`` from a receiver that keeps none)."""
 
 
 class Sink(Protocol):
@@ -48,6 +64,12 @@ class Sink(Protocol):
 
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
         """Send *deliveries* (all for this sink's destination) as one request."""
+        ...
+
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+        """Make the message *posted* say *deliveries* (as ``send`` would make a message of them, but
+        pinging no one: an edit notifies no one anyway, and ``allowed_mentions`` keeps its text from
+        pinging). ``MISSING`` when the message or its webhook is gone: post anew."""
         ...
 
     async def revive(self) -> bool:

@@ -1,7 +1,9 @@
 """The console sink: each notification printed as it would be sent.
 
 Used when no destination is configured, and for every destination in
-``--dry-run``, so a test run never posts to a real channel.
+``--dry-run``, so a test run never posts to a real channel. It keeps no
+messages: a post answers ``posted=None``, and an edit (which the caller may
+still ask for) prints the deliveries again, marked ``updated:``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import TextIO
 
 from tailhook.events import Delivery, Kind, Notification
 from tailhook.metrics import Metric
-from tailhook.sinks import Outcome, Result
+from tailhook.sinks import Outcome, Posted, Result
 
-__all__ = ["ConsoleSink", "format_notification"]
+__all__ = ["UPDATED", "ConsoleSink", "format_notification"]
 
 _MAX_LINE_CHARS = 1000
+UPDATED = "updated: "
+"""What an edit's notifications are printed after."""
 
 
 class ConsoleSink:
@@ -30,10 +34,12 @@ class ConsoleSink:
         return max(1, len(deliveries))
 
     async def send(self, deliveries: Sequence[Delivery]) -> Result:
-        stream = self._stream or sys.stdout
-        for delivery in deliveries:
-            stream.write(format_notification(delivery.notification, destination=delivery.destination))
-        stream.flush()
+        self._print(deliveries)
+        return Result(Outcome.SENT)
+
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+        """Print *deliveries* as an update (``updated: `` before each): a console has no message to change."""
+        self._print(deliveries, prefix=UPDATED)
         return Result(Outcome.SENT)
 
     async def revive(self) -> bool:
@@ -53,6 +59,12 @@ class ConsoleSink:
 
     async def close(self) -> None:
         return None
+
+    def _print(self, deliveries: Sequence[Delivery], *, prefix: str = "") -> None:
+        stream = self._stream or sys.stdout
+        for delivery in deliveries:
+            stream.write(prefix + format_notification(delivery.notification, destination=delivery.destination))
+        stream.flush()
 
 
 def format_notification(n: Notification, *, destination: str) -> str:

@@ -1,7 +1,17 @@
-"""The Discord sink: execute-webhook requests, paced by Discord's own headers.
+"""The Discord sink: execute-webhook requests and edits, paced by Discord's own headers.
 
-- Every request is ``POST <webhook>?wait=true`` so a 2xx means Discord stored
+- Every post is ``POST <webhook>?wait=true`` so a 2xx means Discord stored
   the message; ``allowed_mentions`` is always sent (see ``discord_payload``).
+  The 2xx carries the message object: its ``id``, and for a forum post that
+  opened a thread its ``channel_id``, the new thread's id. ``send`` answers
+  them as ``Result.posted`` (``Posted``: message id, the webhook's id, the
+  thread), which is all an edit needs; a 2xx without a message object is
+  still ``SENT``, with ``posted=None``.
+- An edit is ``PATCH <webhook>/messages/<id>`` (``?thread_id=`` for a
+  message in a thread), through the webhook that posted the message: only it
+  may edit it. Its body is the embeds a post of the same deliveries would
+  have, ``allowed_mentions: {"parse": []}`` always and no content: an edit
+  notifies no one, and pings belong to posts.
 - Batching: :meth:`DiscordSink.batch` says how many of the deliveries due
   fit one message (at most 10 embeds and 6000 counted characters).
 - Several webhooks of one channel: each has its own rate-limit bucket, and
@@ -9,9 +19,12 @@
   requests left in its bucket), so two webhooks carry twice the traffic
   without a 429. A webhook that dies is left out and the others carry on.
 - Pacing: each response's ``X-RateLimit-Remaining`` and ``-Reset-After`` tell
-  when the bucket refills; when every bucket is empty the sink waits. A 429
-  is waited out for its ``retry_after`` (a float, seconds) and retried; a
-  global 429 pauses every webhook sharing the same ``GlobalPause``; a 429
+  when the bucket refills; when every bucket is empty the sink waits. Posts
+  and edits have buckets of their own at Discord (the edit route's limit is
+  not documented), so each webhook keeps one ``Bucket`` for each, learnt
+  from the answers of that route. A 429 is waited out for its
+  ``retry_after`` (a float, seconds) and retried; a global 429 pauses every
+  webhook sharing the same ``GlobalPause``, posts and edits alike; a 429
   without Discord's JSON (a Cloudflare block) is handed back as a long retry.
 - 400 is final (``REJECTED``, with Discord's error body); 401, 403 and 404
   mean the webhook is gone or its token wrong: it gets no more requests
@@ -19,6 +32,13 @@
   with Discord's GET, which posts nothing, at most once per
   ``recheck_s``. When no webhook of the destination is left, the answer is
   ``DEAD``. 5xx, timeouts and connection errors are ``RETRY``.
+- An edit's answers are read the same way, except for what means that the
+  message cannot be edited, which is ``MISSING`` (the caller posts anew): a
+  404 ``Unknown Message`` (10008: deleted) or any other 404 but ``Unknown
+  Webhook`` (its thread is gone), which leaves the webhook live; a message
+  whose webhook is dead, or no longer one of the destination's. 10015
+  ``Unknown Webhook``, 401 and 403 bury the webhook as a post's do, and the
+  edit is ``MISSING`` while another webhook is live, else ``DEAD``.
 - The URL holds a secret token: it is only ever used for the request itself.
   Messages and exceptions that leave this module name the destination and the
   webhook's number, never the URL (aiohttp puts URLs in its errors, so they
@@ -34,7 +54,8 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,8 +64,8 @@ from tailhook._errors import describe
 from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Mentions
 from tailhook.metrics import Metric, counter, gauge
-from tailhook.sinks import Outcome, Result
-from tailhook.sinks.discord_payload import LIMITS, embed_for, embed_size, payload_for
+from tailhook.sinks import Outcome, Posted, Result
+from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_for, embed_size, is_snowflake, payload_for
 
 __all__ = [
     "DEAD_RECHECK_S",
@@ -60,6 +81,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEAD_STATUSES = frozenset({401, 403, 404})
+UNKNOWN_WEBHOOK = 10015
+"""Discord's JSON code in a 404: the webhook was deleted."""
 CLOUDFLARE_BACKOFF_S = 300.0
 """How long to stay away after a 429 that did not come from Discord's API."""
 DEAD_RECHECK_S = 300.0
@@ -71,9 +94,9 @@ SUPPRESS_NOTIFICATIONS = 1 << 12
 REQUEST_TIMEOUT_S = 15.0
 _ERROR_BODY_CHARS = 2000
 _FRESH = 1 << 30
+"""How many requests a bucket not heard of yet is taken to have left: a fresh bucket is full."""
 ASSUMED_BUCKET = (5, 2.0)
 """A webhook's bucket until Discord's headers tell: 5 requests per 2 s, what webhooks get today."""
-"""How many requests a bucket not heard of yet is taken to have left: a fresh bucket is full."""
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -84,7 +107,10 @@ class Counts:
     count on in the same object, so /metrics' counters never go back."""
 
     requests: int = 0
+    """Every request: posts and edits."""
     rate_limited: int = 0
+    edits: int = 0
+    """Edit requests (``PATCH``), counted in ``requests`` too."""
 
 
 class GlobalPause:
@@ -94,6 +120,50 @@ class GlobalPause:
         self.until = 0.0
 
 
+Route = Literal["post", "edit"]
+"""A route with a rate-limit bucket of its own at Discord, per webhook."""
+
+
+@dataclass(slots=True)
+class Bucket:
+    """One rate-limit bucket of a webhook (its posts', or its edits'), as Discord's headers last said."""
+
+    remaining: int | None = None
+    """Requests left in it; ``None`` when unknown (before the first answer, after a reset)."""
+    resets_at: float = 0.0
+    limit: int = ASSUMED_BUCKET[0]
+    period_s: float = ASSUMED_BUCKET[1]
+    """``limit`` requests per ``period_s``, as Discord's headers said (the longest
+    ``X-RateLimit-Reset-After`` seen with a full bucket less one), else what webhooks are known to get."""
+
+    def ready_at(self, now: float) -> float:
+        if self.remaining == 0 and now < self.resets_at:
+            return self.resets_at
+        return now
+
+    def learn(self, headers: Mapping[str, str], now: float) -> None:
+        """Take in an answer's ``X-RateLimit-*`` headers, if it has them."""
+        remaining = headers.get("X-RateLimit-Remaining")
+        reset_after = headers.get("X-RateLimit-Reset-After")
+        if remaining is None or reset_after is None:
+            return
+        try:
+            self.remaining = int(remaining)
+            self.resets_at = now + float(reset_after)
+            limit = int(headers.get("X-RateLimit-Limit", ""))
+        except ValueError:
+            return
+        if limit > 0:
+            self.limit = limit
+            if self.remaining == limit - 1:  # the first request of a fresh bucket: its whole period ahead
+                self.period_s = max(float(reset_after), 0.001)
+
+    def hold(self, until: float) -> None:
+        """Empty until *until* (a 429 said so)."""
+        self.remaining = 0
+        self.resets_at = max(self.resets_at, until)
+
+
 @dataclass(slots=True)
 class Webhook:
     """One webhook URL of a destination, with what Discord last said about it."""
@@ -101,21 +171,14 @@ class Webhook:
     url: WebhookUrl
     label: str
     """How messages name it: the destination, and its number when it has several."""
-    remaining: int | None = None
-    """Requests left in its bucket; ``None`` when unknown (before the first answer, after a reset)."""
-    resets_at: float = 0.0
-    limit: int = ASSUMED_BUCKET[0]
-    period_s: float = ASSUMED_BUCKET[1]
-    """Its bucket: ``limit`` requests per ``period_s``, as Discord's headers said (the longest
-    ``X-RateLimit-Reset-After`` seen with a full bucket less one), else what webhooks are known to get."""
+    posts: Bucket = field(default_factory=Bucket)
+    edits: Bucket = field(default_factory=Bucket)
     dead: str | None = None
     """Why Discord refused it (401/403/404), while it does."""
     recheck_at: float = 0.0
 
-    def ready_at(self, now: float) -> float:
-        if self.remaining == 0 and now < self.resets_at:
-            return self.resets_at
-        return now
+    def bucket(self, route: Route) -> Bucket:
+        return self.posts if route == "post" else self.edits
 
 
 class DiscordSink:
@@ -171,18 +234,46 @@ class DiscordSink:
                 status, headers, body = await self._post(webhook, payload)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
-            self._learn(webhook, headers)
+            webhook.posts.learn(headers, self._clock())
             if status in DEAD_STATUSES:
                 self._bury(webhook, f"Discord answered {status}: {_error_text(body)}")
                 continue
             if status != 429:
-                return self._result(status, body)
-            self.counts.rate_limited += 1
-            wait = self._rate_limited(webhook, headers, body)
-            if wait is None:
-                return Result(Outcome.RETRY, "429 without Discord's JSON (blocked upstream)", CLOUDFLARE_BACKOFF_S)
-            log.info("destination %s: rate limited by Discord; waiting %.3fs", webhook.label, wait)
+                return self._sent(webhook, status, body, opened_thread="thread_name" in payload)
+            if (limited := self._on_429(webhook, "post", headers, body)) is not None:
+                return limited
         return Result(Outcome.RETRY, f"no message sent after {MAX_TRIES} tries (rate limited)")
+
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+        """Make the message *posted* show *deliveries*, through the webhook that posted it (see the module doc)."""
+        try:
+            payload = edit_payload_for([embed_for(d.notification, style=d.style) for d in deliveries])
+        except ValueError as exc:
+            return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
+        if not _is_id(posted.message_id) or not (posted.thread_id is None or _is_id(posted.thread_id)):
+            return Result(Outcome.MISSING, "cannot edit the message: not a Discord message or thread id")
+        webhook = self._poster(posted)
+        if webhook is None:
+            return self._cannot_edit(f"the webhook that posted it ({posted.webhook}) is no longer one of its own")
+        if webhook.dead is not None:
+            return self._cannot_edit(f"the webhook that posted it is dead: {webhook.dead}")
+        return await self._edit(webhook, posted, payload)
+
+    async def _edit(self, webhook: Webhook, posted: Posted, payload: Mapping[str, object]) -> Result:
+        for _ in range(MAX_TRIES):
+            if not await self._turn(webhook, "edit"):
+                return self._cannot_edit(f"its webhook died: {webhook.dead}")
+            try:
+                status, headers, body = await self._patch(webhook, posted, payload)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
+            webhook.edits.learn(headers, self._clock())
+            if status == 429:
+                if (limited := self._on_429(webhook, "edit", headers, body)) is not None:
+                    return limited
+                continue
+            return self._edited(webhook, posted, status, body)
+        return Result(Outcome.RETRY, f"message not edited after {MAX_TRIES} tries (rate limited)")
 
     async def revive(self) -> bool:
         """Ask Discord again about each dead webhook that is due; whether any webhook is live."""
@@ -193,7 +284,7 @@ class DiscordSink:
             result = await self._check(webhook)
             if result.ok:
                 webhook.dead = None
-                webhook.remaining = None
+                webhook.posts.remaining = webhook.edits.remaining = None
                 log.warning("destination %s: the webhook answers again; sending to it again", webhook.label)
             else:
                 webhook.recheck_at = self._clock() + self._recheck_s
@@ -208,7 +299,7 @@ class DiscordSink:
 
     def throughput(self) -> float:
         """Alerts per second: each live webhook's bucket, times the 10 embeds a message carries."""
-        per_s = sum(w.limit / w.period_s for w in self.webhooks if w.dead is None)
+        per_s = sum(w.posts.limit / w.posts.period_s for w in self.webhooks if w.dead is None)
         return per_s * LIMITS.embeds
 
     def recheck_soon(self) -> None:
@@ -222,6 +313,8 @@ class DiscordSink:
                       {self.name: self.counts.requests}, "destination")  # fmt: skip
         yield counter("tailhook_discord_rate_limited_total", "429 answers from Discord.",
                       {self.name: self.counts.rate_limited}, "destination")  # fmt: skip
+        yield counter("tailhook_discord_edits_total", "Edit requests sent to Discord (counted in requests too).",
+                      {self.name: self.counts.edits}, "destination")  # fmt: skip
         dead = {(self.name, str(number)): float(w.dead is not None) for number, w in enumerate(self.webhooks, 1)}
         yield gauge("tailhook_webhook_dead", "1 while Discord says the webhook is gone or its token wrong.", dead,
                     "destination", "webhook")  # fmt: skip
@@ -264,6 +357,22 @@ class DiscordSink:
             body = await response.text(errors="replace")
             return response.status, response.headers, body
 
+    async def _patch(
+        self, webhook: Webhook, posted: Posted, payload: Mapping[str, object]
+    ) -> tuple[int, Mapping[str, str], str]:
+        params = {"thread_id": posted.thread_id} if posted.thread_id else {}
+        self.counts.requests += 1
+        self.counts.edits += 1
+        async with self._session.patch(
+            f"{webhook.url.reveal()}/messages/{posted.message_id}",
+            params=params,
+            json=payload,
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            proxy=self.config.proxy,
+        ) as response:
+            body = await response.text(errors="replace")
+            return response.status, response.headers, body
+
     async def _check(self, webhook: Webhook) -> ProbeResult:
         return await _probe(self.config, webhook.url, webhook.label, session=self._session)
 
@@ -281,13 +390,28 @@ class DiscordSink:
             if not live:
                 return None
             now = self._clock()
-            best = min(live, key=lambda w: (w.ready_at(now), -(_FRESH if w.remaining is None else w.remaining)))
-            wait = max(self._global.until, best.ready_at(now)) - now
+            best = min(live, key=lambda w: (w.posts.ready_at(now), -_left(w.posts)))
+            wait = self._wait(best.posts, now)
             if wait <= 0:
-                if best.remaining == 0:
-                    best.remaining = None  # its bucket has reset; the answer tells the new count
                 return best
             await self._sleep(wait)
+
+    async def _turn(self, webhook: Webhook, route: Route) -> bool:
+        """Wait until *webhook*'s bucket of *route* (and the global pause) lets a request through;
+        ``False`` if the webhook died meanwhile."""
+        while webhook.dead is None:
+            wait = self._wait(webhook.bucket(route), self._clock())
+            if wait <= 0:
+                return True
+            await self._sleep(wait)
+        return False
+
+    def _wait(self, bucket: Bucket, now: float) -> float:
+        """Seconds until *bucket* and the global pause let a request through (0 or less: now)."""
+        wait = max(self._global.until, bucket.ready_at(now)) - now
+        if wait <= 0 and bucket.remaining == 0:
+            bucket.remaining = None  # its bucket has reset; the answer tells the new count
+        return wait
 
     def _bury(self, webhook: Webhook, detail: str) -> None:
         webhook.dead = detail
@@ -308,34 +432,77 @@ class DiscordSink:
         reasons = dict.fromkeys(w.dead for w in self.webhooks if w.dead)
         return "; ".join(r for r in reasons if r)
 
+    def _poster(self, posted: Posted) -> Webhook | None:
+        """The webhook that posted *posted* (a live one, if the destination has its URL twice)."""
+        mine = [w for w in self.webhooks if w.url.id == posted.webhook]
+        return next((w for w in mine if w.dead is None), mine[0] if mine else None)
+
+    def _cannot_edit(self, detail: str) -> Result:
+        """A message whose webhook is gone cannot be edited: post anew (``MISSING``), unless no webhook
+        is left to post with (``DEAD``)."""
+        if any(w.dead is None for w in self.webhooks):
+            return Result(Outcome.MISSING, f"cannot edit the message: {detail}")
+        return Result(Outcome.DEAD, self._why_dead() or f"cannot edit the message: {detail}")
+
     # ── answers ─────────────────────────────────────────────────────────────
 
     def _result(self, status: int, body: str) -> Result:
-        if 200 <= status < 300:
-            return Result(Outcome.SENT)
+        """What a post's or an edit's answer other than 2xx, 429 and a dead webhook's means."""
         detail = f"Discord answered {status}: {_error_text(body)}"
         if 400 <= status < 500:
             return Result(Outcome.REJECTED, detail)
         return Result(Outcome.RETRY, detail)
 
-    def _learn(self, webhook: Webhook, headers: Mapping[str, str]) -> None:
-        remaining = headers.get("X-RateLimit-Remaining")
-        reset_after = headers.get("X-RateLimit-Reset-After")
-        if remaining is None or reset_after is None:
-            return
-        try:
-            webhook.remaining = int(remaining)
-            webhook.resets_at = self._clock() + float(reset_after)
-            limit = int(headers.get("X-RateLimit-Limit", ""))
-        except ValueError:
-            return
-        if limit > 0:
-            webhook.limit = limit
-            if webhook.remaining == limit - 1:  # the first request of a fresh bucket: its whole period ahead
-                webhook.period_s = max(float(reset_after), 0.001)
+    def _sent(self, webhook: Webhook, status: int, body: str, *, opened_thread: bool) -> Result:
+        """What a post's answer (not a 429, nor a dead webhook's) means."""
+        if 200 <= status < 300:
+            return Result(Outcome.SENT, posted=self._posted(webhook, body, opened_thread=opened_thread))
+        return self._result(status, body)
 
-    def _rate_limited(self, webhook: Webhook, headers: Mapping[str, str], body: str) -> float | None:
-        """Seconds to wait after a 429, or ``None`` when it was not Discord's."""
+    def _posted(self, webhook: Webhook, body: str, *, opened_thread: bool) -> Posted | None:
+        """The message a post's 2xx names (Discord's message object), or ``None`` when it names none.
+
+        Its thread is the destination's ``thread_id``; else, for a forum post that opened a thread
+        (*opened_thread*), the message's ``channel_id``: the new thread's id.
+        """
+        try:
+            message = json.loads(body)
+            message_id, channel_id = message["id"], message.get("channel_id")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            message_id = channel_id = None
+        thread_id = self.config.thread_id or (channel_id if opened_thread else None)
+        if not _is_id(message_id) or not (thread_id is None or _is_id(thread_id)):
+            log.debug("destination %s: Discord's answer to a post is no message object; the message "
+                      "cannot be edited later", webhook.label)  # fmt: skip
+            return None
+        return Posted(message_id=message_id, webhook=webhook.url.id, thread_id=thread_id)
+
+    def _edited(self, webhook: Webhook, posted: Posted, status: int, body: str) -> Result:
+        """What an edit's answer (not a 429) means."""
+        if 200 <= status < 300:
+            return Result(Outcome.SENT)
+        detail = f"Discord answered {status}: {_error_text(body)}"
+        if status == 404 and _error_code(body) != UNKNOWN_WEBHOOK:
+            # Unknown Message (10008): deleted. Or its thread is gone (Unknown Channel). The webhook is fine.
+            return Result(Outcome.MISSING, f"message {posted.message_id} cannot be edited: {detail}")
+        if status in DEAD_STATUSES:
+            self._bury(webhook, detail)
+            return self._cannot_edit(f"its webhook is dead: {detail}")
+        return self._result(status, body)
+
+    def _on_429(self, webhook: Webhook, route: Route, headers: Mapping[str, str], body: str) -> Result | None:
+        """Count a 429 and hold back what it holds back; the answer to give when it cannot be waited
+        out here (it was not Discord's), else ``None``: wait and try again."""
+        self.counts.rate_limited += 1
+        wait = self._rate_limited(webhook, route, headers, body)
+        if wait is None:
+            return Result(Outcome.RETRY, "429 without Discord's JSON (blocked upstream)", CLOUDFLARE_BACKOFF_S)
+        what = " (edits)" if route == "edit" else ""
+        log.info("destination %s: rate limited by Discord%s; waiting %.3fs", webhook.label, what, wait)
+        return None
+
+    def _rate_limited(self, webhook: Webhook, route: Route, headers: Mapping[str, str], body: str) -> float | None:
+        """Seconds to wait after a 429 on *route*, or ``None`` when it was not Discord's."""
         try:
             answer = json.loads(body)
             retry_after = float(answer["retry_after"])
@@ -349,12 +516,11 @@ class DiscordSink:
             self._global.until = max(self._global.until, until)
         else:
             # Scope "shared" is a limit of the resource, here the channel that every webhook of the
-            # destination posts to: it holds them all back. Otherwise only the webhook that met it
-            # (the bucket hash names the route, and each webhook has its own count in it).
+            # destination posts to: it holds them all back, on this route. Otherwise only the webhook
+            # that met it (the bucket hash names the route, and each webhook has its own count in it).
             shared = headers.get("X-RateLimit-Scope", "").lower() == "shared"
             for other in self.webhooks if shared else [webhook]:
-                other.remaining = 0
-                other.resets_at = max(other.resets_at, until)
+                other.bucket(route).hold(until)
         return retry_after
 
 
@@ -377,6 +543,24 @@ def _merge_mentions(all_mentions: Iterable[Mentions]) -> Mentions:
         users.update(dict.fromkeys(m.users))
         everyone = everyone or m.everyone
     return Mentions(roles=tuple(roles), users=tuple(users), everyone=everyone)
+
+
+def _left(bucket: Bucket) -> int:
+    """Requests left in *bucket*, a bucket not heard of yet taken as full."""
+    return _FRESH if bucket.remaining is None else bucket.remaining
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and is_snowflake(value)
+
+
+def _error_code(body: str) -> int | None:
+    """The ``code`` of Discord's JSON error body, if it is one."""
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _error_text(body: str) -> str:

@@ -2,8 +2,9 @@
 
 Discord answers a payload that breaks any limit with 400, and a 400 is never
 retried: the notification would end in the dead letters. So every embed built
-here fits by construction, and :func:`payload_for` refuses (``ValueError``) a
-batch that would not. The limits (DESIGN.md §4, and the schema
+here fits by construction, and :func:`payload_for` (a post) and
+:func:`edit_payload_for` (an edit of a posted message) refuse (``ValueError``)
+a batch that would not. The limits (DESIGN.md §4, and the schema
 ``IncomingWebhookRequestPartial`` in Discord's OpenAPI description) are in
 :data:`LIMITS`:
 
@@ -29,6 +30,9 @@ Log text must never ping anyone nor pass itself off as something else:
 - ``allowed_mentions`` is always sent; without configured mentions it is
   ``{"parse": []}`` and there is no ``content`` at all. ``content`` only ever
   holds the pings an operator configured, never log text.
+- An edit pings no one: its ``allowed_mentions`` is always ``{"parse": []}``
+  (an edit without it has its mentions parsed again with Discord's defaults),
+  and it sends no ``content``, so the post's pings stay as they were.
 - Log text outside a code block goes through :func:`neutralise`; the log line
   itself sits in a code block whose backtick runs are broken up so that it
   cannot close the fence.
@@ -56,9 +60,11 @@ __all__ = [
     "LIMITS",
     "RULE_FIELDS_MAX",
     "TRUNCATION_MARKER",
+    "edit_payload_for",
     "embed_for",
     "embed_size",
     "fits",
+    "is_snowflake",
     "neutralise",
     "payload_for",
 ]
@@ -190,6 +196,29 @@ def payload_for(
     if suppress_notifications:
         payload["flags"] = _SUPPRESS_NOTIFICATIONS
     return payload
+
+
+def edit_payload_for(embeds: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """Build the JSON body of one edit of a posted message (``PATCH .../messages/{id}``).
+
+    The edited message shows *embeds* in place of its own. ``allowed_mentions``
+    is always ``{"parse": []}``: an edit that leaves it out has the message's
+    mentions parsed again with Discord's defaults. There is no ``content``: a
+    post's content holds only its pings (see :func:`payload_for`), an edit
+    notifies no one, and what it leaves out stays as it was. No
+    ``username``, ``avatar_url``, ``thread_name`` or ``flags`` either: the
+    edit route ignores them.
+
+    Raises ``ValueError`` for a batch no message could carry, as
+    :func:`payload_for` does.
+    """
+    _check_batch(embeds)
+    return {"embeds": [dict(embed) for embed in embeds], "allowed_mentions": {"parse": []}}
+
+
+def is_snowflake(text: str) -> bool:
+    """Whether *text* is a Discord id (a snowflake: digits, no leading zero)."""
+    return _SNOWFLAKE.fullmatch(text) is not None
 
 
 def fits(embeds: Sequence[Mapping[str, object]]) -> bool:
@@ -540,7 +569,7 @@ def _allowed_mentions(mentions: Mentions) -> dict[str, object]:
 def _snowflakes(ids: Sequence[str], what: str) -> list[str]:
     unique = list(dict.fromkeys(ids))
     for snowflake in unique:
-        if not _SNOWFLAKE.fullmatch(snowflake):
+        if not is_snowflake(snowflake):
             raise ValueError(f"{what} id {snowflake!r} is not a Discord snowflake")
     if len(unique) > LIMITS.mention_ids:
         raise ValueError(f"{len(unique)} {what} ids to mention; Discord takes at most {LIMITS.mention_ids}")
