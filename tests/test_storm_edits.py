@@ -36,11 +36,13 @@ def only_message(discord: ThreadedStandIn) -> tuple[str, dict[str, object]]:
 
 def test_two_thousand_identical_errors_are_one_post_and_a_few_edits(tmp_path: Path) -> None:
     with standin_in_thread() as discord:
-        daemon = Daemon(config(tmp_path, discord.url(), storm="{window: 8s, max_per_window: 1}")).started()
+        daemon = Daemon(
+            config(tmp_path, discord.url(), storm="{window: 3s, max_per_window: 1, update_every: 1s}")
+        ).started()
         try:
             daemon.append(*["LOUD disk full"] * 2000)
             discord.wait_for(1, timeout=30)
-            # the updates while it storms (every 5 s at most), then the digest at the window's end
+            # the updates while it storms (every second at most, here), then the digest at the window's end
             wait_until(lambda: any("+1999 more" in str(m.embeds) for m in discord.messages.values()),
                        timeout=30, what="the digest's edit")  # fmt: skip
         finally:
@@ -77,7 +79,7 @@ def test_a_recovered_storm_turns_its_message_green(tmp_path: Path) -> None:
 
 def test_a_restart_mid_storm_goes_on_editing_the_same_message(tmp_path: Path) -> None:
     with standin_in_thread() as discord:
-        path = config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1}")
+        path = config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1, update_every: 1s}")
         daemon = Daemon(path).started()
         try:
             daemon.append("LOUD pump", "LOUD pump")
@@ -99,7 +101,9 @@ def test_a_restart_mid_storm_goes_on_editing_the_same_message(tmp_path: Path) ->
 
 def test_a_deleted_message_makes_the_next_edit_a_post(tmp_path: Path) -> None:
     with standin_in_thread() as discord:
-        daemon = Daemon(config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1}")).started()
+        daemon = Daemon(
+            config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1, update_every: 1s}")
+        ).started()
         try:
             daemon.append("LOUD valve", "LOUD valve")
             discord.wait_for(1, timeout=30)

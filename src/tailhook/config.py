@@ -283,6 +283,9 @@ class StormConfig:
     """Alert only once this many events of a key arrived within ``window`` seconds."""
     recovery_after: float | None = None
     """Seconds a key that stormed must stay quiet before a resolved note says so; ``None``: no note."""
+    update_every: float = 5.0
+    """For destinations with ``storm_updates: edit``: a storm's message is edited at most this often
+    (the main file's ``storm:`` only)."""
     flood_after: float = 30.0
     """A destination with more non-critical alerts waiting than it can send in this many seconds
     (its rate limits) has them summed up per rule (the main file's ``storm:`` only)."""
@@ -1187,6 +1190,9 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
         flood_after=section.get("flood_after", _positive_duration, default.flood_after)
         if main
         else default.flood_after,
+        update_every=section.get("update_every", _positive_duration, default.update_every)
+        if main
+        else default.update_every,
     )
     section.done()
     return storm

@@ -34,7 +34,7 @@ from tailhook.routes import Router
 from tailhook.rules import RuleSet
 from tailhook.silences import HeldState, Silence, SilenceChange, Silences
 from tailhook.sources import Block
-from tailhook.storm import UPDATES_EVERY_S, KeyChange, KeyState, StormControl
+from tailhook.storm import KeyChange, KeyState, StormControl
 
 __all__ = ["CONSOLE", "Changes", "Pipeline", "Prescanned", "router_for", "router_of"]
 
@@ -109,7 +109,7 @@ class Pipeline:
     def edit_storms_of(self, config: Config) -> None:
         """Send updates of storms under way to the destinations of *config* that edit their message."""
         self.editing = frozenset(name for name, d in config.destinations.items() if d.storm_updates == "edit")
-        self.storm.updates_every = UPDATES_EVERY_S if self.editing else None
+        self.storm.updates_every = config.storm.update_every if self.editing else None
 
     def reloaded(self, config: Config, rules: RuleSet, router: Router) -> Pipeline:
         """The next pipeline after a reload: new rules, silences of the config and routes; this

@@ -66,12 +66,10 @@ from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
 from tailhook.metrics import Metric, counter, gauge
 
-__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "UPDATES_EVERY_S", "KeyState", "StormControl", "StormKey"]
+__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "KeyState", "StormControl", "StormKey"]
 
 HELD_STORED_EVERY_S = 1.0
 """How often a key's held line and latest event are stored, at most (its counts: every change)."""
-UPDATES_EVERY_S = 5.0
-"""How often a storm under way goes out as an update, at most, for destinations that edit its message."""
 OVERFLOW_KEY = "(keys past the cap)"
 """The key of a rule's events under new keys past ``max_keys_per_window`` or ``max_keys``."""
 
