@@ -391,6 +391,7 @@ CREATE TABLE incidents (
     PRIMARY KEY (destination, rule, key)
 ) WITHOUT ROWID;
 CREATE INDEX incidents_by_message ON incidents (destination, message);
+CREATE INDEX notifications_updates ON notifications (destination, rule, key) WHERE kind = 'update';
 """
 """Version 8: the messages that storms edit (``storm_updates: edit``): each message posted with the
 deliveries it showed, and per destination and storm key the message and embed that are its."""

@@ -1,0 +1,71 @@
+"""The spool's part in storms as one message: only the newest update of a key waits, and the message
+a key's alerts are edited into is remembered with the delivery, across a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tailhook.events import Delivery, Kind
+from tailhook.spool import Incident, Spool
+from tests.conftest import make_delivery
+
+
+def of(kind: Kind, key: str, title: str, destination: str = "alerts") -> Delivery:
+    delivery = make_delivery(title, destination=destination)
+    return Delivery(destination, dataclasses.replace(delivery.notification, kind=kind, key=key))
+
+
+async def test_only_the_newest_update_of_a_key_waits(spool: Spool) -> None:
+    await spool.commit([of(Kind.ALERT, "a", "first"), of(Kind.UPDATE, "a", "x 2"), of(Kind.UPDATE, "b", "b x 2")])
+    await spool.commit([of(Kind.UPDATE, "a", "x 3")])
+    await spool.commit([of(Kind.UPDATE, "a", "x 4"), of(Kind.UPDATE, "a", "x 5", destination="audit")])
+
+    titles = [item.delivery.notification.title for item in await spool.next("alerts", 10)]
+    assert titles == ["first", "b x 2", "x 4"]  # in the order stored: each key's newest in the place of its last
+    assert [item.delivery.notification.title for item in await spool.next("audit", 10)] == ["x 5"]
+    bodies = await spool._run(lambda: [row[0] for row in spool.db.execute("SELECT body FROM notifications")])
+    assert (await spool.status()).bytes == sum(len(body.encode()) for body in bodies)  # replaced ones freed
+
+
+async def test_a_post_remembers_the_message_of_each_key_it_showed_and_an_edit_rewrites_it(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path)
+    try:
+        await spool.commit([of(Kind.ALERT, "a", "alert a"), of(Kind.ALERT, "b", "alert b")])
+        waiting = await spool.next("alerts", 10)
+        await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=("111", "900", None))
+        assert await spool.pending("alerts") == 0
+    finally:
+        await spool.close()
+
+    spool = await Spool.open(tmp_path)  # a restart remembers it
+    try:
+        incident = await spool.incident("alerts", "r", "b")
+        assert incident is not None
+        assert (incident.message_id, incident.webhook, incident.thread_id, incident.slot) == ("111", "900", None, 1)
+        assert [d.notification.title for d in incident.deliveries] == ["alert a", "alert b"]
+        assert await spool.incident("audit", "r", "b") is None
+
+        await spool.commit([of(Kind.UPDATE, "b", "b x 7")])
+        (update,) = await spool.next("alerts", 10)
+        shown = (incident.deliveries[0], update.delivery)
+        await spool.edited([update.id], "alerts", dataclasses.replace(incident, deliveries=shown), closed=False)
+        assert await spool.pending("alerts") == 0
+        a = await spool.incident("alerts", "r", "a")
+        assert a is not None and [d.notification.title for d in a.deliveries] == ["alert a", "b x 7"]
+
+        # resolved: the key has no incident any more; the message stays while another key's is it
+        await spool.edited([], "alerts", dataclasses.replace(incident, deliveries=shown), closed=True)
+        assert await spool.incident("alerts", "r", "b") is None
+        assert await spool.incident("alerts", "r", "a") is not None
+        await spool.forget_incident("alerts", "r", "a")  # deleted in Discord
+        assert await spool.incident("alerts", "r", "a") is None
+        assert await spool._run(lambda: spool.db.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
+    finally:
+        await spool.close()
+
+
+def test_an_incident_holds_a_copy_of_what_its_message_shows() -> None:
+    d = of(Kind.ALERT, "a", "x")
+    incident = Incident("1", "2", None, 0, (d,))
+    assert dataclasses.replace(incident, deliveries=()).deliveries == () and incident.deliveries == (d,)
