@@ -28,6 +28,14 @@ async def test_only_the_newest_update_of_a_key_waits(spool: Spool) -> None:
     assert (await spool.status()).bytes == sum(len(body.encode()) for body in bodies)  # replaced ones freed
 
 
+async def test_a_digest_or_resolved_note_replaces_the_waiting_update_of_its_key(spool: Spool) -> None:
+    await spool.commit([of(Kind.UPDATE, "a", "a x 2"), of(Kind.UPDATE, "b", "b x 2")])
+    await spool.commit([of(Kind.DIGEST, "a", "a (+9 more)"), of(Kind.RECOVERY, "b", "Resolved: b")])
+
+    titles = [item.delivery.notification.title for item in await spool.next("alerts", 10)]
+    assert titles == ["a (+9 more)", "Resolved: b"]
+
+
 async def test_a_post_remembers_the_message_of_each_key_it_showed_and_an_edit_rewrites_it(tmp_path: Path) -> None:
     spool = await Spool.open(tmp_path)
     try:

@@ -48,8 +48,8 @@ Invariants
    (``absences``) is stored in the commit of the notifications of the same
    moment, so a restart neither forgets a deadline nor fires it twice.
 11. Storms as one message (``storm_updates: edit``): of a storm key's
-   updates (``Kind.UPDATE``) only the newest waits (a commit replaces the one
-   before). The message a post made (``messages``: its id, webhook, thread and
+   updates (``Kind.UPDATE``) only the newest waits: a commit of a newer one, or
+   of the key's digest or resolved note, replaces it. The message a post made (``messages``: its id, webhook, thread and
    the deliveries it shows) and the storm keys whose latest post it is
    (``incidents``) are written in the transaction that deletes what it
    delivered, so a restart edits the same message; an edit rewrites the
@@ -183,6 +183,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 8
 FILE_NAME = "spool.sqlite3"
+_SUPERSEDE = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
+"""What replaces a key's waiting update: a newer one, or the storm's digest or resolved note."""
 INCIDENT_KEPT_S = 86400.0
 """An incident (the message a storm key's alerts are edited into) quiet this long is forgotten."""
 MIN_FREE_BYTES = 1 << 20
@@ -968,7 +970,7 @@ class Spool:
         rows = []
         for delivery in deliveries:
             n = delivery.notification
-            if n.kind is Kind.UPDATE:  # only the newest state of a storm is sent
+            if n.kind in _SUPERSEDE:  # only the newest state of a storm is sent: a digest or a resolved note too
                 for (size,) in self.db.execute(
                     "DELETE FROM notifications WHERE destination = ? AND kind = 'update' AND rule = ? AND key = ? "
                     "RETURNING size",
