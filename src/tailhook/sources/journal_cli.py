@@ -118,8 +118,12 @@ class JournalctlReader:
             *position,
             *self._match_args(),
         ]
+        self._process = await self._spawn(args)
+        return skipped
+
+    async def _spawn(self, args: list[str]) -> asyncio.subprocess.Process:
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 self.command,
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -128,7 +132,6 @@ class JournalctlReader:
             )
         except OSError as exc:
             raise ReaderError(f"cannot run {self.command}: {exc.strerror or exc}") from exc
-        return skipped
 
     async def _tail(self) -> list[str]:
         """The position after the journal's last entry now (an empty journal: its start)."""
@@ -140,25 +143,22 @@ class JournalctlReader:
 
     async def _count_between(self, cursor: str, since: float) -> int:
         """How many entries passing the filters come after *cursor* and before *since*."""
-        args = [*self._journal_args(), "--output=json", "--output-fields=__CURSOR", "--no-pager", "--quiet",
-                "--merge", f"--cursor={cursor}", f"--until=@{since:.6f}", *self._match_args()]  # fmt: skip
-        lines = await self._one_shot(args)
-        count = len(lines)
-        if lines and json.loads(lines[0]).get("__CURSOR") == cursor:
+        entries = await self._cursors(f"--cursor={cursor}", f"--until=@{since:.6f}", *self._match_args())
+        count = len(entries)
+        if entries and entries[0].get("__CURSOR") == cursor:
             count -= 1  # the cursor's own entry was read already
         return count
 
+    async def _cursors(self, *args: str) -> list[dict[str, Any]]:
+        """The entries journalctl lists with *args* (its cursor and time only), in its order."""
+        lines = await self._one_shot(
+            [*self._journal_args(), "--output=json", "--output-fields=__CURSOR", "--no-pager", "--quiet", "--merge",
+             *args]
+        )  # fmt: skip
+        return [json.loads(line) for line in lines]
+
     async def _one_shot(self, args: list[str]) -> list[bytes]:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                self.command,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise ReaderError(f"cannot run {self.command}: {exc.strerror or exc}") from exc
+        process = await self._spawn(args)
         try:
             async with asyncio.timeout(ONE_SHOT_TIMEOUT_S):
                 out, err = await process.communicate()
@@ -246,12 +246,10 @@ class JournalctlReader:
     async def last(self, before: float | None = None) -> Entry | None:
         # --reverse: with --until, --lines counts back from the journal's end, not from the --until
         until = [] if before is None else [f"--until=@{before:.6f}", "--reverse"]
-        args = [*self._journal_args(), "--output=json", "--output-fields=__CURSOR", "--no-pager", "--quiet",
-                "--merge", "--lines=1", *until]  # fmt: skip
-        lines = await self._one_shot(args)
-        if not lines:
+        entries = await self._cursors("--lines=1", *until)
+        if not entries:
             return None
-        values = json.loads(lines[-1])
+        values = entries[-1]
         return Entry(values["__CURSOR"], int(values.get("__REALTIME_TIMESTAMP", 0)) / 1_000_000, {})
 
     async def close(self) -> None:

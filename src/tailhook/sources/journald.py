@@ -303,24 +303,21 @@ class JournaldSource:
         await emit([], [Checkpoint(self.name, CURSOR_KEY, {"cursor": last.cursor})])
         self._cursor = last.cursor
 
-    async def _open(self) -> None:
-        """Open the reader at the last checkpoint; on failure, leave it closed for ``run`` to try again."""
+    async def _open(self, *, at_tail: bool = False) -> None:
+        """Open the reader at the last checkpoint (*at_tail*: at the end of the journal); on failure,
+        leave it closed for ``run`` to try again."""
         assert self.kind is not None
         reader = self._make_reader(self.config, self.kind)
-        start = self._start()
         try:
-            skipped = await reader.open(start)
+            skipped = await reader.open(Start(None) if at_tail else self._start())
         except InvalidCursor as exc:
-            log.warning("source %s: the stored cursor is not valid here (%s); starting at the end of the journal",
-                        self.name, exc)  # fmt: skip
-            await reader.close()
-            self._cursor = None
-            reader = self._make_reader(self.config, self.kind)
-            try:
-                skipped = await reader.open(Start(None))
-            except ReaderError as again:
-                await self._not_opened(reader, again)
+            if not at_tail:  # (at the tail no stored cursor is asked for: then it is like any failure)
+                await reader.close()
+                self._forget_cursor(exc)
+                await self._open(at_tail=True)
                 return
+            await self._not_opened(reader, exc)
+            return
         except ReaderError as exc:
             await self._not_opened(reader, exc)
             return
@@ -348,11 +345,14 @@ class JournaldSource:
             log.error("source %s: cannot open the journal%s: %s; trying again", self.name, self._where(), exc)
             self._open_error = str(exc)
 
+    def _forget_cursor(self, exc: InvalidCursor) -> None:
+        log.warning("source %s: the stored cursor is not valid here (%s); starting at the end of the journal",
+                    self.name, exc)  # fmt: skip
+        self._cursor = None
+
     async def _failed(self, exc: ReaderError) -> None:
         if isinstance(exc, InvalidCursor):
-            log.warning("source %s: the stored cursor is not valid here (%s); starting at the end of the journal",
-                        self.name, exc)  # fmt: skip
-            self._cursor = None
+            self._forget_cursor(exc)
         else:
             log.warning("source %s: reading the journal failed (%s); opening it again from the last checkpoint",
                         self.name, exc)  # fmt: skip
