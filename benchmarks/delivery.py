@@ -276,11 +276,8 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-def main(argv: Sequence[str] = ()) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.delivery",
-        description=f"Requests and time for {ALERTS:,} distinct alerts through a Discord-like rate-limit bucket.",
-    )
+def reset_after(parser: argparse.ArgumentParser, argv: Sequence[str]) -> float:
+    """*argv*'s ``--reset-after``: the stand-in bucket's window in seconds, scaled unless it says otherwise."""
     parser.add_argument(
         "--reset-after",
         type=positive_seconds,
@@ -288,7 +285,15 @@ def main(argv: Sequence[str] = ()) -> None:
         metavar="SECONDS",
         help=f"the bucket's window in seconds (default {SCALED_RESET_AFTER_S:g}; Discord's: {DISCORD_RESET_AFTER_S:g})",
     )
-    reset_after_s: float = parser.parse_args(argv).reset_after
+    return float(parser.parse_args(argv).reset_after)
+
+
+def main(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.delivery",
+        description=f"Requests and time for {ALERTS:,} distinct alerts through a Discord-like rate-limit bucket.",
+    )
+    reset_after_s = reset_after(parser, argv)
     with tempfile.TemporaryDirectory(prefix="tailhook-bench-") as name:
         results = [tailhook(Path(name), reset_after_s), one_per_alert(reset_after_s)]
     report(results, reset_after_s)

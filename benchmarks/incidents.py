@@ -77,9 +77,8 @@ from tests.discord_standin import Received, ThreadedStandIn, standin_in_thread
 from benchmarks.delivery import (
     BUCKET_LIMIT,
     DISCORD_RESET_AFTER_S,
-    SCALED_RESET_AFTER_S,
     bucket_floor_s,
-    positive_seconds,
+    reset_after,
 )
 from benchmarks.tailing import DAEMON_ENV, running
 
@@ -455,14 +454,7 @@ def main(argv: Sequence[str] = ()) -> None:
         prog="python -m benchmarks.incidents",
         description=f"Messages and requests a storm of {EVENTS:,} events across {KEYS} keys costs on Discord.",
     )
-    parser.add_argument(
-        "--reset-after",
-        type=positive_seconds,
-        default=SCALED_RESET_AFTER_S,
-        metavar="SECONDS",
-        help=f"the bucket's window in seconds (default {SCALED_RESET_AFTER_S:g}; Discord's: {DISCORD_RESET_AFTER_S:g})",
-    )
-    reset_after_s: float = parser.parse_args(argv).reset_after
+    reset_after_s = reset_after(parser, argv)
     with tempfile.TemporaryDirectory(prefix="tailhook-bench-") as name:
         costs = [storm(Path(name) / f"setup-{n}", setup, reset_after_s) for n, setup in enumerate(SETUPS, 1)]
     report(costs, reset_after_s)
