@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from tailhook.events import Delivery, Kind
-from tailhook.spool import Incident, Spool
+from tailhook.spool import Spool
 from tests.conftest import make_delivery
 
 
@@ -71,9 +71,3 @@ async def test_a_post_remembers_the_message_of_each_key_it_showed_and_an_edit_re
         assert await spool._run(lambda: spool.db.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
     finally:
         await spool.close()
-
-
-def test_an_incident_holds_a_copy_of_what_its_message_shows() -> None:
-    d = of(Kind.ALERT, "a", "x")
-    incident = Incident("1", "2", None, 0, (d,))
-    assert dataclasses.replace(incident, deliveries=()).deliveries == () and incident.deliveries == (d,)

@@ -393,6 +393,7 @@ CREATE TABLE incidents (
     PRIMARY KEY (destination, rule, key)
 ) WITHOUT ROWID;
 CREATE INDEX incidents_by_message ON incidents (destination, message);
+CREATE INDEX incidents_by_update ON incidents (updated);
 CREATE INDEX notifications_updates ON notifications (destination, rule, key) WHERE kind = 'update';
 """
 """Version 8: the messages that storms edit (``storm_updates: edit``): each message posted with the
