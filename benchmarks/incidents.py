@@ -47,12 +47,13 @@ error.
 Discord's window is about 2 s: one message per alert, 1,000 messages of 10
 alerts, would take about 400 s at that pace. So the window is scaled to
 0.2 s, as in ``benchmarks/delivery.py`` (``--reset-after 2.0`` runs at
-Discord's). The requests, messages and edits do not depend on the scale
-(the same at 0.2 s and 2 s: each key has one update, due 5 s into the burst,
-and one digest; only the newest update of a key waits, but a digest does not
-replace it, so at Discord's pace most updates are still sent, just before
-their digests); the seconds do, and for the edits at 0.2 s they are mostly
-the window's 10 s.
+Discord's). The requests, messages and edits do not depend on the scale:
+the 50 first alerts share 5 messages; one edit carries the updates of every
+key of its message (due 5 s into the burst), one its digests, and a message
+is edited at most once per ``update_every``. The seconds do depend on it,
+and for the edits they are mostly the window's 10 s, plus up to
+``update_every`` when a message's digests fall due just after its update's
+edit.
 """
 
 from __future__ import annotations

@@ -384,7 +384,7 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
@@ -418,7 +418,7 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -448,7 +448,7 @@ async def test_a_version_5_spool_is_migrated_its_flood_columns_filled_and_its_nu
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         ids = [row[0] for row in db.execute("SELECT id FROM notifications ORDER BY id")]
         assert ids == [5, 7, 8]  # the digest; the summary of 2-4 and the new alert, numbered after the sent 6
         columns = db.execute("SELECT kind, rule, key, time FROM notifications WHERE id = 8").fetchone()

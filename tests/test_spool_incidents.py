@@ -57,17 +57,79 @@ async def test_a_post_remembers_the_message_of_each_key_it_showed_and_an_edit_re
         await spool.commit([of(Kind.UPDATE, "b", "b x 7")])
         (update,) = await spool.next("alerts", 10)
         shown = (incident.deliveries[0], update.delivery)
-        await spool.edited([update.id], "alerts", dataclasses.replace(incident, deliveries=shown), closed=False)
+        await spool.edited([update.id], "alerts", dataclasses.replace(incident, deliveries=shown))
         assert await spool.pending("alerts") == 0
         a = await spool.incident("alerts", "r", "a")
         assert a is not None and [d.notification.title for d in a.deliveries] == ["alert a", "b x 7"]
 
         # resolved: the key has no incident any more; the message stays while another key's is it
-        await spool.edited([], "alerts", dataclasses.replace(incident, deliveries=shown), closed=True)
+        await spool.commit([of(Kind.RECOVERY, "b", "Resolved: b")])
+        (recovery,) = await spool.next("alerts", 10)
+        await spool.edited([recovery.id], "alerts", dataclasses.replace(incident, deliveries=shown))
         assert await spool.incident("alerts", "r", "b") is None
         assert await spool.incident("alerts", "r", "a") is not None
-        await spool.forget_incident("alerts", "r", "a")  # deleted in Discord
+        await spool.forget_message("alerts", "111")  # deleted in Discord
         assert await spool.incident("alerts", "r", "a") is None
         assert await spool._run(lambda: spool.db.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
+    finally:
+        await spool.close()
+
+
+async def test_one_edit_carries_what_waits_for_every_key_of_its_message_and_waits_its_turn(tmp_path: Path) -> None:
+    now = [1000.0]
+    spool = await Spool.open(tmp_path, clock=lambda: now[0])
+    try:
+        await spool.commit([of(Kind.ALERT, key, f"alert {key}") for key in "abc"])
+        await spool.commit([of(Kind.ALERT, "d", "alert d")])
+        first, second = await spool.next("alerts", 3), await spool.next("alerts", 10)
+        await spool.posted([s.id for s in first], [s.delivery for s in first], message=("111", "900", None))
+        await spool.posted([s.id for s in second[-1:]], [second[-1].delivery], message=("222", "900", None))
+        await spool.commit([of(Kind.UPDATE, "c", "c x 2"), of(Kind.UPDATE, "d", "d x 2"),
+                            of(Kind.DIGEST, "a", "a (+5 more)"), of(Kind.ALERT, "e", "alert e")])  # fmt: skip
+
+        # both messages changed just now: their edits wait, the post does not
+        titles = [item.delivery.notification.title for item in await spool.next("alerts", 10, edit_every=5)]
+        assert titles == ["alert e"]
+        assert await spool.edits_due("alerts", 5) == 1005.0
+        now[0] += 5.5
+        assert await spool.edits_due("alerts", 5) is None
+        assert len(await spool.next("alerts", 10, edit_every=5)) == 4
+
+        edits = await spool.edits("alerts", "111")
+        assert [(item.delivery.notification.title, slot) for item, slot in edits] == [("c x 2", 2), ("a (+5 more)", 0)]
+        incident = await spool.incident("alerts", "r", "c")
+        assert incident is not None
+        await spool.edited([item.id for item, _ in edits], "alerts", incident)
+        assert [item.delivery.notification.title for item in await spool.next("alerts", 10, edit_every=5)] == [
+            "d x 2", "alert e"
+        ]  # fmt: skip
+    finally:
+        await spool.close()
+
+
+async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path)
+    try:
+        await spool.commit([of(Kind.ALERT, "a", "alert a")])
+        waiting = await spool.next("alerts", 10)
+        await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=("111", "900", None))
+        await spool.commit([of(Kind.UPDATE, "a", "a x 2")])
+
+        def downgrade() -> None:  # what version 8 had: an index of waiting updates only
+            spool.db.executescript(
+                "DROP INDEX notifications_edits; CREATE INDEX notifications_updates ON notifications "
+                "(destination, rule, key) WHERE kind = 'update'; PRAGMA user_version = 8;"
+            )
+
+        await spool._run(downgrade)
+    finally:
+        await spool.close()
+    spool = await Spool.open(tmp_path)
+    try:
+        assert [item.delivery.notification.title for item, _ in await spool.edits("alerts", "111")] == ["a x 2"]
+        plan = await spool._run(lambda: str(spool.db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' AND rule = 'r' "
+            "AND key = 'a' AND kind IN ('update', 'digest', 'recovery')").fetchall()))  # fmt: skip
+        assert "notifications_edits" in plan
     finally:
         await spool.close()

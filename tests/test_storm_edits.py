@@ -120,3 +120,30 @@ def test_a_deleted_message_makes_the_next_edit_a_post(tmp_path: Path) -> None:
         assert second_id != first_id
         assert discord.edits[-1].message_id == second_id
         assert "× 4 " in str(discord.messages[second_id].embeds)
+
+
+def test_the_keys_of_one_message_share_its_edits_at_most_one_per_update_every(tmp_path: Path) -> None:
+    keys = [f"pump {n}" for n in range(5)]
+    with standin_in_thread() as discord:
+        daemon = Daemon(
+            config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1, update_every: 1s}")
+        ).started()
+        try:
+            daemon.append(*(f"LOUD {key}" for key in keys))  # one commit: one post of five embeds
+            discord.wait_for(1, timeout=30)
+            daemon.append(*(f"LOUD {key}" for key in keys * 3))
+            wait_until(lambda: str(discord.messages).count("× 4 ") == 5, timeout=30, what="five counts of 4")
+            daemon.append(*(f"LOUD {key}" for key in keys * 2))
+            wait_until(lambda: str(discord.messages).count("× 6 ") == 5, timeout=30, what="five counts of 6")
+        finally:
+            assert daemon.stop() == 0
+        (message_id,) = discord.messages
+        posts, edits = discord.received, discord.edits
+    assert len(posts) == 1 and len(posts[0].payload["embeds"]) == 5
+    # each key's update went in a shared edit: two rounds of five updates took far fewer than ten edits
+    assert 2 <= len(edits) <= 4, [len(e.payload["embeds"]) for e in edits]
+    assert all(edit.message_id == message_id for edit in edits)
+    for before, after in zip([posts[0], *edits], edits, strict=False):
+        assert after.time - before.time >= 0.95  # at most one change of the message per update_every
+    assert max(sum(a != b for a, b in zip(before.payload["embeds"], after.payload["embeds"], strict=True))
+               for before, after in zip([posts[0], *edits], edits, strict=False)) >= 2  # fmt: skip

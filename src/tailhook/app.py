@@ -305,6 +305,7 @@ class App:
         editing = {name: d for name, d in config.destinations.items() if d.storm_updates == "edit"}
         self.dispatcher.editing = frozenset(editing)
         self.dispatcher.resolved_post = {name: d.resolved_post for name, d in editing.items()}
+        self.dispatcher.edit_every = config.storm.update_every
 
     def _daily_report(self) -> DailyReport | None:
         """``heartbeat.report``'s, stored in the spool as an alert would be (console only: to the console)."""

@@ -135,6 +135,9 @@ class Dispatcher:
         """Destinations whose storms are one message, edited (``storm_updates: edit``)."""
         self.resolved_post: dict[str, bool] = {}
         """Per destination that edits: whether a resolved storm also gets a message of its own."""
+        self.edit_every = 0.0
+        """At most one edit per message this often (``storm.update_every``): what waits meanwhile
+        goes in the next one."""
         self.latency = Histogram(
             "tailhook_delivery_latency_seconds",
             "Seconds from storing an alert (the ingest commit of its line) to the destination taking it, "
@@ -239,12 +242,10 @@ class Dispatcher:
             state.ready.clear()  # before looking, so a commit made meanwhile is not missed
             if not one_by_one:
                 await self._sum_up_flood(name, state)
-            waiting = await self.spool.next(name, 1 if one_by_one else LOOKAHEAD)
+            edit_every = self.edit_every if name in self.editing else 0.0
+            waiting = await self.spool.next(name, 1 if one_by_one else LOOKAHEAD, edit_every=edit_every)
             if not waiting:
-                # Woken by our own commits; the timeout also finds what `tailhook spool retry` requeued.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(IDLE_RECHECK_S, max(0.0, self.sinks[name].recheck_in()))):
-                        await state.ready.wait()
+                await self._idle(name, state, edit_every)
                 continue
             sink = self.sinks[name]  # after the wait: a reload may have replaced it meanwhile
             batch, incident = await self._next_request(name, waiting, sink)
@@ -252,7 +253,7 @@ class Dispatcher:
                 continue
             state.sending = True
             try:
-                result, incident = await self._request(name, sink, batch, incident)
+                batch, result, incident = await self._request(name, sink, batch, incident)
                 split = result.outcome is Outcome.REJECTED and len(batch) > 1
                 if not split:
                     attempt, delay = await self._settle(name, state, batch, result, attempt, incident=incident)
@@ -274,12 +275,23 @@ class Dispatcher:
             if delay and not state.removed:
                 await self._sleep(delay)
 
+    async def _idle(self, name: str, state: DestinationState, edit_every: float) -> None:
+        """Wait for a commit (ours wake us), a dead webhook's re-check, an edit held back falling due,
+        or ``IDLE_RECHECK_S``, which also finds what ``tailhook spool retry`` requeued."""
+        idle = min(IDLE_RECHECK_S, max(0.0, self.sinks[name].recheck_in()))
+        if edit_every and (due := await self.spool.edits_due(name, edit_every)) is not None:
+            idle = min(idle, max(0.0, due - self._clock()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(idle):
+                await state.ready.wait()
+
     async def _next_request(
         self, name: str, waiting: Sequence[Spooled], sink: Sink
     ) -> tuple[Sequence[Spooled], Incident | None]:
         """What the next request carries: a message of posts, or one edit of a storm's message (with
-        what that message shows after it). Nothing when the next is an update of no known message
-        (its post went for good, or never will): it is dropped."""
+        what that message shows after it), which carries what waits for every key of the message.
+        Nothing when the next is an update of no known message (its post went for good, or never
+        will): it is dropped."""
         if name not in self.editing:
             return waiting[: sink.batch([item.delivery for item in waiting])], None
         head = waiting[0]
@@ -287,9 +299,11 @@ class Dispatcher:
         if n.kind in EDITS:
             incident = await self.spool.incident(name, n.rule, n.key)
             if incident is not None:
+                edits = await self.spool.edits(name, incident.message_id)
                 shown = list(incident.deliveries)
-                shown[incident.slot] = replace(head.delivery, mentions=Mentions())  # pings belong to posts
-                return [head], replace(incident, deliveries=tuple(shown))
+                for item, slot in edits:
+                    shown[slot] = replace(item.delivery, mentions=Mentions())  # pings belong to posts
+                return [item for item, _ in edits], replace(incident, deliveries=tuple(shown))
             if n.kind is Kind.UPDATE:
                 await self._store(lambda: self.spool.delivered([head.id]))
                 return [], None
@@ -299,18 +313,19 @@ class Dispatcher:
 
     async def _request(
         self, name: str, sink: Sink, batch: Sequence[Spooled], incident: Incident | None
-    ) -> tuple[Result, Incident | None]:
-        """Post *batch*, or edit *incident*'s message; an edit whose message is gone posts anew."""
+    ) -> tuple[Sequence[Spooled], Result, Incident | None]:
+        """Post *batch*, or edit *incident*'s message with it; what was sent, and how it went. An
+        edit whose message is gone posts as much of *batch* anew as one message takes."""
         if incident is None:
-            return await sink.send([item.delivery for item in batch]), None
+            return batch, await sink.send([item.delivery for item in batch]), None
         posted = Posted(incident.message_id, incident.webhook, incident.thread_id)
         result = await sink.edit(posted, incident.deliveries)
         if result.outcome is not Outcome.MISSING:
-            return result, incident
-        n = batch[0].delivery.notification
-        log.info("destination %s: the message of %s/%s is gone (%s); posting anew", name, n.rule, n.key, result.detail)
-        await self._store(lambda: self.spool.forget_incident(name, n.rule, n.key))
-        return await sink.send([item.delivery for item in batch]), None
+            return batch, result, incident
+        log.info("destination %s: message %s is gone (%s); posting anew", name, incident.message_id, result.detail)
+        await self._store(lambda: self.spool.forget_message(name, incident.message_id))
+        batch = batch[: sink.batch([item.delivery for item in batch])]
+        return batch, await sink.send([item.delivery for item in batch]), None
 
     async def _settle(
         self,
@@ -328,10 +343,10 @@ class Dispatcher:
         if result.outcome is Outcome.SENT:
             deliveries = [item.delivery for item in batch]
             if incident is not None:
-                closed = deliveries[0].notification.kind is Kind.RECOVERY
-                await self._store(lambda: self.spool.edited(ids, name, incident, closed=closed))
-                if closed and self.resolved_post.get(name):
-                    await self._resolved_post(name, deliveries[0])
+                await self._store(lambda: self.spool.edited(ids, name, incident))
+                for delivery in deliveries:
+                    if delivery.notification.kind is Kind.RECOVERY and self.resolved_post.get(name):
+                        await self._resolved_post(name, delivery)
             elif result.posted is not None and name in self.editing:
                 message = (result.posted.message_id, result.posted.webhook, result.posted.thread_id)
                 await self._store(lambda: self.spool.posted(ids, deliveries, message=message))

@@ -54,7 +54,9 @@ Invariants
    (``incidents``) are written in the transaction that deletes what it
    delivered, so a restart edits the same message; an edit rewrites the
    message's deliveries in the transaction that deletes the edit's
-   notification. A crash between Discord's 2xx and that transaction posts the
+   notifications (one edit carries what waits for every key of its message,
+   ``edits``; ``next`` holds back the edits of a message changed less than
+   ``edit_every`` ago). A crash between Discord's 2xx and that transaction posts the
    message again (at-least-once), and never edits a message it does not know.
    An incident quiet for ``INCIDENT_KEPT_S`` is forgotten.
 
@@ -65,7 +67,7 @@ On disk
 forward at open. A file that is not a healthy database is moved aside as
 ``spool.sqlite3.corrupt-<UTC time>`` and a fresh one started.
 
-Schema version 8::
+Schema version 9::
 
     notifications(id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT,
                   severity INTEGER, created REAL, attempts INTEGER,
@@ -110,7 +112,8 @@ summaries; version 6 had ``storm_windows`` (the open windows only) where
 routes, by ``escalation.route_id``, it has yet to escalate to); version 7 no
 ``messages`` and ``incidents`` (``messages.body`` a JSON list of the message's
 deliveries, each as ``encode_delivery`` makes it; ``webhook`` the webhook's id,
-never its token; ``incidents.slot`` the key's place in that list).
+never its token; ``incidents.slot`` the key's place in that list); version 8
+its index of waiting updates only, where version 9 indexes every kind that edits.
 ``summarised.summary`` is the title of the summary that stands for the row.
 In ``storm_keys``, ``opened`` is ``NULL`` for a key with no window open,
 ``length`` ``NULL`` for a window as long as its settings say (not escalated),
@@ -181,10 +184,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 FILE_NAME = "spool.sqlite3"
 _SUPERSEDE = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
-"""What replaces a key's waiting update: a newer one, or the storm's digest or resolved note."""
+"""What replaces a key's waiting update: a newer one, or the storm's digest or resolved note; and what
+edits a storm's message, for a destination that edits."""
+_EDITS = "kind IN ('update', 'digest', 'recovery')"
+"""``_SUPERSEDE`` in SQL, word for word as the partial index ``notifications_edits`` has it (SQLite
+uses a partial index only for a query that repeats its condition)."""
+_DUE = (
+    f"NOT ({_EDITS} AND EXISTS (SELECT 1 FROM incidents i JOIN messages m ON m.destination = i.destination "  # noqa: S608
+    "AND m.id = i.message WHERE i.destination = notifications.destination AND i.rule = notifications.rule "
+    "AND i.key = notifications.key AND m.updated > ?))"
+)
+"""A notification that is not an edit of a message changed after the cutoff (the ``?``)."""
 INCIDENT_KEPT_S = 86400.0
 """An incident (the message a storm key's alerts are edited into) quiet this long is forgotten."""
 MIN_FREE_BYTES = 1 << 20
@@ -398,9 +411,14 @@ CREATE INDEX notifications_updates ON notifications (destination, rule, key) WHE
 """
 """Version 8: the messages that storms edit (``storm_updates: edit``): each message posted with the
 deliveries it showed, and per destination and storm key the message and embed that are its."""
+_SCHEMA_V9 = f"""
+DROP INDEX notifications_updates;
+CREATE INDEX notifications_edits ON notifications (destination, rule, key) WHERE {_EDITS};
+"""
+"""Version 9: every kind that edits a storm's message is found by its key (one edit carries them all)."""
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7,
-    8: _SCHEMA_V8,
+    8: _SCHEMA_V8, 9: _SCHEMA_V9,
 }  # fmt: skip
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
@@ -721,14 +739,24 @@ class Spool:
     async def incident(self, destination: str, rule: str, key: str) -> Incident | None:
         return await self._run(self._incident, destination, rule, key)
 
-    async def edited(self, ids: Iterable[int], destination: str, incident: Incident, *, closed: bool) -> None:
-        """Delivered: *ids*, as an edit that made *incident*'s message show its ``deliveries``;
-        *closed*: the storm is over (resolved), its key has no incident any more."""
-        await self._run(self._edited, list(ids), destination, incident, closed)
+    async def edits(self, destination: str, message_id: str) -> list[tuple[Spooled, int]]:
+        """What waits to be edited into the message *message_id*: the update, digest or resolved note
+        of each storm key it shows, oldest first, with the key's slot (its embed)."""
+        return await self._run(self._edits, destination, message_id)
 
-    async def forget_incident(self, destination: str, rule: str, key: str) -> None:
-        """The incident's message is gone (deleted, or its webhook): its key's next alert posts anew."""
-        await self._run(self._forget_incident, destination, rule, key)
+    async def edits_due(self, destination: str, edit_every: float) -> float | None:
+        """When the earliest edit that ``next`` holds back (its message changed less than *edit_every*
+        ago) is due; ``None``: none is held back."""
+        return await self._run(self._edits_due, destination, edit_every)
+
+    async def edited(self, ids: Iterable[int], destination: str, incident: Incident) -> None:
+        """Delivered: *ids*, as one edit that made *incident*'s message show its ``deliveries``. The
+        keys resolved by it (a recovery among *ids*) have no incident any more."""
+        await self._run(self._edited, list(ids), destination, incident)
+
+    async def forget_message(self, destination: str, message_id: str) -> None:
+        """The message is gone (deleted in Discord): the next alert of each key it showed posts anew."""
+        await self._run(self._forget_message, destination, message_id)
 
     async def reject(self, ids: Iterable[int], error: str) -> None:
         """Move to the dead letters: the destination refused them for good."""
@@ -744,9 +772,10 @@ class Spool:
 
     # ── reading ─────────────────────────────────────────────────────────────
 
-    async def next(self, destination: str, limit: int = 1) -> list[Spooled]:
-        """The oldest *limit* notifications waiting for *destination*."""
-        return await self._run(self._next, destination, limit)
+    async def next(self, destination: str, limit: int = 1, *, edit_every: float = 0.0) -> list[Spooled]:
+        """The oldest *limit* notifications waiting for *destination*, but for the edits of a message
+        that changed less than *edit_every* ago (``edits_due`` says when they are due)."""
+        return await self._run(self._next, destination, limit, edit_every)
 
     async def pending(self, destination: str | None = None) -> int:
         return await self._run(self._pending, destination)
@@ -973,8 +1002,8 @@ class Spool:
             n = delivery.notification
             if n.kind in _SUPERSEDE:  # only the newest state of a storm is sent: a digest or a resolved note too
                 for (size,) in self.db.execute(
-                    "DELETE FROM notifications WHERE destination = ? AND kind = 'update' AND rule = ? AND key = ? "
-                    "RETURNING size",
+                    f"DELETE FROM notifications WHERE destination = ? AND rule = ? AND key = ? AND {_EDITS} "  # noqa: S608
+                    "AND kind = 'update' RETURNING size",
                     (delivery.destination, n.rule, n.key),
                 ):
                     self._bytes -= size
@@ -1235,36 +1264,52 @@ class Spool:
         deliveries = tuple(decode_delivery(text) for text in json.loads(body))
         return Incident(message_id, webhook, thread, slot, deliveries)
 
-    def _edited(self, ids: list[int], destination: str, incident: Incident, closed: bool) -> None:
+    def _edits(self, destination: str, message_id: str) -> list[tuple[Spooled, int]]:
+        rows = self.db.execute(
+            "SELECT n.id, n.body, n.attempts, n.created, i.slot FROM incidents i JOIN notifications n "  # noqa: S608
+            f"ON n.destination = i.destination AND n.rule = i.rule AND n.key = i.key AND n.{_EDITS} "
+            "WHERE i.destination = ? AND i.message = ? ORDER BY n.id",
+            (destination, message_id),
+        ).fetchall()
+        return [(Spooled(row_id, decode_delivery(body), attempts, created), slot)
+                for row_id, body, attempts, created, slot in rows]  # fmt: skip
+
+    def _edits_due(self, destination: str, edit_every: float) -> float | None:
+        (changed,) = self.db.execute(
+            "SELECT min(m.updated) FROM notifications n JOIN incidents i ON i.destination = n.destination "  # noqa: S608
+            "AND i.rule = n.rule AND i.key = n.key JOIN messages m ON m.destination = i.destination "
+            f"AND m.id = i.message WHERE n.destination = ? AND n.{_EDITS} AND m.updated > ?",
+            (destination, self.clock() - edit_every),
+        ).fetchone()
+        return None if changed is None else float(changed) + edit_every
+
+    def _edited(self, ids: list[int], destination: str, incident: Incident) -> None:
         now = self.clock()
         body = json.dumps([encode_delivery(d) for d in incident.deliveries])
-        key = incident.deliveries[incident.slot].notification
         with _transaction(self.db):
-            self._delete_rows(ids)
+            for row_id in ids:
+                row = self.db.execute(
+                    "DELETE FROM notifications WHERE id = ? RETURNING size, kind, rule, key", (row_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                size, kind, rule, key = row
+                self._bytes -= size
+                closing = "DELETE FROM incidents" if kind == Kind.RECOVERY else "UPDATE incidents SET updated = ?"
+                self.db.execute(
+                    f"{closing} WHERE destination = ? AND rule = ? AND key = ? AND message = ?",
+                    (*(() if kind == Kind.RECOVERY else (now,)), destination, rule, key, incident.message_id),
+                )
             self.db.execute(
                 "UPDATE messages SET body = ?, updated = ? WHERE destination = ? AND id = ?",
                 (body, now, destination, incident.message_id),
             )
-            if closed:
-                self.db.execute(
-                    "DELETE FROM incidents WHERE destination = ? AND rule = ? AND key = ? AND message = ?",
-                    (destination, key.rule, key.key, incident.message_id),
-                )
-            else:
-                self.db.execute(
-                    "UPDATE incidents SET updated = ? WHERE destination = ? AND rule = ? AND key = ?",
-                    (now, destination, key.rule, key.key),
-                )
             self._drop_unused_messages(destination, incident.message_id)
 
-    def _forget_incident(self, destination: str, rule: str, key: str) -> None:
+    def _forget_message(self, destination: str, message_id: str) -> None:
         with _transaction(self.db):
-            found = self.db.execute(
-                "DELETE FROM incidents WHERE destination = ? AND rule = ? AND key = ? RETURNING message",
-                (destination, rule, key),
-            ).fetchone()
-            if found is not None:
-                self._drop_unused_messages(destination, found[0])
+            self.db.execute("DELETE FROM incidents WHERE destination = ? AND message = ?", (destination, message_id))
+            self._drop_unused_messages(destination, message_id)
 
     def _drop_unused_messages(self, destination: str, message_id: str) -> None:
         self.db.execute(
@@ -1319,13 +1364,17 @@ class Spool:
             ).fetchall()
         return {(reason, Severity(severity)): count for reason, severity, count in rows}
 
-    def _next(self, destination: str, limit: int) -> list[Spooled]:
+    def _next(self, destination: str, limit: int, edit_every: float) -> list[Spooled]:
         """The next *limit* notifications for *destination*, in the order of invariant 3."""
         self._expire()
         self._expire_incidents()
         columns = "SELECT id, body, attempts, created FROM notifications WHERE destination = ?"
-        rows = self.db.execute(f"{columns} ORDER BY severity DESC, id LIMIT ?", (destination, limit)).fetchall()
-        oldest = self.db.execute(f"{columns} ORDER BY id LIMIT 1", (destination,)).fetchone()
+        args: tuple[Any, ...] = (destination,)
+        if edit_every > 0:
+            columns += f" AND {_DUE}"
+            args += (self.clock() - edit_every,)
+        rows = self.db.execute(f"{columns} ORDER BY severity DESC, id LIMIT ?", (*args, limit)).fetchall()
+        oldest = self.db.execute(f"{columns} ORDER BY id LIMIT 1", args).fetchone()
         if oldest is not None and oldest[3] <= self.clock() - OLDEST_FIRST_AFTER_S:
             rows = [oldest, *(row for row in rows if row[0] != oldest[0])][:limit]
         return [Spooled(row_id, decode_delivery(body), attempts, created) for row_id, body, attempts, created in rows]
