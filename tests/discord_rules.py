@@ -33,6 +33,7 @@ __all__ = [
     "LIMITS",
     "REQUEST_TOO_LARGE",
     "THREAD_NAME_OUTSIDE_FORUM",
+    "UNKNOWN_CHANNEL",
     "UNKNOWN_MESSAGE",
     "UNKNOWN_WEBHOOK",
     "FormErrors",
@@ -80,6 +81,7 @@ LIMITS = Limits()
 
 UNKNOWN_WEBHOOK: Mapping[str, Any] = {"message": "Unknown Webhook", "code": 10015}
 UNKNOWN_MESSAGE: Mapping[str, Any] = {"message": "Unknown Message", "code": 10008}
+UNKNOWN_CHANNEL: Mapping[str, Any] = {"message": "Unknown Channel", "code": 10003}
 INVALID_TOKEN: Mapping[str, Any] = {"message": "Invalid Webhook Token", "code": 50027}
 INVALID_JSON: Mapping[str, Any] = {
     "message": "The request body contains invalid JSON.",

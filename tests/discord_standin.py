@@ -110,6 +110,7 @@ from tests.discord_rules import (
     EMPTY_MESSAGE,
     INVALID_TOKEN,
     LIMITS,
+    UNKNOWN_CHANNEL,
     UNKNOWN_MESSAGE,
     UNKNOWN_WEBHOOK,
     FormErrors,
@@ -307,6 +308,7 @@ class DiscordStandIn(AsyncServer):
         """Every thread a message was posted into, by id."""
         self.requests: list[tuple[str, str, int]] = []
         self._deleted: set[str] = set()
+        self._deleted_threads: set[str] = set()
         self._faults: dict[str, deque[_Answer]] = {"execute": deque(), "edit": deque()}
         self._status: int | None = None
         self._buckets: dict[tuple[Route, str], _Bucket] = {}
@@ -407,6 +409,16 @@ class DiscordStandIn(AsyncServer):
         if message_id not in self.messages:
             raise KeyError(f"the stand-in has no message {message_id}")
         del self.messages[message_id]
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread (a forum post) and its messages, as a moderator would: from now on a post
+        into it or an edit in it is 404 Unknown Channel."""
+        if thread_id not in self.threads:
+            raise KeyError(f"the stand-in has no thread {thread_id}")
+        del self.threads[thread_id]
+        self._deleted_threads.add(thread_id)
+        for message in self.messages_in(thread_id):
+            del self.messages[message.id]
 
     def messages_in(self, channel_id: str) -> list[Message]:
         """The messages of a channel or thread as they stand now, in the order posted."""
@@ -511,6 +523,8 @@ class DiscordStandIn(AsyncServer):
                 tagged=bool(payload.get("applied_tags")),
                 tag_required=self.forum_requires_tag,
             )
+        if problem is None and thread_id in self._deleted_threads:
+            return 404, UNKNOWN_CHANNEL
         return None if problem is None else (400, problem)
 
     def _post(self, request: web.Request, webhook_id: str, body: Body, thread_id: str | None) -> Message:
@@ -624,6 +638,8 @@ class DiscordStandIn(AsyncServer):
             errors.add(("message_id",), "NUMBER_TYPE_COERCE", f'Value "{message_id}" is not snowflake.')
         if errors:
             return 400, form_refusal(errors)
+        if thread_id in self._deleted_threads:
+            return 404, UNKNOWN_CHANNEL
         message = self.messages.get(message_id)
         if message is None or message.webhook_id != webhook_id or message.channel_id != (thread_id or CHANNEL_ID):
             return 404, UNKNOWN_MESSAGE
@@ -830,6 +846,9 @@ class ThreadedStandIn(LoopClient):
 
     def delete_message(self, message_id: str) -> None:
         self._call(self._standin.delete_message, message_id)
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._call(self._standin.delete_thread, thread_id)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Block until `count` messages were accepted; AssertionError after

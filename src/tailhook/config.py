@@ -358,7 +358,7 @@ class DestinationConfig:
     """Severities whose messages are posted without a push or desktop notification."""
     proxy: str | None = field(default=None, repr=False)
     """``http(s)://[user:password@]host:port``; ``None``: ``HTTPS_PROXY``/``NO_PROXY`` from the environment."""
-    storm_updates: Literal["edit", "post"] = "post"
+    storm_updates: Literal["edit", "post"] = "edit"
     """``edit``: a storm is one message: its key's latest post is edited as the storm goes on, its
     digest and its resolved note are edits of it. ``post``: each a message of its own."""
     resolved_post: bool = False
@@ -1003,7 +1003,7 @@ def _destinations(top: _Section, base: Path) -> dict[str, DestinationConfig]:
             thread_name=thread_name,
             suppress_notifications=item.get("suppress_notifications", _severities, frozenset()),
             proxy=item.get("proxy", _proxy_url, None),
-            storm_updates=item.get("storm_updates", _choice("edit", "post"), "post"),
+            storm_updates=item.get("storm_updates", _choice("edit", "post"), "edit"),
             resolved_post=item.get("resolved_post", _bool, False),
         )
         item.done()
