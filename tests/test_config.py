@@ -235,6 +235,9 @@ def test_destination_options_are_checked_and_secrets_stay_hidden(write: WriteFil
           quiet: {{url: "{URL}", suppress_notifications: [loud]}}
           proxied: {{url: "{URL}", proxy: "http://bob:pä€ss@proxy:3128"}}
           socks: {{url: "{URL}", proxy: "socks5://proxy:1080"}}
+          channel: {{url: "{URL}", threads: per_incident, applied_tags: {{critical: ["111122223333444455"]}}}}
+          tagged: {{url: "{URL}", thread_name: x, threads: each, applied_tags: {{loud: ["111122223333444455"]}}}}
+          crowded: {{url: "{URL}", thread_name: x, applied_tags: {{info: [{", ".join(["111122223333444455"] * 6)}]}}}}
         routes:
           - {{hosts: [web-1], to: forum}}
           - {{hosts: web-2, to: forum}}
@@ -250,6 +253,11 @@ def test_destination_options_are_checked_and_secrets_stay_hidden(write: WriteFil
     assert "destinations.quiet.suppress_notifications" in text
     assert "destinations.proxied.proxy: has a user name or password with characters outside latin-1" in text
     assert "destinations.socks.proxy: must be an http:// or https:// proxy URL" in text
+    assert "destinations.channel.threads: is for a forum channel: needs thread_name" in text
+    assert "destinations.channel.applied_tags: is for a forum channel: needs thread_name" in text
+    assert "destinations.tagged.threads: must be one of per_message, per_incident" in text
+    assert "destinations.tagged.applied_tags:" in text and "loud" in text
+    assert "destinations.crowded.applied_tags: info: at most 5 tags (Discord's limit), not 6" in text
     assert "routes[" not in text  # hosts: a name or a list
 
 

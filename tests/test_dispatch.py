@@ -46,7 +46,7 @@ class ScriptedSink:
     def batch(self, deliveries: Sequence[Delivery]) -> int:
         return min(self.per_request, len(deliveries))
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Result:
+    async def send(self, deliveries: Sequence[Delivery], *, thread_id: str | None = None) -> Result:
         assert 1 <= len(deliveries) <= self.per_request
         titles = [d.notification.title for d in deliveries]
         if self.gate is not None:

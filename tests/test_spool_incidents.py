@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from tailhook.events import Delivery, Kind
-from tailhook.spool import Spool
+from tailhook.spool import INCIDENT_KEPT_S, Spool
 from tests.conftest import make_delivery
 
 
@@ -115,10 +115,10 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
         await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=("111", "900", None))
         await spool.commit([of(Kind.UPDATE, "a", "a x 2")])
 
-        def downgrade() -> None:  # what version 8 had: an index of waiting updates only
+        def downgrade() -> None:  # what version 8 had: an index of waiting updates only, no threads
             spool.db.executescript(
-                "DROP INDEX notifications_edits; CREATE INDEX notifications_updates ON notifications "
-                "(destination, rule, key) WHERE kind = 'update'; PRAGMA user_version = 8;"
+                "DROP TABLE threads; DROP INDEX notifications_edits; CREATE INDEX notifications_updates "
+                "ON notifications (destination, rule, key) WHERE kind = 'update'; PRAGMA user_version = 8;"
             )
 
         await spool._run(downgrade)
@@ -131,5 +131,34 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' AND rule = 'r' "
             "AND key = 'a' AND kind IN ('update', 'digest', 'recovery')").fetchall()))  # fmt: skip
         assert "notifications_edits" in plan
+        assert await spool.thread("alerts", "r", "a") is None
+    finally:
+        await spool.close()
+
+
+async def test_a_key_keeps_its_thread_until_the_thread_is_gone_or_quiet_for_a_day(tmp_path: Path) -> None:
+    now = [1000.0]
+    spool = await Spool.open(tmp_path, clock=lambda: now[0])
+    try:
+        await spool.commit([of(Kind.ALERT, "a", "alert a")])
+        waiting = await spool.next("alerts", 10)
+        message = ("111", "900", "555")
+        await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=message, threads=True)
+        assert await spool.thread("alerts", "r", "a") == "555"
+        assert await spool.thread("alerts", "r", "b") is None and await spool.thread("audit", "r", "a") is None
+        assert await spool.incident("alerts", "r", "a") is not None
+
+        await spool.forget_thread("alerts", "555")  # deleted in Discord, with its messages
+        assert await spool.thread("alerts", "r", "a") is None
+        assert await spool.incident("alerts", "r", "a") is None
+
+        await spool.commit([of(Kind.ALERT, "a", "alert a")])
+        waiting = await spool.next("alerts", 10)
+        await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=("222", "900", "666"),
+                           incidents=False, threads=True)  # fmt: skip
+        assert await spool.incident("alerts", "r", "a") is None  # storm_updates: post
+        now[0] += INCIDENT_KEPT_S + 1
+        await spool.next("alerts", 10)
+        assert await spool.thread("alerts", "r", "a") is None
     finally:
         await spool.close()

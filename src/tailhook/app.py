@@ -306,6 +306,9 @@ class App:
         self.dispatcher.editing = frozenset(editing)
         self.dispatcher.resolved_post = {name: d.resolved_post for name, d in editing.items()}
         self.dispatcher.edit_every = config.storm.update_every
+        self.dispatcher.per_incident = frozenset(
+            name for name, d in config.destinations.items() if d.threads == "per_incident"
+        )
 
     def _daily_report(self) -> DailyReport | None:
         """``heartbeat.report``'s, stored in the spool as an alert would be (console only: to the console)."""

@@ -363,6 +363,12 @@ class DestinationConfig:
     digest and its resolved note are edits of it. ``post``: each a message of its own."""
     resolved_post: bool = False
     """With ``storm_updates: edit``: a resolved storm also gets a short message of its own."""
+    threads: Literal["per_message", "per_incident"] = "per_message"
+    """For a forum channel (``thread_name``): ``per_message``, each message opens a post;
+    ``per_incident``, each storm key has one post, and its later alerts, digests, edits and
+    resolved note go into it."""
+    applied_tags: Mapping[Severity, tuple[str, ...]] = field(default_factory=dict)
+    """For a forum channel: the tag ids a new post gets, by the severity of its first alert."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1005,7 +1011,12 @@ def _destinations(top: _Section, base: Path) -> dict[str, DestinationConfig]:
             proxy=item.get("proxy", _proxy_url, None),
             storm_updates=item.get("storm_updates", _choice("edit", "post"), "edit"),
             resolved_post=item.get("resolved_post", _bool, False),
+            threads=item.get("threads", _choice("per_message", "per_incident"), "per_message"),
+            applied_tags=item.get("applied_tags", _applied_tags, {}),
         )
+        for key in ("threads", "applied_tags"):
+            if key in item.mapping and thread_name is None:
+                item.file.problem(item.line(key), item.key(key), "is for a forum channel: needs thread_name")
         item.done()
         if urls:
             destinations[name] = destination
@@ -1022,6 +1033,22 @@ def _thread_name(value: Any) -> str:
     if unknown:
         raise ValueError(f"names {', '.join(unknown)}; a thread name may use {', '.join(THREAD_NAME_FIELDS)}")
     return text
+
+
+def _applied_tags(value: Any) -> dict[Severity, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of severities to forum tag ids, not {_kind(value)}")
+    tags = {}
+    for name, ids in value.items():
+        listed = _snowflakes(ids)
+        if len(listed) > MAX_APPLIED_TAGS:
+            raise ValueError(f"{name}: at most {MAX_APPLIED_TAGS} tags (Discord's limit), not {len(listed)}")
+        tags[_severity(name)] = listed
+    return tags
+
+
+MAX_APPLIED_TAGS = 5
+"""Tags on one forum post, at most (Discord's limit)."""
 
 
 def _proxy_url(value: Any) -> str:

@@ -108,6 +108,17 @@ class DestinationState:
     last_error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What one request carries: a message of posts, or one edit of a storm's message."""
+
+    batch: Sequence[Spooled]
+    incident: Incident | None = None
+    """Edit this message, to show its ``deliveries``, instead of posting."""
+    thread: str | None = None
+    """Post into this thread (``threads: per_incident``)."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -135,6 +146,8 @@ class Dispatcher:
         """Destinations whose storms are one message, edited (``storm_updates: edit``)."""
         self.resolved_post: dict[str, bool] = {}
         """Per destination that edits: whether a resolved storm also gets a message of its own."""
+        self.per_incident: frozenset[str] = frozenset()
+        """Forum destinations with a thread per storm key (``threads: per_incident``)."""
         self.edit_every = 0.0
         """At most one edit per message this often (``storm.update_every``): what waits meanwhile
         goes in the next one."""
@@ -248,15 +261,16 @@ class Dispatcher:
                 await self._idle(name, state, edit_every)
                 continue
             sink = self.sinks[name]  # after the wait: a reload may have replaced it meanwhile
-            batch, incident = await self._next_request(name, waiting, sink)
-            if not batch:
+            request = await self._next_request(name, waiting, sink)
+            if not request.batch:
                 continue
             state.sending = True
             try:
-                batch, result, incident = await self._request(name, sink, batch, incident)
+                request, result = await self._request(name, sink, request)
+                batch = request.batch
                 split = result.outcome is Outcome.REJECTED and len(batch) > 1
                 if not split:
-                    attempt, delay = await self._settle(name, state, batch, result, attempt, incident=incident)
+                    attempt, delay = await self._settle(name, state, request, result, attempt)
             finally:
                 state.sending = False
             if split:
@@ -285,60 +299,61 @@ class Dispatcher:
             async with asyncio.timeout(idle):
                 await state.ready.wait()
 
-    async def _next_request(
-        self, name: str, waiting: Sequence[Spooled], sink: Sink
-    ) -> tuple[Sequence[Spooled], Incident | None]:
-        """What the next request carries: a message of posts, or one edit of a storm's message (with
-        what that message shows after it), which carries what waits for every key of the message.
-        Nothing when the next is an update of no known message (its post went for good, or never
-        will): it is dropped."""
-        if name not in self.editing:
-            return waiting[: sink.batch([item.delivery for item in waiting])], None
+    async def _next_request(self, name: str, waiting: Sequence[Spooled], sink: Sink) -> _Request:
+        """What the next request carries: a message of posts (``threads: per_incident``: of one storm
+        key, into its thread), or one edit of a storm's message (with what that message shows after
+        it), which carries what waits for every key of the message. Nothing when the next is an
+        update of no known message (its post went for good, or never will): it is dropped."""
         head = waiting[0]
         n = head.delivery.notification
-        if n.kind in EDITS:
+        posts = list(waiting)
+        if name in self.editing and n.kind in EDITS:
             incident = await self.spool.incident(name, n.rule, n.key)
             if incident is not None:
                 edits = await self.spool.edits(name, incident.message_id)
                 shown = list(incident.deliveries)
                 for item, slot in edits:
                     shown[slot] = replace(item.delivery, mentions=Mentions())  # pings belong to posts
-                return [item for item, _ in edits], replace(incident, deliveries=tuple(shown))
+                return _Request([item for item, _ in edits], replace(incident, deliveries=tuple(shown)))
             if n.kind is Kind.UPDATE:
                 await self._store(lambda: self.spool.delivered([head.id]))
-                return [], None
-            return [head], None  # a digest or resolved note of no known message: a post, as without edits
-        posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
-        return posts[: sink.batch([item.delivery for item in posts])], None
+                return _Request([])
+            posts = [head]  # a digest or resolved note of no known message: a post, as without edits
+        elif name in self.editing:
+            posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
+        thread = None
+        if name in self.per_incident:
+            posts = [item for item in posts if (item.delivery.notification.rule, item.delivery.notification.key)
+                     == (n.rule, n.key)]  # fmt: skip
+            thread = await self.spool.thread(name, n.rule, n.key)
+        return _Request(posts[: sink.batch([item.delivery for item in posts])], thread=thread)
 
-    async def _request(
-        self, name: str, sink: Sink, batch: Sequence[Spooled], incident: Incident | None
-    ) -> tuple[Sequence[Spooled], Result, Incident | None]:
-        """Post *batch*, or edit *incident*'s message with it; what was sent, and how it went. An
-        edit whose message is gone posts as much of *batch* anew as one message takes."""
-        if incident is None:
-            return batch, await sink.send([item.delivery for item in batch]), None
-        posted = Posted(incident.message_id, incident.webhook, incident.thread_id)
-        result = await sink.edit(posted, incident.deliveries)
-        if result.outcome is not Outcome.MISSING:
-            return batch, result, incident
-        log.info("destination %s: message %s is gone (%s); posting anew", name, incident.message_id, result.detail)
-        await self._store(lambda: self.spool.forget_message(name, incident.message_id))
-        batch = batch[: sink.batch([item.delivery for item in batch])]
-        return batch, await sink.send([item.delivery for item in batch]), None
+    async def _request(self, name: str, sink: Sink, request: _Request) -> tuple[_Request, Result]:
+        """Send *request*; what was sent, and how it went. An edit whose message is gone posts as much
+        of its batch anew as one message takes; a post whose thread is gone opens a new one."""
+        if (incident := request.incident) is not None:
+            posted = Posted(incident.message_id, incident.webhook, incident.thread_id)
+            result = await sink.edit(posted, incident.deliveries)
+            if result.outcome is not Outcome.MISSING:
+                return request, result
+            log.info("destination %s: message %s is gone (%s); posting anew", name, incident.message_id, result.detail)
+            await self._store(lambda: self.spool.forget_message(name, incident.message_id))
+            batch = request.batch[: sink.batch([item.delivery for item in request.batch])]
+            request = _Request(batch, thread=incident.thread_id if name in self.per_incident else None)
+        result = await sink.send([item.delivery for item in request.batch], thread_id=request.thread)
+        if (thread := request.thread) is not None and result.outcome is Outcome.MISSING:
+            log.info("destination %s: thread %s is gone (%s); opening a new post", name, thread, result.detail)
+            await self._store(lambda: self.spool.forget_thread(name, thread))
+            request = _Request(request.batch)
+            result = await sink.send([item.delivery for item in request.batch])
+        return request, result
 
     async def _settle(
-        self,
-        name: str,
-        state: DestinationState,
-        batch: Sequence[Spooled],
-        result: Result,
-        attempt: int,
-        *,
-        incident: Incident | None = None,
+        self, name: str, state: DestinationState, request: _Request, result: Result, attempt: int
     ) -> tuple[int, float]:
-        """Act on *result* (of an edit of *incident*'s message, if given); the number of failed tries
-        of these notifications so far, and the seconds to wait before the next try."""
+        """Act on *result* of *request*; the number of failed tries of its notifications so far, and
+        the seconds to wait before the next try."""
+        batch, incident = request.batch, request.incident
         ids = [item.id for item in batch]
         if result.outcome is Outcome.SENT:
             deliveries = [item.delivery for item in batch]
@@ -347,9 +362,11 @@ class Dispatcher:
                 for delivery in deliveries:
                     if delivery.notification.kind is Kind.RECOVERY and self.resolved_post.get(name):
                         await self._resolved_post(name, delivery)
-            elif result.posted is not None and name in self.editing:
+            elif result.posted is not None and (name in self.editing or name in self.per_incident):
                 message = (result.posted.message_id, result.posted.webhook, result.posted.thread_id)
-                await self._store(lambda: self.spool.posted(ids, deliveries, message=message))
+                incidents, threads = name in self.editing, name in self.per_incident
+                await self._store(lambda: self.spool.posted(
+                    ids, deliveries, message=message, incidents=incidents, threads=threads))  # fmt: skip
             else:
                 await self._store(lambda: self.spool.delivered(ids))
             state.sent += len(batch)

@@ -58,7 +58,10 @@ Invariants
    ``edits``; ``next`` holds back the edits of a message changed less than
    ``edit_every`` ago). A crash between Discord's 2xx and that transaction posts the
    message again (at-least-once), and never edits a message it does not know.
-   An incident quiet for ``INCIDENT_KEPT_S`` is forgotten.
+   With ``threads: per_incident``, the thread a key's post went into or
+   opened (``threads``) is written in the same transaction, and the key's
+   later notifications go into it. An incident or a thread quiet for
+   ``INCIDENT_KEPT_S`` is forgotten.
 
 On disk
 -------
@@ -96,6 +99,8 @@ Schema version 9::
              PRIMARY KEY (destination, id)) WITHOUT ROWID
     incidents(destination TEXT, rule TEXT, key TEXT, message TEXT, slot INTEGER, updated REAL,
               PRIMARY KEY (destination, rule, key)) WITHOUT ROWID
+    threads(destination TEXT, rule TEXT, key TEXT, thread TEXT, updated REAL,
+            PRIMARY KEY (destination, rule, key)) WITHOUT ROWID
 
 ``body`` is the delivery as JSON (``encode_delivery``), ``last_held`` the
 notification as JSON (``encode_notification``); times are seconds since the
@@ -113,7 +118,8 @@ routes, by ``escalation.route_id``, it has yet to escalate to); version 7 no
 ``messages`` and ``incidents`` (``messages.body`` a JSON list of the message's
 deliveries, each as ``encode_delivery`` makes it; ``webhook`` the webhook's id,
 never its token; ``incidents.slot`` the key's place in that list); version 8
-its index of waiting updates only, where version 9 indexes every kind that edits.
+its index of waiting updates only, where version 9 indexes every kind that edits,
+and no ``threads`` (the thread each storm key's notifications go into).
 ``summarised.summary`` is the title of the summary that stands for the row.
 In ``storm_keys``, ``opened`` is ``NULL`` for a key with no window open,
 ``length`` ``NULL`` for a window as long as its settings say (not escalated),
@@ -414,8 +420,19 @@ deliveries it showed, and per destination and storm key the message and embed th
 _SCHEMA_V9 = f"""
 DROP INDEX notifications_updates;
 CREATE INDEX notifications_edits ON notifications (destination, rule, key) WHERE {_EDITS};
+CREATE TABLE threads (
+    destination TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    thread TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (destination, rule, key)
+) WITHOUT ROWID;
+CREATE INDEX threads_by_thread ON threads (destination, thread);
+CREATE INDEX threads_by_update ON threads (updated);
 """
-"""Version 9: every kind that edits a storm's message is found by its key (one edit carries them all)."""
+"""Version 9: every kind that edits a storm's message is found by its key (one edit carries them all);
+per destination and storm key, the forum post (thread) its notifications go into (``threads: per_incident``)."""
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7,
     8: _SCHEMA_V8, 9: _SCHEMA_V9,
@@ -730,11 +747,26 @@ class Spool:
         await self._run(self._record_failure, list(ids), error, next_attempt)
 
     async def posted(
-        self, ids: Iterable[int], deliveries: Sequence[Delivery], *, message: tuple[str, str, str | None]
+        self,
+        ids: Iterable[int],
+        deliveries: Sequence[Delivery],
+        *,
+        message: tuple[str, str, str | None],
+        incidents: bool = True,
+        threads: bool = False,
     ) -> None:
-        """Delivered: *ids*, as one message (``(id, webhook, thread)``) showing *deliveries*, whose
-        alerts and updates become the incidents of their storm keys (``storm_updates: edit``)."""
-        await self._run(self._posted, list(ids), list(deliveries), message)
+        """Delivered: *ids*, as one message (``(id, webhook, thread)``) showing *deliveries*.
+        *incidents*: its alerts and updates become the incidents of their storm keys (``storm_updates:
+        edit``); *threads*: its thread becomes the thread of their keys (``threads: per_incident``)."""
+        await self._run(self._posted, list(ids), list(deliveries), message, incidents, threads)
+
+    async def thread(self, destination: str, rule: str, key: str) -> str | None:
+        """The thread a storm key's notifications go into (``threads: per_incident``), if it has one."""
+        return await self._run(self._thread, destination, rule, key)
+
+    async def forget_thread(self, destination: str, thread: str) -> None:
+        """The thread is gone (deleted in Discord): its keys open new ones, their messages in it are gone."""
+        await self._run(self._forget_thread, destination, thread)
 
     async def incident(self, destination: str, rule: str, key: str) -> Incident | None:
         return await self._run(self._incident, destination, rule, key)
@@ -1229,15 +1261,27 @@ class Spool:
             if size is not None:
                 self._bytes -= size[0]
 
-    def _posted(self, ids: list[int], deliveries: list[Delivery], message: tuple[str, str, str | None]) -> None:
+    def _posted(
+        self,
+        ids: list[int],
+        deliveries: list[Delivery],
+        message: tuple[str, str, str | None],
+        incidents: bool,
+        threads: bool,
+    ) -> None:
         message_id, webhook, thread = message
         now = self.clock()
+        destination = deliveries[0].destination
         with _transaction(self.db):
             self._delete_rows(ids)
+            if threads and thread is not None:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO threads (destination, rule, key, thread, updated) VALUES (?, ?, ?, ?, ?)",
+                    {(destination, d.notification.rule, d.notification.key, thread, now) for d in deliveries},
+                )
             keys = [(slot, d) for slot, d in enumerate(deliveries) if d.notification.kind in (Kind.ALERT, Kind.UPDATE)]
-            if not keys:
+            if not incidents or not keys:
                 return
-            destination = deliveries[0].destination
             body = json.dumps([encode_delivery(d) for d in deliveries])
             self.db.execute(
                 "INSERT OR REPLACE INTO messages (destination, id, webhook, thread, body, updated) "
@@ -1304,7 +1348,28 @@ class Spool:
                 "UPDATE messages SET body = ?, updated = ? WHERE destination = ? AND id = ?",
                 (body, now, destination, incident.message_id),
             )
+            if incident.thread_id is not None:  # a thread whose incident goes on is not quiet
+                self.db.execute(
+                    "UPDATE threads SET updated = ? WHERE destination = ? AND thread = ?",
+                    (now, destination, incident.thread_id),
+                )
             self._drop_unused_messages(destination, incident.message_id)
+
+    def _thread(self, destination: str, rule: str, key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT thread FROM threads WHERE destination = ? AND rule = ? AND key = ?", (destination, rule, key)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _forget_thread(self, destination: str, thread: str) -> None:
+        with _transaction(self.db):
+            self.db.execute("DELETE FROM threads WHERE destination = ? AND thread = ?", (destination, thread))
+            self.db.execute(
+                "DELETE FROM incidents WHERE destination = ? AND message IN "
+                "(SELECT id FROM messages WHERE destination = ? AND thread = ?)",
+                (destination, destination, thread),
+            )
+            self.db.execute("DELETE FROM messages WHERE destination = ? AND thread = ?", (destination, thread))
 
     def _forget_message(self, destination: str, message_id: str) -> None:
         with _transaction(self.db):
@@ -1319,8 +1384,11 @@ class Spool:
         )
 
     def _expire_incidents(self) -> None:
-        """Incidents quiet for ``INCIDENT_KEPT_S``: their key's next alert posts anew."""
+        """Incidents and threads quiet for ``INCIDENT_KEPT_S``: their key's next alert posts anew."""
         cutoff = self.clock() - INCIDENT_KEPT_S
+        if self.db.execute("SELECT 1 FROM threads WHERE updated < ? LIMIT 1", (cutoff,)).fetchone() is not None:
+            with _transaction(self.db):
+                self.db.execute("DELETE FROM threads WHERE updated < ?", (cutoff,))
         if self.db.execute("SELECT 1 FROM incidents WHERE updated < ? LIMIT 1", (cutoff,)).fetchone() is None:
             return
         with _transaction(self.db):

@@ -113,6 +113,30 @@ async def test_a_forum_post_answers_the_thread_it_opened(session: aiohttp.Client
         assert first.webhook == FORUM_ID
 
 
+async def test_a_post_into_an_incident_thread_names_no_thread_and_a_gone_thread_is_missing(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with DiscordStandIn(webhooks={FORUM_ID: FORUM_TOKEN}, forum_webhooks=[FORUM_ID]) as forum:
+        tags = {Severity.CRITICAL: ("111122223333444455",), Severity.INFO: ("999988887777666655",)}
+        sink = DiscordSink(
+            destination(forum.url(FORUM_ID, FORUM_TOKEN), thread_name="{title}", applied_tags=tags), session=session
+        )
+        opened = await post(sink, "disk full")  # opens a post, tagged by its severity
+        into = await sink.send([delivery("disk full again")], thread_id=opened.thread_id)
+        assert into.outcome is Outcome.SENT and into.posted is not None
+        assert into.posted.thread_id == opened.thread_id
+        first, second = forum.received
+        assert first.payload["applied_tags"] == ["111122223333444455"] and first.thread_name == "disk full"
+        assert "thread_name" not in second.payload and "applied_tags" not in second.payload
+        assert second.query["thread_id"] == opened.thread_id == second.channel_id
+
+        forum.delete_thread(opened.thread_id or "")
+        gone = await sink.send([delivery("and again")], thread_id=opened.thread_id)
+        assert gone.outcome is Outcome.MISSING and "Unknown Channel" in gone.detail
+        assert (await sink.send([delivery("a new post")])).outcome is Outcome.SENT  # the webhook is live
+        assert forum.received[-1].thread_name == "a new post"
+
+
 @pytest.mark.parametrize("status", [200, 204])
 async def test_a_2xx_without_a_message_object_is_sent_with_nothing_to_edit(
     discord: DiscordStandIn, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture, status: int

@@ -27,7 +27,8 @@ class Outcome(enum.Enum):
     DEAD = "dead"
     """The destination itself is gone or refuses us (401/403/404): stop sending to it."""
     MISSING = "missing"
-    """An edit's message is gone (Discord's 10008, or the webhook that posted it is dead): post anew."""
+    """An edit's message is gone (Discord's 10008, or the webhook that posted it is dead), or the
+    thread a post was sent into is (Discord's 10003): post anew, as the first of its kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ class Posted:
     webhook: str
     """The id of the webhook that posted it (never its token)."""
     thread_id: str | None = None
-    """The thread it is in: the destination's ``thread_id``, or the thread a forum post opened."""
+    """The thread it is in: the destination's ``thread_id``, the one it was sent into, or the
+    thread a forum post opened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,9 @@ class Sink(Protocol):
         """How many of *deliveries*, from the first, one request can carry (at least 1)."""
         ...
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Result:
-        """Send *deliveries* (all for this sink's destination) as one request."""
+    async def send(self, deliveries: Sequence[Delivery], *, thread_id: str | None = None) -> Result:
+        """Send *deliveries* (all for this sink's destination) as one request; into the thread
+        *thread_id* when given (``threads: per_incident``: ``MISSING`` when it is gone)."""
         ...
 
     async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:

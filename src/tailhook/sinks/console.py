@@ -33,7 +33,7 @@ class ConsoleSink:
     def batch(self, deliveries: Sequence[Delivery]) -> int:
         return max(1, len(deliveries))
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Result:
+    async def send(self, deliveries: Sequence[Delivery], *, thread_id: str | None = None) -> Result:
         self._print(deliveries)
         return Result(Outcome.SENT)
 

@@ -221,9 +221,9 @@ class DiscordSink:
                 return max(1, count)
         return max(1, min(len(deliveries), LIMITS.embeds))
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Result:
+    async def send(self, deliveries: Sequence[Delivery], *, thread_id: str | None = None) -> Result:
         try:
-            payload = self._payload(deliveries)
+            payload = self._payload(deliveries, opening=thread_id is None)
         except ValueError as exc:  # no request could carry it: final, as Discord's 400 would be
             return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
         for _ in range(MAX_TRIES):
@@ -231,15 +231,15 @@ class DiscordSink:
             if webhook is None:
                 return Result(Outcome.DEAD, self._why_dead())
             try:
-                status, headers, body = await self._post(webhook, payload)
+                status, headers, body = await self._post(webhook, payload, thread_id)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.posts.learn(headers, self._clock())
-            if status in DEAD_STATUSES:
+            if status in DEAD_STATUSES and not _thread_gone(thread_id, status, body):
                 self._bury(webhook, f"Discord answered {status}: {_error_text(body)}")
                 continue
             if status != 429:
-                return self._sent(webhook, status, body, opened_thread="thread_name" in payload)
+                return self._sent(webhook, status, body, thread_id=thread_id, opened_thread="thread_name" in payload)
             if (limited := self._on_429(webhook, "post", headers, body)) is not None:
                 return limited
         return Result(Outcome.RETRY, f"no message sent after {MAX_TRIES} tries (rate limited)")
@@ -324,16 +324,21 @@ class DiscordSink:
 
     # ── request ─────────────────────────────────────────────────────────────
 
-    def _payload(self, deliveries: Sequence[Delivery]) -> dict[str, object]:
+    def _payload(self, deliveries: Sequence[Delivery], *, opening: bool = True) -> dict[str, object]:
+        """The body of a post of *deliveries*; *opening*: it opens a forum post (if the destination is
+        a forum), else it goes into a thread the caller names."""
         embeds = [embed_for(d.notification, style=d.style) for d in deliveries]
         mentions = _merge_mentions(d.mentions for d in deliveries)
         silent = self.config.suppress_notifications
+        forum = opening and self.config.thread_name is not None
+        severity = max(d.notification.severity for d in deliveries)
         return payload_for(
             embeds,
             mentions=mentions,
             username=self.config.username,
             avatar_url=self.config.avatar_url,
-            thread_name=self._thread_name(deliveries[0]) if self.config.thread_name else None,
+            thread_name=self._thread_name(deliveries[0]) if forum else None,
+            applied_tags=self.config.applied_tags.get(severity, ()) if forum else (),
             suppress_notifications=bool(silent) and all(d.notification.severity in silent for d in deliveries),
         )
 
@@ -342,10 +347,12 @@ class DiscordSink:
         values = {"title": n.title, "rule": n.rule, "severity": n.severity.label, "host": n.host, "source": n.source}
         return (self.config.thread_name or "").format_map(values)  # the config checked it formats
 
-    async def _post(self, webhook: Webhook, payload: Mapping[str, object]) -> tuple[int, Mapping[str, str], str]:
+    async def _post(
+        self, webhook: Webhook, payload: Mapping[str, object], thread_id: str | None = None
+    ) -> tuple[int, Mapping[str, str], str]:
         params = {"wait": "true"}
-        if self.config.thread_id:
-            params["thread_id"] = self.config.thread_id
+        if thread_id := thread_id or self.config.thread_id:
+            params["thread_id"] = thread_id
         self.counts.requests += 1
         async with self._session.post(
             webhook.url.reveal(),
@@ -453,24 +460,30 @@ class DiscordSink:
             return Result(Outcome.REJECTED, detail)
         return Result(Outcome.RETRY, detail)
 
-    def _sent(self, webhook: Webhook, status: int, body: str, *, opened_thread: bool) -> Result:
+    def _sent(
+        self, webhook: Webhook, status: int, body: str, *, thread_id: str | None = None, opened_thread: bool
+    ) -> Result:
         """What a post's answer (not a 429, nor a dead webhook's) means."""
+        if _thread_gone(thread_id, status, body):  # the webhook is fine
+            return Result(Outcome.MISSING, f"thread {thread_id} is gone: Discord answered 404: {_error_text(body)}")
         if 200 <= status < 300:
-            return Result(Outcome.SENT, posted=self._posted(webhook, body, opened_thread=opened_thread))
+            posted = self._posted(webhook, body, thread_id=thread_id, opened_thread=opened_thread)
+            return Result(Outcome.SENT, posted=posted)
         return self._result(status, body)
 
-    def _posted(self, webhook: Webhook, body: str, *, opened_thread: bool) -> Posted | None:
+    def _posted(self, webhook: Webhook, body: str, *, thread_id: str | None, opened_thread: bool) -> Posted | None:
         """The message a post's 2xx names (Discord's message object), or ``None`` when it names none.
 
-        Its thread is the destination's ``thread_id``; else, for a forum post that opened a thread
-        (*opened_thread*), the message's ``channel_id``: the new thread's id.
+        Its thread is the one it was sent into (*thread_id*, or the destination's ``thread_id``);
+        else, for a forum post that opened a thread (*opened_thread*), the message's ``channel_id``:
+        the new thread's id.
         """
         try:
             message = json.loads(body)
             message_id, channel_id = message["id"], message.get("channel_id")
         except (ValueError, KeyError, TypeError, AttributeError):
             message_id = channel_id = None
-        thread_id = self.config.thread_id or (channel_id if opened_thread else None)
+        thread_id = thread_id or self.config.thread_id or (channel_id if opened_thread else None)
         if not _is_id(message_id) or not (thread_id is None or _is_id(thread_id)):
             log.debug("destination %s: Discord's answer to a post is no message object; the message "
                       "cannot be edited later", webhook.label)  # fmt: skip
@@ -552,6 +565,12 @@ def _left(bucket: Bucket) -> int:
 
 def _is_id(value: object) -> bool:
     return isinstance(value, str) and is_snowflake(value)
+
+
+def _thread_gone(thread_id: str | None, status: int, body: str) -> bool:
+    """Whether the answer to a post into the thread *thread_id* says the thread is gone (Unknown
+    Channel, 10003: deleted), not the webhook."""
+    return thread_id is not None and status == 404 and _error_code(body) != UNKNOWN_WEBHOOK
 
 
 def _error_code(body: str) -> int | None:

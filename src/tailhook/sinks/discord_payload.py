@@ -156,6 +156,7 @@ def payload_for(
     username: str | None = None,
     avatar_url: str | None = None,
     thread_name: str | None = None,
+    applied_tags: Sequence[str] = (),
     suppress_notifications: bool = False,
 ) -> dict[str, object]:
     """Build the JSON body of one execute-webhook request.
@@ -170,7 +171,8 @@ def payload_for(
     ("Discord" becomes "D1scord"). An empty name, or one Discord refuses
     outright ("everyone", "here"), is left out: the webhook's own name shows.
     *thread_name* is cut to 100 characters and made one line; empty, it is
-    left out.
+    left out, and so are *applied_tags* (the forum post's tags: they belong
+    to the post that a thread name opens).
 
     Batching is the caller's job (see :func:`fits`): raises ``ValueError`` for
     no embeds, more than 10, more than 6000 counted characters across them, a
@@ -193,6 +195,8 @@ def payload_for(
     thread = _cut(_one_line(thread_name or "").strip(), LIMITS.thread_name)
     if thread:
         payload["thread_name"] = thread
+        if applied_tags:
+            payload["applied_tags"] = list(applied_tags)
     if suppress_notifications:
         payload["flags"] = _SUPPRESS_NOTIFICATIONS
     return payload
