@@ -19,9 +19,9 @@ sources:
 rules:
   paths: ['{tmp}/rules.yaml']
 storm: {{window: 60s, max_per_window: 2}}
-destinations:
-  ops: {{url: 'https://discord.com/api/webhooks/123456789012345678/token'}}
-  oncall: {{url: 'https://discord.com/api/webhooks/223456789012345678/token'}}
+destinations:  # a message per digest: what storm control lets out, without updates for edits
+  ops: {{url: 'https://discord.com/api/webhooks/123456789012345678/token', storm_updates: post}}
+  oncall: {{url: 'https://discord.com/api/webhooks/223456789012345678/token', storm_updates: post}}
 routes:
   - {{severities: [critical], to: [oncall], continue: true}}
   - {{to: [ops]}}

@@ -87,9 +87,9 @@ async def test_one_edit_carries_what_waits_for_every_key_of_its_message_and_wait
         await spool.commit([of(Kind.UPDATE, "c", "c x 2"), of(Kind.UPDATE, "d", "d x 2"),
                             of(Kind.DIGEST, "a", "a (+5 more)"), of(Kind.ALERT, "e", "alert e")])  # fmt: skip
 
-        # both messages changed just now: their edits wait, the post does not
+        # both messages changed just now: their updates wait; a digest and a post do not
         titles = [item.delivery.notification.title for item in await spool.next("alerts", 10, edit_every=5)]
-        assert titles == ["alert e"]
+        assert titles == ["a (+5 more)", "alert e"]
         assert await spool.edits_due("alerts", 5) == 1005.0
         now[0] += 5.5
         assert await spool.edits_due("alerts", 5) is None

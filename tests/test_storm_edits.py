@@ -147,3 +147,23 @@ def test_the_keys_of_one_message_share_its_edits_at_most_one_per_update_every(tm
         assert after.time - before.time >= 0.95  # at most one change of the message per update_every
     assert max(sum(a != b for a, b in zip(before.payload["embeds"], after.payload["embeds"], strict=True))
                for before, after in zip([posts[0], *edits], edits, strict=False)) >= 2  # fmt: skip
+
+
+def test_an_absence_rule_that_matches_again_turns_its_alert_green(tmp_path: Path) -> None:
+    with standin_in_thread() as discord:
+        path = config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1}")
+        (tmp_path / "rules.d" / "absence.yaml").write_text(
+            "rules:\n  - {name: backup, match: 'backup done', severity: error, expect: {every: 2s}}\n", encoding="utf-8"
+        )
+        daemon = Daemon(path).started()
+        try:
+            (alert,) = discord.wait_for(1, timeout=30)  # nothing matched for 2 s
+            daemon.append("backup done")
+            wait_until(lambda: discord.edits, timeout=30, what="the green edit")
+        finally:
+            assert daemon.stop() == 0
+        edit = discord.edits[0]
+        (resolved,) = discord.messages[alert.message_id].embeds
+    assert alert.payload["embeds"][0]["title"] == "backup: no line for 2 s"
+    assert edit.message_id == alert.message_id
+    assert resolved["title"] == "Resolved: backup matches again" and resolved["color"] == RECOVERY_COLOUR

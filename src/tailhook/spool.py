@@ -55,8 +55,9 @@ Invariants
    delivered, so a restart edits the same message; an edit rewrites the
    message's deliveries in the transaction that deletes the edit's
    notifications (one edit carries what waits for every key of its message,
-   ``edits``; ``next`` holds back the edits of a message changed less than
-   ``edit_every`` ago). A crash between Discord's 2xx and that transaction posts the
+   ``edits``; ``next`` holds back the updates of a message changed less than
+   ``edit_every`` ago, never a digest or resolved note, which a later post
+   of its key must not overtake). A crash between Discord's 2xx and that transaction posts the
    message again (at-least-once), and never edits a message it does not know.
    With ``threads: per_incident``, the thread a key's post went into or
    opened (``threads``) is written in the same transaction, and the key's
@@ -199,11 +200,13 @@ _EDITS = "kind IN ('update', 'digest', 'recovery')"
 """``_SUPERSEDE`` in SQL, word for word as the partial index ``notifications_edits`` has it (SQLite
 uses a partial index only for a query that repeats its condition)."""
 _DUE = (
-    f"NOT ({_EDITS} AND EXISTS (SELECT 1 FROM incidents i JOIN messages m ON m.destination = i.destination "  # noqa: S608
+    "NOT (kind = 'update' AND EXISTS (SELECT 1 FROM incidents i JOIN messages m ON m.destination = i.destination "
     "AND m.id = i.message WHERE i.destination = notifications.destination AND i.rule = notifications.rule "
     "AND i.key = notifications.key AND m.updated > ?))"
 )
-"""A notification that is not an edit of a message changed after the cutoff (the ``?``)."""
+"""A notification that is not an update of a message changed after the cutoff (the ``?``). Only
+updates wait their turn: a digest or resolved note goes at once (and carries what waits for its
+message), so a later post of its key never overtakes it and takes its edit."""
 INCIDENT_KEPT_S = 86400.0
 """An incident (the message a storm key's alerts are edited into) quiet this long is forgotten."""
 MIN_FREE_BYTES = 1 << 20
@@ -777,8 +780,8 @@ class Spool:
         return await self._run(self._edits, destination, message_id)
 
     async def edits_due(self, destination: str, edit_every: float) -> float | None:
-        """When the earliest edit that ``next`` holds back (its message changed less than *edit_every*
-        ago) is due; ``None``: none is held back."""
+        """When the earliest update that ``next`` holds back (its message changed less than
+        *edit_every* ago) is due; ``None``: none is held back."""
         return await self._run(self._edits_due, destination, edit_every)
 
     async def edited(self, ids: Iterable[int], destination: str, incident: Incident) -> None:
@@ -805,7 +808,7 @@ class Spool:
     # ── reading ─────────────────────────────────────────────────────────────
 
     async def next(self, destination: str, limit: int = 1, *, edit_every: float = 0.0) -> list[Spooled]:
-        """The oldest *limit* notifications waiting for *destination*, but for the edits of a message
+        """The oldest *limit* notifications waiting for *destination*, but for the updates of a message
         that changed less than *edit_every* ago (``edits_due`` says when they are due)."""
         return await self._run(self._next, destination, limit, edit_every)
 
@@ -1322,7 +1325,7 @@ class Spool:
         (changed,) = self.db.execute(
             "SELECT min(m.updated) FROM notifications n JOIN incidents i ON i.destination = n.destination "  # noqa: S608
             "AND i.rule = n.rule AND i.key = n.key JOIN messages m ON m.destination = i.destination "
-            f"AND m.id = i.message WHERE n.destination = ? AND n.{_EDITS} AND m.updated > ?",
+            f"AND m.id = i.message WHERE n.destination = ? AND n.{_EDITS} AND n.kind = 'update' AND m.updated > ?",
             (destination, self.clock() - edit_every),
         ).fetchone()
         return None if changed is None else float(changed) + edit_every
