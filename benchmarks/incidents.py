@@ -49,11 +49,10 @@ alerts, would take about 400 s at that pace. So the window is scaled to
 0.2 s, as in ``benchmarks/delivery.py`` (``--reset-after 2.0`` runs at
 Discord's). The requests, messages and edits do not depend on the scale:
 the 50 first alerts share 5 messages; one edit carries the updates of every
-key of its message (due 5 s into the burst), one its digests, and a message
-is edited at most once per ``update_every``. The seconds do depend on it,
-and for the edits they are mostly the window's 10 s, plus up to
-``update_every`` when a message's digests fall due just after its update's
-edit.
+key of its message (due 5 s into the burst), one its digests; a message's
+updates wait ``update_every`` after its last change, its digests do not.
+The seconds do depend on it, and for the edits they are mostly the
+window's 10 s.
 """
 
 from __future__ import annotations
