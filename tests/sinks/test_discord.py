@@ -6,7 +6,6 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,18 +19,6 @@ from tailhook.sinks.discord import CLOUDFLARE_BACKOFF_S, DiscordSink, GlobalPaus
 from tailhook.spool import Spool
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def discord() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(bucket_limit=5, bucket_reset_after=0.5) as standin:
-        yield standin
 
 
 def destination(*urls: str, **kwargs: object) -> DestinationConfig:

@@ -36,18 +36,6 @@ RATE_LIMITED = {"message": "You are being rate limited.", "retry_after": 0.2, "g
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def discord() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(bucket_limit=5, bucket_reset_after=0.5) as standin:
-        yield standin
-
-
-@pytest.fixture
 async def two_webhooks() -> AsyncIterator[DiscordStandIn]:
     async with DiscordStandIn(webhooks={WEBHOOK_ID: TOKEN, OTHER_ID: OTHER_TOKEN}) as standin:
         yield standin

@@ -48,6 +48,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import math
@@ -62,9 +63,10 @@ import aiohttp
 
 from tailhook._errors import describe
 from tailhook.config import DestinationConfig, WebhookUrl
-from tailhook.events import Delivery, Mentions
+from tailhook.events import Delivery, Kind, Mentions
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.sinks import Outcome, Posted, Result
+from tailhook.sinks.discord_files import MAX_FILE_BYTES, File, rendered
 from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_for, embed_size, is_snowflake, payload_for
 
 __all__ = [
@@ -92,6 +94,8 @@ MAX_TRIES = 5
 SUPPRESS_NOTIFICATIONS = 1 << 12
 """Message flag: shown in the channel, but no push or desktop notification."""
 REQUEST_TIMEOUT_S = 15.0
+FILE_TYPE = "text/plain; charset=utf-8"
+"""What a ``.log`` file is sent as: text, which Discord previews inline."""
 _ERROR_BODY_CHARS = 2000
 _FRESH = 1 << 30
 """How many requests a bucket not heard of yet is taken to have left: a fresh bucket is full."""
@@ -111,6 +115,10 @@ class Counts:
     rate_limited: int = 0
     edits: int = 0
     """Edit requests (``PATCH``), counted in ``requests`` too."""
+    files: int = 0
+    """Files sent with posts (a log line longer than its embed shows)."""
+    files_cut: int = 0
+    """Files cut to the 10 MiB a webhook may upload."""
 
 
 class GlobalPause:
@@ -210,20 +218,23 @@ class DiscordSink:
         """How many of *deliveries*, from the first, fit in one message (at least 1).
 
         Only deliveries that may ping the same people share a message: mentions
-        live in its content, which has limits of its own.
+        live in its content, which has limits of its own; and the files of one
+        message (see ``discord_files``) take at most 10 MiB together.
         """
-        total = 0
+        total = files = 0
         for count, delivery in enumerate(deliveries[: LIMITS.embeds]):
             if delivery.mentions != deliveries[0].mentions:
                 return max(1, count)
-            total += embed_size(embed_for(delivery.notification, style=delivery.style))
-            if total > LIMITS.total:
+            embed, file = rendered(delivery)
+            total += embed_size(embed)
+            files += len(file.data) if file is not None else 0
+            if total > LIMITS.total or files > MAX_FILE_BYTES:
                 return max(1, count)
         return max(1, min(len(deliveries), LIMITS.embeds))
 
     async def send(self, deliveries: Sequence[Delivery], *, thread_id: str | None = None) -> Result:
         try:
-            payload = self._payload(deliveries, opening=thread_id is None)
+            payload, files = self._payload(deliveries, opening=thread_id is None)
         except ValueError as exc:  # no request could carry it: final, as Discord's 400 would be
             return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
         for _ in range(MAX_TRIES):
@@ -231,7 +242,7 @@ class DiscordSink:
             if webhook is None:
                 return Result(Outcome.DEAD, self._why_dead())
             try:
-                status, headers, body = await self._post(webhook, payload, thread_id)
+                status, headers, body = await self._post(webhook, payload, files, thread_id)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.posts.learn(headers, self._clock())
@@ -247,7 +258,7 @@ class DiscordSink:
     async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
         """Make the message *posted* show *deliveries*, through the webhook that posted it (see the module doc)."""
         try:
-            payload = edit_payload_for([embed_for(d.notification, style=d.style) for d in deliveries])
+            payload = edit_payload_for([self._shown(d) for d in deliveries])
         except ValueError as exc:
             return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
         if not _is_id(posted.message_id) or not (posted.thread_id is None or _is_id(posted.thread_id)):
@@ -315,6 +326,10 @@ class DiscordSink:
                       {self.name: self.counts.rate_limited}, "destination")  # fmt: skip
         yield counter("tailhook_discord_edits_total", "Edit requests sent to Discord (counted in requests too).",
                       {self.name: self.counts.edits}, "destination")  # fmt: skip
+        yield counter("tailhook_discord_files_total", "Files sent with posts: log lines longer than an embed shows.",
+                      {self.name: self.counts.files}, "destination")  # fmt: skip
+        yield counter("tailhook_discord_files_cut_total", "Files cut to the 10 MiB a webhook may upload.",
+                      {self.name: self.counts.files_cut}, "destination")  # fmt: skip
         dead = {(self.name, str(number)): float(w.dead is not None) for number, w in enumerate(self.webhooks, 1)}
         yield gauge("tailhook_webhook_dead", "1 while Discord says the webhook is gone or its token wrong.", dead,
                     "destination", "webhook")  # fmt: skip
@@ -324,15 +339,20 @@ class DiscordSink:
 
     # ── request ─────────────────────────────────────────────────────────────
 
-    def _payload(self, deliveries: Sequence[Delivery], *, opening: bool = True) -> dict[str, object]:
-        """The body of a post of *deliveries*; *opening*: it opens a forum post (if the destination is
-        a forum), else it goes into a thread the caller names."""
-        embeds = [embed_for(d.notification, style=d.style) for d in deliveries]
+    def _payload(self, deliveries: Sequence[Delivery], *, opening: bool = True) -> tuple[dict[str, object], list[File]]:
+        """The body of a post of *deliveries*, and its files; *opening*: it opens a forum post (if the
+        destination is a forum), else it goes into a thread the caller names."""
+        embeds, files = [], []
+        for delivery in deliveries:
+            embed, file = rendered(delivery)
+            embeds.append(embed)
+            if file is not None:
+                files.append(file)
         mentions = _merge_mentions(d.mentions for d in deliveries)
         silent = self.config.suppress_notifications
         forum = opening and self.config.thread_name is not None
         severity = max(d.notification.severity for d in deliveries)
-        return payload_for(
+        payload = payload_for(
             embeds,
             mentions=mentions,
             username=self.config.username,
@@ -341,6 +361,17 @@ class DiscordSink:
             applied_tags=self.config.applied_tags.get(severity, ()) if forum else (),
             suppress_notifications=bool(silent) and all(d.notification.severity in silent for d in deliveries),
         )
+        if files:
+            payload["attachments"] = [{"id": n, "filename": f.name} for n, f in enumerate(files)]
+        return payload, files
+
+    @staticmethod
+    def _shown(delivery: Delivery) -> dict[str, object]:
+        """An edit's embed of *delivery*: an alert's as its post showed it (naming its file, which the
+        message keeps); the others' without files, which edits do not send."""
+        if delivery.notification.kind is Kind.ALERT:
+            return rendered(delivery)[0]
+        return embed_for(delivery.notification, style=delivery.style)
 
     def _thread_name(self, delivery: Delivery) -> str:
         n = delivery.notification
@@ -348,16 +379,26 @@ class DiscordSink:
         return (self.config.thread_name or "").format_map(values)  # the config checked it formats
 
     async def _post(
-        self, webhook: Webhook, payload: Mapping[str, object], thread_id: str | None = None
+        self, webhook: Webhook, payload: Mapping[str, object], files: Sequence[File], thread_id: str | None
     ) -> tuple[int, Mapping[str, str], str]:
         params = {"wait": "true"}
         if thread_id := thread_id or self.config.thread_id:
             params["thread_id"] = thread_id
         self.counts.requests += 1
+        form = None
+        if files:  # multipart: the JSON body in payload_json, each file in files[n], listed in attachments
+            form = aiohttp.FormData()
+            form.add_field("payload_json", json.dumps(payload), content_type="application/json")
+            for number, file in enumerate(files):
+                # a stream, not bytes: aiohttp warns about a bytes body over 1 MiB
+                form.add_field(f"files[{number}]", io.BytesIO(file.data), filename=file.name, content_type=FILE_TYPE)
+            self.counts.files += len(files)
+            self.counts.files_cut += sum(file.cut for file in files)
         async with self._session.post(
             webhook.url.reveal(),
             params=params,
-            json=payload,
+            json=None if form else payload,
+            data=form,
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             proxy=self.config.proxy,  # credentials stay in the URL: aiohttp sends them as Proxy-Authorization
         ) as response:

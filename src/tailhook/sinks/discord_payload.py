@@ -67,6 +67,7 @@ __all__ = [
     "is_snowflake",
     "neutralise",
     "payload_for",
+    "render_embed",
 ]
 
 
@@ -127,26 +128,51 @@ _SNOWFLAKE = re.compile(r"0|[1-9][0-9]*")
 # --- public API -------------------------------------------------------------
 
 
-def embed_for(n: Notification, *, style: Style = Style.FULL) -> dict[str, object]:
+def embed_for(n: Notification, *, style: Style = Style.FULL, attached: str | None = None) -> dict[str, object]:
     """Render *n* as one Discord embed that is within every embed limit.
 
     ``Style.FULL`` gives title, description with the log line in a code block,
     one field per capture plus "source" and "host", then the rule's own
-    fields (``Notification.fields``), footer and timestamp.
-    ``Style.COMPACT`` gives the one-line audit mirror: a description only.
+    fields (``Notification.fields``), footer and timestamp; with *attached*
+    (a file's name), a last line of the description says that the whole log
+    line is in that file. ``Style.COMPACT`` gives the one-line audit mirror: a
+    description only.
     """
+    return render_embed(n, style=style, attached=attached)[0]
+
+
+def render_embed(
+    n: Notification, *, style: Style = Style.FULL, attached: str | None = None
+) -> tuple[dict[str, object], bool]:
+    """:func:`embed_for`'s embed, and whether it had to cut the log line to fit."""
+    cut = False
     if style is Style.COMPACT:
         embed: dict[str, object] = {
             "color": AUDIT_COLOUR,
             "description": _compact_line(n),
         }
     else:
-        draft = _fit_total(_fit_description(_draft(n)))
-        embed = _render(draft, colour=_colour(n))
+        draft = _draft(n)
+        if attached:
+            draft = replace(draft, note=f"The whole {_what(n)} is attached: `{_code_text(attached)}`.")
+        fitted = _fit_total(_fit_description(draft))
+        cut = fitted.line != draft.line
+        embed = _render(fitted, colour=_colour(n))
     timestamp = _timestamp(n.time)
     if timestamp is not None:
         embed["timestamp"] = timestamp
-    return embed
+    return embed, cut
+
+
+def _what(n: Notification) -> str:
+    """What a file holds, in words: the lines a digest held back, or the alert's line (or event)."""
+    if n.kind is Kind.DIGEST:
+        return "list of lines held back"
+    return "event" if "\n" in n.line.strip() else "line"
+
+
+def _code_text(text: str) -> str:
+    return text.replace("`", "'")
 
 
 def payload_for(
@@ -377,6 +403,8 @@ class _Draft:
     line: str
     fields: tuple[tuple[str, str, bool | None], ...]
     footer: str
+    note: str = ""
+    """A last line, short and never cut: where the whole log line went (a file)."""
 
 
 def _colour(n: Notification) -> int:
@@ -470,7 +498,7 @@ def _field_value(value: str) -> str:
 
 def _description(draft: _Draft) -> str:
     block = f"```\n{draft.line}\n```" if draft.line else ""
-    return "\n".join(part for part in (draft.intro, draft.text, block) if part)
+    return "\n".join(part for part in (draft.intro, draft.text, block, draft.note) if part)
 
 
 def _draft_size(draft: _Draft) -> int:

@@ -1,0 +1,134 @@
+"""The whole log line as a file, over real HTTP against the stand-in: what an embed cannot show goes
+with the post as ``<rule>-<time>.log`` (multipart), cut to Discord's 10 MiB per file; a 413 is final."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiohttp
+import pytest
+from tests.discord_standin import DiscordStandIn
+from tests.metrics import reported
+
+from tailhook.config import DestinationConfig, WebhookUrl
+from tailhook.events import Delivery, Kind, Notification, Severity, Style
+from tailhook.sinks import Outcome
+from tailhook.sinks.discord import DiscordSink
+from tailhook.sinks.discord_files import CUT_MARKER, MAX_FILE_BYTES, file_of
+from tailhook.sinks.discord_payload import LIMITS, embed_size
+
+pytestmark = pytest.mark.timeout(60)
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    + "".join(
+        f'  File "/srv/app/module_{n}.py", line {n}, in handler_{n}\n    result = step_{n}(request, context)\n'
+        for n in range(620)
+    )
+    + "ValueError: the last line, which the embed cannot show"
+)
+
+
+def sink_for(discord: DiscordStandIn, session: aiohttp.ClientSession) -> DiscordSink:
+    return DiscordSink(DestinationConfig(name="alerts", urls=(WebhookUrl(discord.url()),)), session=session)
+
+
+def delivery(line: str, *, title: str = "app crashed", style: Style = Style.FULL) -> Delivery:
+    n = Notification(
+        kind=Kind.ALERT, rule="app-crash", severity=Severity.ERROR, key="k", title=title, description="",
+        line=line, source="app", host="web-1", time=1_790_000_000.0,
+    )  # fmt: skip
+    return Delivery("alerts", n, style=style)
+
+
+async def test_a_traceback_longer_than_its_embed_arrives_whole_as_a_file(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    assert 60_000 < len(TRACEBACK) < 70_000
+    sink = sink_for(discord, session)
+    result = await sink.send([delivery(TRACEBACK)])
+
+    assert result.outcome is Outcome.SENT, result
+    (post,) = discord.received
+    (file,) = post.files
+    assert file.filename == "app-crash-20260921T141320Z.log" and file.content_type.startswith("text/plain")
+    assert file.data.decode() == TRACEBACK + "\n"
+    assert post.payload["attachments"] == [{"id": 0, "filename": file.filename}]
+    (embed,) = post.payload["embeds"]
+    assert str(embed["description"]).endswith(f"The whole event is attached: `{file.filename}`.")
+    assert len(str(embed["description"])) <= LIMITS.description and "ValueError" not in str(embed["description"])
+    assert reported(sink)["tailhook_discord_files_total"] == {(("destination", "alerts"),): 1}
+
+
+async def test_a_line_the_embed_shows_whole_and_a_compact_mirror_send_no_file(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = sink_for(discord, session)
+    assert (await sink.send([delivery("short line")])).outcome is Outcome.SENT
+    assert (await sink.send([delivery(TRACEBACK, style=Style.COMPACT)])).outcome is Outcome.SENT
+    assert [post.files for post in discord.received] == [(), ()]
+    assert all("attachments" not in post.payload for post in discord.received)
+    assert all(post.headers["Content-Type"].startswith("application/json") for post in discord.received)
+
+
+async def test_a_twenty_megabyte_line_arrives_cut_to_ten_mebibytes_with_no_413(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    line = "é" + "x" * (20_000_000 - 2) + "é"
+    sink = sink_for(discord, session)
+    result = await sink.send([delivery(line)])
+
+    assert result.outcome is Outcome.SENT, result
+    (file,) = discord.received[0].files
+    assert len(file.data) <= MAX_FILE_BYTES and file.data.endswith(CUT_MARKER.encode())
+    text = file.data.decode()  # cut on a character boundary
+    assert text.startswith("éxxx") and len(file.data) > MAX_FILE_BYTES - 100
+    assert [status for _, _, status in discord.requests] == [200]
+    assert reported(sink)["tailhook_discord_files_cut_total"] == {(("destination", "alerts"),): 1}
+
+
+def test_a_file_is_cut_on_a_character_boundary() -> None:
+    for head in range(4):  # a four-byte character across the limit, wherever it falls
+        text = "a" * (MAX_FILE_BYTES - len(CUT_MARKER.encode()) - head) + "😀" * 100
+        cut = file_of("x.log", text)
+        assert cut.cut and len(cut.data) <= MAX_FILE_BYTES
+        cut.data.decode()  # whole characters only
+
+
+async def test_files_that_do_not_fit_ten_mebibytes_together_go_in_messages_of_their_own(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    big = [delivery("y" * 6_000_000, title=f"crash {n}") for n in range(3)]
+    sink = sink_for(discord, session)
+    assert sink.batch(big) == 1
+    assert sink.batch([delivery("short"), delivery("also short"), big[0], big[1]]) == 3
+    for n in range(3):
+        assert (await sink.send(big[n : n + 1])).outcome is Outcome.SENT
+    assert [len(post.files) for post in discord.received] == [1, 1, 1]
+
+
+async def test_a_file_discord_refuses_as_too_large_is_final(session: aiohttp.ClientSession) -> None:
+    async with DiscordStandIn(max_file_bytes=50_000) as discord:  # a stricter server than Discord's own
+        result = await sink_for(discord, session).send([delivery(TRACEBACK)])
+    assert result.outcome is Outcome.REJECTED
+    assert "413" in result.detail and "40005" in result.detail
+
+
+async def test_an_edit_keeps_the_posts_file_and_its_embed_still_names_it(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = sink_for(discord, session)
+    alert = delivery(TRACEBACK)
+    result = await sink.send([alert])
+    assert result.posted is not None
+    update = Delivery("alerts", dataclasses.replace(alert.notification, kind=Kind.UPDATE, line="later: short"))
+    assert (await sink.edit(result.posted, [alert, update])).outcome is Outcome.SENT
+
+    (edit,) = discord.edits
+    assert "attachments" not in edit.payload and edit.headers["Content-Type"].startswith("application/json")
+    message = discord.messages[result.posted.message_id]
+    assert [a.filename for a in message.attachments] == ["app-crash-20260921T141320Z.log"]
+    first, second = message.embeds
+    assert str(first["description"]).endswith("`app-crash-20260921T141320Z.log`.")
+    assert "attached" not in str(second["description"])
+    assert sum(embed_size(e) for e in message.embeds) <= LIMITS.total

@@ -1,0 +1,72 @@
+"""The whole excerpt as a file, through the daemon and the Discord stand-in: a 60 kB traceback (one
+multiline event) arrives whole as a ``.log`` attachment, a 20 MB line as a file cut to 10 MiB, with
+no 400 and no 413."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tailhook.sinks.discord_files import CUT_MARKER, MAX_FILE_BYTES
+from tests.daemon import Daemon, metrics, wait_until, write_config
+from tests.discord_standin import standin_in_thread
+
+pytestmark = pytest.mark.timeout(120)
+
+SOURCE = "- {name: app, paths: [app.log], start_at: beginning}"
+CUT = 'tailhook_discord_files_cut_total{destination="alerts"}'
+
+
+def config(directory: Path, url: str, source: str) -> Path:
+    path = write_config(directory, url=url, extra="http: {listen: '127.0.0.1:0'}\n")
+    text = path.read_text(encoding="utf-8")
+    assert SOURCE in text
+    path.write_text(text.replace(SOURCE, source), encoding="utf-8")
+    return path
+
+
+def test_a_sixty_kilobyte_traceback_arrives_whole_as_an_attachment(tmp_path: Path) -> None:
+    frames = [f'  File "/srv/app/views_{n}.py", line {n}, in render_{n}\n    return template_{n}.render(context)'
+              for n in range(640)]  # fmt: skip
+    traceback = ["LOUD worker crashed: Traceback (most recent call last):", *frames, "KeyError: 'user'"]
+    event = "\n".join(traceback)
+    assert 60_000 < len(event.encode()) < 64 * 1024
+    source = (
+        "- {name: app, paths: [app.log], start_at: beginning, max_line_bytes: 128KiB,"
+        " multiline: {continuation: '^(  |KeyError)', max_lines: 2000, timeout: 500ms}}"
+    )
+    with standin_in_thread() as discord:
+        daemon = Daemon(config(tmp_path, discord.url(), source)).started()
+        try:
+            daemon.append(*traceback, "LOUD the next event, which ends the traceback's")
+            discord.wait_for(2, timeout=30)
+        finally:
+            assert daemon.stop() == 0
+        crash = next(post for post in discord.received if "worker crashed" in str(post.payload["embeds"]))
+        statuses = {status for method, _, status in discord.requests if method == "POST"}
+    (file,) = crash.files
+    assert file.filename.startswith("anything-loud-") and file.filename.endswith(".log")
+    assert file.data.decode() == event + "\n"  # every frame, the last line included
+    (embed,) = crash.payload["embeds"]
+    assert "KeyError" not in embed["description"] and f"`{file.filename}`" in embed["description"]
+    assert statuses == {200}
+
+
+def test_a_twenty_megabyte_line_arrives_as_a_file_cut_to_ten_mebibytes(tmp_path: Path) -> None:
+    line = "LOUD payload dump " + "0123456789abcdef" * (20_000_000 // 16)
+    source = "- {name: app, paths: [app.log], start_at: beginning, max_line_bytes: 32MiB}"
+    with standin_in_thread() as discord:
+        daemon = Daemon(config(tmp_path, discord.url(), source)).started()
+        try:
+            daemon.append(line)
+            discord.wait_for(1, timeout=60)
+            wait_until(lambda: metrics(daemon).get(CUT) == 1, timeout=10, what="the cut counted")
+        finally:
+            assert daemon.stop() == 0
+        (post,) = discord.received
+        statuses = [status for method, _, status in discord.requests if method == "POST"]
+    (file,) = post.files
+    assert MAX_FILE_BYTES - 100 < len(file.data) <= MAX_FILE_BYTES
+    assert file.data.startswith(line[:1000].encode()) and file.data.endswith(CUT_MARKER.encode())
+    assert statuses == [200]  # no 400, no 413
