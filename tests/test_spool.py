@@ -98,6 +98,14 @@ def test_the_codec_keeps_a_rules_fields_and_writes_none_when_there_are_none() ->
     assert "fields" not in json.loads(encode_delivery(delivery("t")))  # bodies as before fields existed
 
 
+def test_the_codec_keeps_a_digests_excerpt_and_writes_none_when_there_is_none() -> None:
+    d = delivery("t")
+    digest = Delivery(d.destination, replace(d.notification, kind=Kind.DIGEST, excerpt='line "1"\nline 2 ✓'))
+    assert decode_delivery(encode_delivery(digest)) == digest
+    assert json.loads(encode_delivery(digest))["excerpt"] == 'line "1"\nline 2 ✓'
+    assert "excerpt" not in encode_delivery(d)  # bodies as before excerpts existed
+
+
 async def test_fields_survive_a_restart_in_alerts_and_in_storm_windows(tmp_path: Path) -> None:
     held = with_fields("held").notification
     spool = await Spool.open(tmp_path)

@@ -233,6 +233,8 @@ class Notification:
     fields: tuple[AlertField, ...] = ()
     origin: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """Where the line came from beyond ``host``, those of cluster, node, namespace, pod and container known."""
+    excerpt: str = ""
+    """Text that goes with it as a file rather than in it: a digest's lines held back, one per line."""
 
     @classmethod
     def alert(cls, event: Event, *, host: str) -> Notification:

@@ -136,8 +136,9 @@ The JSON of a notification may gain keys without a new schema version, as
 long as a body without the key still reads as it meant when it was written:
 the decoder gives the key's default, and an older tailhook ignores the key.
 So far: ``fields`` (a rule's ``fields:``, a list of ``{name, value, inline}``,
-written only when there are some; absent: none), and ``origin`` (an object of
-cluster, node, namespace, pod and container, those known; absent: none).
+written only when there are some; absent: none), ``origin`` (an object of
+cluster, node, namespace, pod and container, those known; absent: none) and
+``excerpt`` (a digest's lines held back, sent as a file; absent: none).
 """
 
 from __future__ import annotations
@@ -466,6 +467,8 @@ def _notification_fields(n: Notification) -> dict[str, Any]:
         data["fields"] = [{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields]
     if n.origin:  # the same
         data["origin"] = dict(n.origin)
+    if n.excerpt:  # the same
+        data["excerpt"] = n.excerpt
     return data
 
 
@@ -486,6 +489,7 @@ def _notification_from(data: Mapping[str, Any]) -> Notification:
         count=data["count"],
         fields=tuple(AlertField(f["name"], f["value"], f["inline"]) for f in data.get("fields", ())),
         origin=data.get("origin", _NO_ORIGIN),
+        excerpt=data.get("excerpt", ""),
     )
 
 
@@ -528,6 +532,8 @@ def _notification_members(n: Notification) -> str:
         text += ',"fields":' + _dumps([{"name": f.name, "value": f.value, "inline": f.inline} for f in n.fields])
     if n.origin:
         text += ',"origin":' + _strings(n.origin)
+    if n.excerpt:
+        text += ',"excerpt":' + _string(n.excerpt)
     return text
 
 
