@@ -70,3 +70,38 @@ def test_a_twenty_megabyte_line_arrives_as_a_file_cut_to_ten_mebibytes(tmp_path:
     assert MAX_FILE_BYTES - 100 < len(file.data) <= MAX_FILE_BYTES
     assert file.data.startswith(line[:1000].encode()) and file.data.endswith(CUT_MARKER.encode())
     assert statuses == [200]  # no 400, no 413
+
+
+def ssh(user: str) -> str:
+    return f"Nov 23 10:00:00 web-1 sshd[812]: Failed password for {user} from 203.0.113.7 port 22 ssh2"
+
+
+@pytest.mark.parametrize("updates", ["edit", "post"])
+def test_a_storms_digest_attaches_the_lines_it_held_back(tmp_path: Path, updates: str) -> None:
+    users = [f"user{n}" for n in range(6)]
+    with standin_in_thread() as discord:
+        path = write_config(
+            tmp_path,
+            url=discord.url(),
+            storm="{window: 2s, max_per_window: 1}",
+            destination=f"storm_updates: {updates}",
+        )
+        daemon = Daemon(path).started()
+        try:
+            daemon.append(*(ssh(user) for user in users))
+            wait_until(lambda: any(f.filename.endswith("-held.log") for r in [*discord.received, *discord.edits]
+                                   for f in r.files), timeout=30, what="the held lines as a file")  # fmt: skip
+        finally:
+            assert daemon.stop() == 0
+        (request,) = [r for r in [*discord.received, *discord.edits] if r.files]
+        messages = list(discord.messages.values())
+    (held,) = request.files
+    assert held.filename.startswith("ssh-failure-") and held.filename.endswith("-held.log")
+    assert held.data.decode() == "".join(ssh(user) + "\n" for user in users[1:])  # the five held, in order
+    digest = next(e for m in messages for e in m.embeds if "+5 more" in e["title"])
+    assert str(digest["description"]).endswith(f"The lines held back are attached: `{held.filename}`.")
+    if updates == "edit":  # the digest edited into the first alert's message, which now has the file
+        (message,) = messages
+        assert [a.filename for a in message.attachments] == [held.filename]
+    else:
+        assert len(messages) == 2 and not discord.edits

@@ -63,3 +63,40 @@ def test_bad_storm_settings_are_each_reported_with_file_line_and_key(write: Writ
         f"{rules}:6: rules[0] (ssh).storm.max_keys_per_window: must be a whole number of at least 1, not str 'many'",
         f"{rules}:7: rules[0] (ssh).storm.recovery.after: is required",
     ]
+
+
+def test_attach_held_is_read_in_the_main_file_and_per_rule(write: WriteFile) -> None:
+    write("rules.yaml", """
+        rules:
+          - name: ssh
+            match: 'Failed password'
+            storm: {attach_held: 0}
+          - name: disk
+            match: 'No space left'
+            storm: {attach_held: 100000}
+    """)  # fmt: skip
+    path = write("tailhook.yaml", CONFIG + "      {attach_held: 50}\n")
+    config = load_config(path)
+    assert config.storm == StormConfig(attach_held=50)
+    assert [rule.storm.attach_held for rule in config.rules if rule.storm is not None] == [0, 100_000]
+    assert StormConfig().attach_held == 1000  # the default
+
+
+def test_a_bad_attach_held_is_reported_with_file_line_and_key(write: WriteFile) -> None:
+    write("rules.yaml", """
+        rules:
+          - name: ssh
+            match: 'Failed password'
+            storm:
+              attach_held: -1
+          - name: disk
+            match: 'No space left'
+            storm: {attach_held: 100001}
+    """)  # fmt: skip
+    path = write("tailhook.yaml", CONFIG + "      attach_held: lots\n")
+    rules = str(path.parent / "rules.yaml")
+    assert problems(path) == [
+        f"{path}:7: storm.attach_held: must be a whole number from 0 to 100,000, not str 'lots'",
+        f"{rules}:5: rules[0] (ssh).storm.attach_held: must be a whole number from 0 to 100,000, not int -1",
+        f"{rules}:8: rules[1] (disk).storm.attach_held: must be a whole number from 0 to 100,000, not int 100001",
+    ]

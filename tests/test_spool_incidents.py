@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from tailhook.events import Delivery, Kind
-from tailhook.spool import INCIDENT_KEPT_S, Spool
+from tailhook.spool import INCIDENT_KEPT_S, SHOWN_CHARS, Spool
 from tests.conftest import make_delivery
 
 
@@ -117,7 +117,8 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
 
         def downgrade() -> None:  # what version 8 had: an index of waiting updates only, no threads
             spool.db.executescript(
-                "DROP TABLE threads; DROP INDEX notifications_edits; CREATE INDEX notifications_updates "
+                "DROP TABLE threads; ALTER TABLE messages DROP COLUMN files; DROP INDEX notifications_edits; "
+                "CREATE INDEX notifications_updates "
                 "ON notifications (destination, rule, key) WHERE kind = 'update'; PRAGMA user_version = 8;"
             )
 
@@ -132,6 +133,8 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
             "AND key = 'a' AND kind IN ('update', 'digest', 'recovery')").fetchall()))  # fmt: skip
         assert "notifications_edits" in plan
         assert await spool.thread("alerts", "r", "a") is None
+        incident = await spool.incident("alerts", "r", "a")
+        assert incident is not None and incident.files is None  # not known: an edit cannot keep them
     finally:
         await spool.close()
 
@@ -162,3 +165,19 @@ async def test_a_key_keeps_its_thread_until_the_thread_is_gone_or_quiet_for_a_da
         assert await spool.thread("alerts", "r", "a") is None
     finally:
         await spool.close()
+
+
+async def test_a_message_keeps_its_files_ids_and_only_the_start_of_a_long_line(spool: Spool) -> None:
+    long = of(Kind.ALERT, "a", "alert a")
+    long = Delivery("alerts", dataclasses.replace(long.notification, line="x" * 100_000))
+    await spool.commit([long])
+    waiting = await spool.next("alerts", 10)
+    await spool.posted([s.id for s in waiting], [s.delivery for s in waiting], message=("111", "900", None),
+                       files=("333",))  # fmt: skip
+    incident = await spool.incident("alerts", "r", "a")
+    assert incident is not None and incident.files == ("333",)
+    assert incident.deliveries[0].notification.line == "x" * SHOWN_CHARS  # the whole went as a file
+
+    await spool.edited([], "alerts", dataclasses.replace(incident, files=("333", "444")))
+    again = await spool.incident("alerts", "r", "a")
+    assert again is not None and again.files == ("333", "444")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from tailhook import storm as storm_module
 from tailhook.config import StormConfig
 from tailhook.events import AlertField, Event, Kind, Line, Severity
-from tailhook.storm import HELD_STORED_EVERY_S, OVERFLOW_KEY, StormControl
+from tailhook.storm import HELD_LINE_CHARS, HELD_STORED_EVERY_S, OVERFLOW_KEY, StormControl
 from tests.conftest import FakeClock
 
 
@@ -399,3 +402,126 @@ def test_without_updates_every_a_storm_sends_no_updates(clock: FakeClock) -> Non
         storm.admit(event(text=f"line {i}"))
     clock.advance(61)
     assert [n.kind for n in storm.due()] == [Kind.DIGEST]
+
+
+def _storm_of(storm: StormControl, clock: FakeClock, texts: list[str], key: str = "k") -> None:
+    """One alert, then *texts* held back under *key*."""
+    storm.admit(event(key=key, text="first"))
+    for text in texts:
+        assert storm.admit(event(key=key, text=text)) == []
+
+
+def test_a_digest_carries_the_lines_it_held_back_in_order(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    _storm_of(storm, clock, [f"held {i}" for i in range(5)])
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert (digest.kind, digest.count) == (Kind.DIGEST, 5)
+    assert digest.excerpt == "held 0\nheld 1\nheld 2\nheld 3\nheld 4"
+    assert storm._kept_chars == 0  # handed out: freed
+
+
+def test_past_attach_held_the_lines_held_are_counted_and_the_excerpt_says_so(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1, attach_held=3), host="h", clock=clock)
+    _storm_of(storm, clock, [f"held {i}" for i in range(10)])
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert digest.count == 10
+    assert digest.excerpt.split("\n") == [
+        "held 0",
+        "held 1",
+        "held 2",
+        "… and 7 more lines held back, not kept (attach_held: 3)",
+    ]
+
+
+def test_attach_held_0_keeps_no_lines(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1, attach_held=0), host="h", clock=clock)
+    _storm_of(storm, clock, ["held 0", "held 1"])
+    assert storm._kept_chars == 0
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert (digest.count, digest.excerpt) == (2, "")
+
+
+def test_a_window_keeps_lines_up_to_its_character_cap_then_counts_them(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storm_module, "HELD_CHARS_PER_WINDOW", 20)
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    # 9 + 9 fit, 6 more would not; "x" would, but a window that stopped keeping keeps no more:
+    # what it attaches is the first lines held, with no gap among them.
+    _storm_of(storm, clock, ["123456789", "abcdefghi", "longer", "x"])
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert digest.excerpt.split("\n") == [
+        "123456789",
+        "abcdefghi",
+        "… and 2 more lines held back, not kept (at most 20 characters per window)",
+    ]
+    assert storm._kept_chars == 0
+
+
+def test_the_characters_kept_across_windows_are_capped_and_given_back_when_a_window_closes(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storm_module, "HELD_CHARS_TOTAL", 10)
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    _storm_of(storm, clock, ["aaaaaa", "bbbbbb"], key="a")  # 6 kept; 12 would be past the total
+    assert storm._kept_chars == 6
+    _storm_of(storm, clock, ["cccc", "dddd"], key="b")  # 4 fit beside a's 6; then the total is reached
+    assert storm._kept_chars == 10
+    clock.advance(60)
+    digests = {n.key: n.excerpt for n in storm.due()}
+    assert digests == {
+        "a": "aaaaaa\n… and 1 more line held back, not kept (at most 10 characters across all open windows)",
+        "b": "cccc\n… and 1 more line held back, not kept (at most 10 characters across all open windows)",
+    }
+    assert storm._kept_chars == 0
+
+    # Closed, the windows gave their characters back: the next windows keep lines again, in turn.
+    for key in ("a", "b"):
+        _storm_of(storm, clock, ["0123456789"], key=key)
+        assert storm._kept_chars == 10
+        clock.advance(60)
+        (digest,) = storm.due()
+        assert (digest.key, digest.excerpt) == (key, "0123456789")
+        assert storm._kept_chars == 0
+
+
+def test_a_very_long_held_line_is_kept_cut(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    _storm_of(storm, clock, ["x" * (HELD_LINE_CHARS + 1000), "after"])
+    clock.advance(60)
+    (digest,) = storm.due()
+    assert digest.excerpt == "x" * HELD_LINE_CHARS + " …[cut]\nafter"
+    assert digest.line == "after"
+
+
+def test_updates_of_a_storm_under_way_carry_no_lines_and_its_digest_all_of_them(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    storm.updates_every = 5.0
+    _storm_of(storm, clock, [f"held {i}" for i in range(3)])
+    clock.advance(5)
+    (update,) = storm.due()
+    assert (update.kind, update.count, update.excerpt) == (Kind.UPDATE, 4, "")
+    assert storm.admit(event(text="held 3")) == []
+    clock.advance(55)
+    (digest,) = storm.due()
+    assert (digest.kind, digest.excerpt) == (Kind.DIGEST, "held 0\nheld 1\nheld 2\nheld 3")
+
+
+def test_after_a_restart_a_digest_carries_only_the_lines_held_since(clock: FakeClock) -> None:
+    config = StormConfig(window=60, max_per_window=1)
+    storm = StormControl(config, host="h", clock=clock)
+    _storm_of(storm, clock, ["before 0", "before 1"])
+    again = StormControl(config, host="h", clock=clock)
+    again.restore([s for _, s in storm.changes() if s is not None], lambda rule: None)
+    assert again.admit(event(text="after")) == []
+    clock.advance(60)
+    (digest,) = again.due()
+    assert digest.count == 3
+    assert digest.excerpt.split("\n") == [
+        "… 2 lines held back before a restart, not kept (held lines live in memory only)",
+        "after",
+    ]

@@ -269,6 +269,11 @@ class JournaldSourceConfig:
 SourceConfig = FileSourceConfig | JournaldSourceConfig
 
 
+MAX_ATTACH_HELD = 100_000
+"""The most ``storm.attach_held`` may be: a digest's file of held lines is for reading, not for keeping
+a flood (storm control caps their characters as well)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StormConfig:
     window: float = 60.0
@@ -292,6 +297,10 @@ class StormConfig:
     max_keys_per_window: int = 1000
     """At most this many keys of one rule have a window open at once; an event under another new key
     counts under the rule's overflow key (a scan from 60,000 addresses is one storm, not 60,000)."""
+    attach_held: int = 1000
+    """A digest carries the text of at most this many of the lines its window held back (its first
+    ones), as a file beside the message; 0: none. Memory only, within caps of storm control's own
+    (``tailhook.storm.HELD_CHARS_PER_WINDOW``, ``HELD_CHARS_TOTAL``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,6 +662,17 @@ def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"must be a whole number of at least 1, not {_kind(value)}")
     return value
+
+
+def _whole_number_up_to(most: int) -> Callable[[Any], int]:
+    """A whole number from 0 (off) to *most*: a bound, so that a slip of the keyboard cannot ask for millions."""
+
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise ValueError(f"must be a whole number from 0 to {most:,}, not {_kind(value)}")
+        return value
+
+    return convert
 
 
 def _positive_duration(value: Any) -> float:
@@ -1214,6 +1234,7 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
         min_count=section.get("min_count", _positive_int, default.min_count),
         recovery_after=recovery_after,
         max_keys_per_window=section.get("max_keys_per_window", _positive_int, default.max_keys_per_window),
+        attach_held=section.get("attach_held", _whole_number_up_to(MAX_ATTACH_HELD), default.attach_held),
         flood_after=section.get("flood_after", _positive_duration, default.flood_after)
         if main
         else default.flood_after,

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -117,6 +118,8 @@ class _Request:
     """Edit this message, to show its ``deliveries``, instead of posting."""
     thread: str | None = None
     """Post into this thread (``threads: per_incident``)."""
+    fresh: tuple[int, ...] = ()
+    """The places of the edit's own deliveries in its message (they bring their files)."""
 
 
 class Dispatcher:
@@ -314,7 +317,8 @@ class Dispatcher:
                 shown = list(incident.deliveries)
                 for item, slot in edits:
                     shown[slot] = replace(item.delivery, mentions=Mentions())  # pings belong to posts
-                return _Request([item for item, _ in edits], replace(incident, deliveries=tuple(shown)))
+                batch, fresh = [item for item, _ in edits], tuple(slot for _, slot in edits)
+                return _Request(batch, replace(incident, deliveries=tuple(shown)), fresh=fresh)
             if n.kind is Kind.UPDATE:
                 await self._store(lambda: self.spool.delivered([head.id]))
                 return _Request([])
@@ -332,8 +336,8 @@ class Dispatcher:
         """Send *request*; what was sent, and how it went. An edit whose message is gone posts as much
         of its batch anew as one message takes; a post whose thread is gone opens a new one."""
         if (incident := request.incident) is not None:
-            posted = Posted(incident.message_id, incident.webhook, incident.thread_id)
-            result = await sink.edit(posted, incident.deliveries)
+            posted = Posted(incident.message_id, incident.webhook, incident.thread_id, incident.files)
+            result = await sink.edit(posted, incident.deliveries, request.fresh)
             if result.outcome is not Outcome.MISSING:
                 return request, result
             log.info("destination %s: message %s is gone (%s); posting anew", name, incident.message_id, result.detail)
@@ -358,15 +362,22 @@ class Dispatcher:
         if result.outcome is Outcome.SENT:
             deliveries = [item.delivery for item in batch]
             if incident is not None:
+                if result.posted is not None:  # the message's files as they are now
+                    incident = replace(incident, files=result.posted.files)
                 await self._store(lambda: self.spool.edited(ids, name, incident))
                 for delivery in deliveries:
                     if delivery.notification.kind is Kind.RECOVERY and self.resolved_post.get(name):
                         await self._resolved_post(name, delivery)
             elif result.posted is not None and (name in self.editing or name in self.per_incident):
-                message = (result.posted.message_id, result.posted.webhook, result.posted.thread_id)
-                incidents, threads = name in self.editing, name in self.per_incident
-                await self._store(lambda: self.spool.posted(
-                    ids, deliveries, message=message, incidents=incidents, threads=threads))  # fmt: skip
+                posted = result.posted
+                message = (posted.message_id, posted.webhook, posted.thread_id)
+                remember = functools.partial(
+                    self.spool.posted,
+                    files=posted.files,
+                    incidents=name in self.editing,
+                    threads=name in self.per_incident,
+                )
+                await self._store(lambda: remember(ids, deliveries, message=message))
             else:
                 await self._store(lambda: self.spool.delivered(ids))
             state.sent += len(batch)

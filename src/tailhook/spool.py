@@ -96,7 +96,7 @@ Schema version 9::
     absences(rule TEXT PRIMARY KEY, last REAL, alerted INTEGER)
     escalations(rule TEXT, key TEXT, first TEXT, since REAL, last REAL, window REAL,
                 events INTEGER, pending TEXT, PRIMARY KEY (rule, key)) WITHOUT ROWID
-    messages(destination TEXT, id TEXT, webhook TEXT, thread TEXT, body TEXT, updated REAL,
+    messages(destination TEXT, id TEXT, webhook TEXT, thread TEXT, body TEXT, updated REAL, files TEXT,
              PRIMARY KEY (destination, id)) WITHOUT ROWID
     incidents(destination TEXT, rule TEXT, key TEXT, message TEXT, slot INTEGER, updated REAL,
               PRIMARY KEY (destination, rule, key)) WITHOUT ROWID
@@ -120,7 +120,10 @@ routes, by ``escalation.route_id``, it has yet to escalate to); version 7 no
 deliveries, each as ``encode_delivery`` makes it; ``webhook`` the webhook's id,
 never its token; ``incidents.slot`` the key's place in that list); version 8
 its index of waiting updates only, where version 9 indexes every kind that edits,
-and no ``threads`` (the thread each storm key's notifications go into).
+no ``threads`` (the thread each storm key's notifications go into) and no
+``messages.files`` (a JSON list of the ids of a message's files, ``NULL``:
+not known). A message's stored deliveries keep at most ``SHOWN_CHARS`` of
+their line and excerpt: an embed shows less, and the whole went as a file.
 ``summarised.summary`` is the title of the summary that stands for the row.
 In ``storm_keys``, ``opened`` is ``NULL`` for a key with no window open,
 ``length`` ``NULL`` for a window as long as its settings say (not escalated),
@@ -155,7 +158,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -170,7 +173,9 @@ from tailhook.silences import HeldState, Silence, SilenceChange
 from tailhook.storm import KeyChange, KeyState
 
 __all__ = [
+    "INCIDENT_KEPT_S",
     "SCHEMA_VERSION",
+    "SHOWN_CHARS",
     "Checkpoint",
     "DeadLetter",
     "DropReason",
@@ -208,6 +213,8 @@ _DUE = (
 """A notification that is not an update of a message changed after the cutoff (the ``?``). Only
 updates wait their turn: a digest or resolved note goes at once (and carries what waits for its
 message), so a later post of its key never overtakes it and takes its edit."""
+SHOWN_CHARS = 16 * 1024
+"""What a message's stored deliveries keep of their line and excerpt: an embed shows at most 4,096."""
 INCIDENT_KEPT_S = 86400.0
 """An incident (the message a storm key's alerts are edited into) quiet this long is forgotten."""
 MIN_FREE_BYTES = 1 << 20
@@ -434,9 +441,11 @@ CREATE TABLE threads (
 ) WITHOUT ROWID;
 CREATE INDEX threads_by_thread ON threads (destination, thread);
 CREATE INDEX threads_by_update ON threads (updated);
+ALTER TABLE messages ADD COLUMN files TEXT;
 """
 """Version 9: every kind that edits a storm's message is found by its key (one edit carries them all);
-per destination and storm key, the forum post (thread) its notifications go into (``threads: per_incident``)."""
+per destination and storm key, the forum post (thread) its notifications go into (``threads: per_incident``);
+the ids of each message's files (an edit that adds one must list those it keeps)."""
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7,
     8: _SCHEMA_V8, 9: _SCHEMA_V9,
@@ -605,7 +614,9 @@ class Incident:
     slot: int
     """Which of the message's deliveries (embeds) is the key's."""
     deliveries: tuple[Delivery, ...]
-    """What the message shows now, in order."""
+    """What the message shows now, in order (lines and excerpts cut at ``SHOWN_CHARS``)."""
+    files: tuple[str, ...] | None = None
+    """The ids of the message's files (``None``: not known, so an edit cannot keep them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -761,13 +772,16 @@ class Spool:
         deliveries: Sequence[Delivery],
         *,
         message: tuple[str, str, str | None],
+        files: tuple[str, ...] | None = None,
         incidents: bool = True,
         threads: bool = False,
     ) -> None:
-        """Delivered: *ids*, as one message (``(id, webhook, thread)``) showing *deliveries*.
-        *incidents*: its alerts and updates become the incidents of their storm keys (``storm_updates:
-        edit``); *threads*: its thread becomes the thread of their keys (``threads: per_incident``)."""
-        await self._run(self._posted, list(ids), list(deliveries), message, incidents, threads)
+        """Delivered: *ids*, as one message (``(id, webhook, thread)``, with the ids of its *files*)
+        showing *deliveries*. *incidents*: its alerts and updates become the incidents of their storm
+        keys (``storm_updates: edit``); *threads*: its thread becomes the thread of their keys
+        (``threads: per_incident``)."""
+        posted = functools.partial(self._posted, files=files, incidents=incidents, threads=threads)
+        await self._run(posted, list(ids), list(deliveries), message)
 
     async def thread(self, destination: str, rule: str, key: str) -> str | None:
         """The thread a storm key's notifications go into (``threads: per_incident``), if it has one."""
@@ -1275,6 +1289,8 @@ class Spool:
         ids: list[int],
         deliveries: list[Delivery],
         message: tuple[str, str, str | None],
+        *,
+        files: tuple[str, ...] | None,
         incidents: bool,
         threads: bool,
     ) -> None:
@@ -1291,11 +1307,10 @@ class Spool:
             keys = [(slot, d) for slot, d in enumerate(deliveries) if d.notification.kind in (Kind.ALERT, Kind.UPDATE)]
             if not incidents or not keys:
                 return
-            body = json.dumps([encode_delivery(d) for d in deliveries])
             self.db.execute(
-                "INSERT OR REPLACE INTO messages (destination, id, webhook, thread, body, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (destination, message_id, webhook, thread, body, now),
+                "INSERT OR REPLACE INTO messages (destination, id, webhook, thread, body, updated, files) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (destination, message_id, webhook, thread, _shown_body(deliveries), now, _files_column(files)),
             )
             for slot, d in keys:  # a key's latest post is its message
                 self.db.execute(
@@ -1306,16 +1321,17 @@ class Spool:
 
     def _incident(self, destination: str, rule: str, key: str) -> Incident | None:
         row = self.db.execute(
-            "SELECT m.id, m.webhook, m.thread, i.slot, m.body FROM incidents i JOIN messages m "
+            "SELECT m.id, m.webhook, m.thread, i.slot, m.body, m.files FROM incidents i JOIN messages m "
             "ON m.destination = i.destination AND m.id = i.message "
             "WHERE i.destination = ? AND i.rule = ? AND i.key = ?",
             (destination, rule, key),
         ).fetchone()
         if row is None:
             return None
-        message_id, webhook, thread, slot, body = row
+        message_id, webhook, thread, slot, body, files = row
         deliveries = tuple(decode_delivery(text) for text in json.loads(body))
-        return Incident(message_id, webhook, thread, slot, deliveries)
+        known = None if files is None else tuple(json.loads(files))
+        return Incident(message_id, webhook, thread, slot, deliveries, known)
 
     def _edits(self, destination: str, message_id: str) -> list[tuple[Spooled, int]]:
         rows = self.db.execute(
@@ -1338,7 +1354,7 @@ class Spool:
 
     def _edited(self, ids: list[int], destination: str, incident: Incident) -> None:
         now = self.clock()
-        body = json.dumps([encode_delivery(d) for d in incident.deliveries])
+        body = _shown_body(incident.deliveries)
         with _transaction(self.db):
             for row_id in ids:
                 row = self.db.execute(
@@ -1354,8 +1370,8 @@ class Spool:
                     (*(() if kind == Kind.RECOVERY else (now,)), destination, rule, key, incident.message_id),
                 )
             self.db.execute(
-                "UPDATE messages SET body = ?, updated = ? WHERE destination = ? AND id = ?",
-                (body, now, destination, incident.message_id),
+                "UPDATE messages SET body = ?, updated = ?, files = ? WHERE destination = ? AND id = ?",
+                (body, now, _files_column(incident.files), destination, incident.message_id),
             )
             if incident.thread_id is not None:  # a thread whose incident goes on is not quiet
                 self.db.execute(
@@ -1582,6 +1598,23 @@ _KEY_COLUMNS = "rule, key, opened, sent, held, length, level, quiet_from, first,
 _KEY_COUNTS_UPDATE = " ON CONFLICT (rule, key) DO UPDATE SET " + ", ".join(
     f"{column} = excluded.{column}" for column in _KEY_COLUMNS.split(", ")[2:]
 )
+
+
+def _shown_body(deliveries: Iterable[Delivery]) -> str:
+    """``messages.body``: what a message shows, each delivery's line and excerpt cut at ``SHOWN_CHARS``
+    (so a 20 MB line, which went as a file, is not written again with every edit)."""
+    shown = []
+    for delivery in deliveries:
+        n = delivery.notification
+        if len(n.line) > SHOWN_CHARS or len(n.excerpt) > SHOWN_CHARS:
+            cut = replace(n, line=n.line[:SHOWN_CHARS], excerpt=n.excerpt[:SHOWN_CHARS])
+            delivery = replace(delivery, notification=cut)  # noqa: PLW2901
+        shown.append(encode_delivery(delivery))
+    return json.dumps(shown)
+
+
+def _files_column(files: tuple[str, ...] | None) -> str | None:
+    return None if files is None else json.dumps(list(files))
 
 
 def _key_row(state: KeyState, *, notes: bool) -> tuple[Any, ...]:

@@ -6,7 +6,14 @@ alerts at once; later ones are held back and counted. When the window closes,
 one digest says how many were held (if ``digest`` is on), and the key starts
 afresh with its next event. A digest is the last held event's notification
 with its count, title and description changed: its line, captures and the
-rule's ``fields:`` are that event's, so a runbook link still shows.
+rule's ``fields:`` are that event's, so a runbook link still shows. Its
+``excerpt`` is the text of the lines held, one per line, for a sink to attach
+as a file: the first ``attach_held`` of them (1,000), and no more than
+``HELD_CHARS_PER_WINDOW`` characters per window and ``HELD_CHARS_TOTAL``
+across all open windows (a line over ``HELD_LINE_CHARS`` is cut); a last line
+says how many more were held and not kept, and which cap stopped them. Kept
+lines are references to the events' text, appended as they come (no copy per
+event), and freed when their window closes.
 
 Beyond one window, per key (each optional, in the rule's ``storm:``):
 
@@ -50,6 +57,12 @@ in a flood every commit changes every open window) at most every
 ``HELD_STORED_EVERY_S`` per key. So after a crash, a digest shows a line held
 at most that much before the last one; the count is exact all the same.
 Without a crash, the digest shows the last one.
+
+The lines a digest attaches are not stored at all: they live in memory only,
+so after a restart a restored window's digest attaches only the lines held
+since the restart (a first line says how many were held before it). Storing
+them would put megabytes of log text in the spool for each storm, rewritten
+with every commit that changes its window.
 """
 
 from __future__ import annotations
@@ -58,7 +71,7 @@ import heapq
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tailhook._records import record
 from tailhook._units import seconds_in_words
@@ -66,12 +79,30 @@ from tailhook.config import StormConfig
 from tailhook.events import Event, Kind, Notification, Severity
 from tailhook.metrics import Metric, counter, gauge
 
-__all__ = ["HELD_STORED_EVERY_S", "OVERFLOW_KEY", "KeyState", "StormControl", "StormKey"]
+__all__ = [
+    "HELD_CHARS_PER_WINDOW",
+    "HELD_CHARS_TOTAL",
+    "HELD_LINE_CHARS",
+    "HELD_STORED_EVERY_S",
+    "OVERFLOW_KEY",
+    "KeyState",
+    "StormControl",
+    "StormKey",
+]
 
 HELD_STORED_EVERY_S = 1.0
 """How often a key's held line and latest event are stored, at most (its counts: every change)."""
 OVERFLOW_KEY = "(keys past the cap)"
 """The key of a rule's events under new keys past ``max_keys_per_window`` or ``max_keys``."""
+HELD_LINE_CHARS = 64 * 1024
+"""A held line longer than this many characters is kept cut to them, followed by ``CUT_MARK``."""
+CUT_MARK = " …[cut]"
+HELD_CHARS_PER_WINDOW = 4 * 1024 * 1024
+"""The most characters of held lines one window keeps for its digest (``attach_held`` counts lines;
+this bounds a window of long lines: 1,000 tracebacks)."""
+HELD_CHARS_TOTAL = 64 * 1024 * 1024
+"""The most characters of held lines all open windows keep together: a flood across many keys cannot
+make the lines kept for digests take the daemon's memory."""
 
 StormKey = tuple[str, str]
 """``(rule name, rendered key)``: what one storm window counts."""
@@ -93,6 +124,17 @@ class _Window:
     """The most severe alert this window sent (``None`` once restored: then nothing upgrades)."""
     update_at: float | None = None
     """When the held count goes out as an update (``updates_every``); ``None``: none due."""
+    kept: list[str] = field(default_factory=list)
+    """The text of the first lines held (in this process), for the digest's ``excerpt``."""
+    kept_chars: int = 0
+    """Characters in ``kept``, counted in ``StormControl._kept_chars`` too until the window closes."""
+    unkept: int = 0
+    """Lines held after a cap stopped the keeping: counted only."""
+    unkept_why: str = ""
+    """The cap that stopped the keeping, in words; ``""``: lines are still kept. Once stopped, a window
+    keeps no more (a line freed elsewhere does not make room), so what it kept is the first lines held."""
+    before_restart: int = 0
+    """Lines held before the window was restored from the spool: their text was never stored."""
 
     def closes(self) -> float:
         return self.opened + self.length
@@ -217,6 +259,8 @@ class StormControl:
         a storm's message; ``None``: no updates (no destination edits)."""
         self.overflow_total = 0
         """Events that came under a rule's overflow key."""
+        self._kept_chars = 0
+        """Characters of held lines the open windows keep for their digests (``HELD_CHARS_TOTAL``)."""
         self.upgrades_total = 0
         self.recoveries_total = 0
 
@@ -262,6 +306,7 @@ class StormControl:
             window.held += 1
             window.last_held = event
             self.held[event.rule] += 1
+            self._keep(window, state.config, event.line.text)
             if self.updates_every is not None and window.update_at is None:
                 window.update_at = now + self.updates_every
                 self._push(state, key)
@@ -297,6 +342,50 @@ class StormControl:
         out.append(alert)
         self._push(state, key)
         return window
+
+    def _keep(self, window: _Window, config: StormConfig, text: str) -> None:
+        """Keep the text of a line *window* held, for its digest, if no cap stands in the way; else
+        count it. Constant time: an append (a long line is cut once, to a bounded length)."""
+        if not (config.digest and config.attach_held):
+            return  # no digest, or none with lines: nothing to keep them for
+        if window.unkept_why:
+            window.unkept += 1
+            return
+        if len(window.kept) >= config.attach_held:
+            why = f"attach_held: {config.attach_held}"
+        else:
+            if len(text) > HELD_LINE_CHARS:
+                text = text[:HELD_LINE_CHARS] + CUT_MARK
+            size = len(text)
+            if window.kept_chars + size > HELD_CHARS_PER_WINDOW:
+                why = f"at most {HELD_CHARS_PER_WINDOW:,} characters per window"
+            elif self._kept_chars + size > HELD_CHARS_TOTAL:
+                why = f"at most {HELD_CHARS_TOTAL:,} characters across all open windows"
+            else:
+                window.kept.append(text)
+                window.kept_chars += size
+                self._kept_chars += size
+                return
+        window.unkept_why = why
+        window.unkept = 1
+
+    def _excerpt(self, window: _Window) -> str:
+        """The lines *window* kept, as its digest's ``excerpt``, with what it did not keep said; they
+        are freed here (the digest holds the one string made of them)."""
+        lines = window.kept
+        self._kept_chars -= window.kept_chars
+        window.kept, window.kept_chars = [], 0
+        if not lines and not window.unkept:
+            return ""  # nothing held since the window opened (or was restored), or keeping is off
+        if window.before_restart:
+            n = window.before_restart
+            lines.insert(
+                0, f"… {n:,} {_lines(n)} held back before a restart, not kept (held lines live in memory only)"
+            )
+        if window.unkept:
+            n = window.unkept
+            lines.append(f"… and {n:,} more {_lines(n)} held back, not kept ({window.unkept_why})")
+        return "\n".join(lines)
 
     def _mark(self, key: StormKey, state: _Key) -> None:
         """*key* changed: ``changes()`` hands it out next."""
@@ -370,6 +459,7 @@ class StormControl:
             self._open_keys[key[0]] -= 1
         state.quiet_from = when
         config = state.config
+        excerpt = self._excerpt(window)  # the kept lines are freed whether a digest goes out or not
         if window.held:
             state.stormed = True
             if config.max_window is not None and window.top is not Severity.CRITICAL:
@@ -389,6 +479,7 @@ class StormControl:
                 count=window.held,
                 title=f"{last.title} (+{window.held} more)",
                 description=_digest_text(key, window, config.max_keys_per_window, self.max_keys),
+                excerpt=excerpt if config.attach_held else "",
             )
         ]
 
@@ -404,6 +495,7 @@ class StormControl:
             kind=Kind.UPDATE,
             key=key[1],
             count=total,
+            excerpt="",  # kept small: an edit under way; the digest attaches the lines
             description=(
                 f"× {total:,} since {_clock(window.opened)} · last {_clock(when)} UTC "
                 f"({rate:,.1f} a second); the latest below.\n{last.description}"
@@ -555,6 +647,7 @@ class StormControl:
             if stored.opened is not None:
                 length = config.window if stored.length is None else _length(config, stored.level)
                 window = _Window(stored.opened, length, stored.sent, stored.held, stored.last_held)
+                window.before_restart = stored.held
                 if stored.key != OVERFLOW_KEY:
                     self._open_keys[stored.rule] += 1
             state = self._keys[key] = _Key(
@@ -595,6 +688,10 @@ def _digest_text(key: StormKey, window: _Window, per_rule: int, max_keys: int) -
         )
     events = "event was" if held == 1 else "events were"
     return f"{held} more {events} held back in this {span} window; the last one is below."
+
+
+def _lines(n: int) -> str:
+    return "line" if n == 1 else "lines"
 
 
 def _clock(when: float) -> str:

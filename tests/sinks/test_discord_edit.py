@@ -73,7 +73,7 @@ async def test_a_post_answers_its_message_and_the_webhooks_id(
     posted = await post(sink)
 
     (message,) = discord.received
-    assert posted == Posted(message_id=message.message_id, webhook=WEBHOOK_ID, thread_id=None)
+    assert posted == Posted(message_id=message.message_id, webhook=WEBHOOK_ID, thread_id=None, files=())
     assert posted.message_id in discord.messages
     assert TOKEN not in repr(posted)
 
@@ -150,7 +150,7 @@ async def test_an_edit_changes_the_message_and_pings_no_one(
     update = [delivery("disk full × 4,712", ONCALL), delivery("@everyone <@&1> too", ONCALL)]
     result = await sink.edit(posted, update)
 
-    assert result == Result(Outcome.SENT)
+    assert result == Result(Outcome.SENT, posted=posted)  # its files as Discord answered: none
     (edit,) = discord.edits
     assert edit.message_id == posted.message_id and edit.query == {}
     assert set(edit.payload) == {"embeds", "allowed_mentions"}  # no pings, no username, avatar or thread_name

@@ -132,3 +132,48 @@ async def test_an_edit_keeps_the_posts_file_and_its_embed_still_names_it(
     assert str(first["description"]).endswith("`app-crash-20260921T141320Z.log`.")
     assert "attached" not in str(second["description"])
     assert sum(embed_size(e) for e in message.embeds) <= LIMITS.total
+
+
+def digest_of(alert: Delivery, excerpt: str) -> Delivery:
+    n = dataclasses.replace(
+        alert.notification, kind=Kind.DIGEST, count=3, title="app crashed (+3 more)", excerpt=excerpt
+    )
+    return Delivery("alerts", n)
+
+
+async def test_an_edit_that_brings_a_digest_adds_its_held_lines_and_keeps_the_messages_files(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = sink_for(discord, session)
+    alert = delivery(TRACEBACK)
+    posted = (await sink.send([alert])).posted
+    assert posted is not None and posted.files is not None and len(posted.files) == 1
+    digest = digest_of(delivery("short"), "held 1\nheld 2\nheld 3")
+    result = await sink.edit(posted, [alert, digest], fresh=[1])
+
+    assert result.outcome is Outcome.SENT and result.posted is not None
+    (edit,) = discord.edits
+    (held,) = edit.files
+    assert held.filename == "app-crash-20260921T141320Z-held.log" and held.data == b"held 1\nheld 2\nheld 3\n"
+    assert edit.payload["attachments"] == [{"id": posted.files[0]}, {"id": 0, "filename": held.filename}]
+    message = discord.messages[posted.message_id]
+    assert [a.filename for a in message.attachments] == ["app-crash-20260921T141320Z.log", held.filename]
+    assert result.posted.files == tuple(a.id for a in message.attachments)
+    assert str(message.embeds[1]["description"]).endswith(f"The lines held back are attached: `{held.filename}`.")
+
+    again = await sink.edit(result.posted, [alert, digest], fresh=[0])  # shown again: its file is not sent again
+    assert again.outcome is Outcome.SENT and discord.edits[-1].files == ()
+    assert len(discord.messages[posted.message_id].attachments) == 2
+
+
+async def test_an_edit_adds_no_file_to_a_message_whose_files_it_does_not_know(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = sink_for(discord, session)
+    alert = delivery(TRACEBACK)
+    posted = (await sink.send([alert])).posted
+    assert posted is not None
+    unknown = dataclasses.replace(posted, files=None)  # a message stored before its files were
+    assert (await sink.edit(unknown, [digest_of(alert, "held")], fresh=[0])).outcome is Outcome.SENT
+    assert discord.edits[0].files == () and "attachments" not in discord.edits[0].payload
+    assert len(discord.messages[posted.message_id].attachments) == 1  # the alert's file stays

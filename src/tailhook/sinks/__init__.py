@@ -7,7 +7,7 @@ that tells the dispatcher what to do next.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +42,8 @@ class Posted:
     thread_id: str | None = None
     """The thread it is in: the destination's ``thread_id``, the one it was sent into, or the
     thread a forum post opened."""
+    files: tuple[str, ...] | None = None
+    """The ids of its files, as the receiver answered (``None``: not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +71,12 @@ class Sink(Protocol):
         *thread_id* when given (``threads: per_incident``: ``MISSING`` when it is gone)."""
         ...
 
-    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery], fresh: Collection[int] = ()) -> Result:
         """Make the message *posted* say *deliveries* (as ``send`` would make a message of them, but
         pinging no one: an edit notifies no one anyway, and ``allowed_mentions`` keeps its text from
-        pinging). ``MISSING`` when the message or its webhook is gone: post anew."""
+        pinging); those at the places *fresh* are new to it, and bring their files. ``SENT`` answers
+        the message's files as they are now (``Result.posted``), when the receiver says. ``MISSING``
+        when the message or its webhook is gone: post anew."""
         ...
 
     async def revive(self) -> bool:

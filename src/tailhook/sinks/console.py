@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TextIO
 
 from tailhook.events import Delivery, Kind, Notification
@@ -37,7 +37,7 @@ class ConsoleSink:
         self._print(deliveries)
         return Result(Outcome.SENT)
 
-    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery], fresh: Collection[int] = ()) -> Result:
         """Print *deliveries* as an update (``updated: `` before each): a console has no message to change."""
         self._print(deliveries, prefix=UPDATED)
         return Result(Outcome.SENT)

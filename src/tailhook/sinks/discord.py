@@ -54,8 +54,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -67,7 +67,7 @@ from tailhook.events import Delivery, Kind, Mentions
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.sinks import Outcome, Posted, Result
 from tailhook.sinks.discord_files import MAX_FILE_BYTES, File, rendered
-from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_for, embed_size, is_snowflake, payload_for
+from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_size, is_snowflake, payload_for
 
 __all__ = [
     "DEAD_RECHECK_S",
@@ -255,12 +255,23 @@ class DiscordSink:
                 return limited
         return Result(Outcome.RETRY, f"no message sent after {MAX_TRIES} tries (rate limited)")
 
-    async def edit(self, posted: Posted, deliveries: Sequence[Delivery]) -> Result:
+    async def edit(self, posted: Posted, deliveries: Sequence[Delivery], fresh: Collection[int] = ()) -> Result:
         """Make the message *posted* show *deliveries*, through the webhook that posted it (see the module doc)."""
+        shown = [rendered(d, edit=True) for d in deliveries]
+        files = [  # a digest brings its held lines; an alert's line went with its post
+            file
+            for slot, (_, file) in enumerate(shown)
+            if slot in fresh and file is not None and deliveries[slot].notification.kind is Kind.DIGEST
+        ]
+        if posted.files is None:  # the message's files are not known: an edit that lists none would drop them
+            files = []
         try:
-            payload = edit_payload_for([self._shown(d) for d in deliveries])
+            payload = edit_payload_for([embed for embed, _ in shown])
         except ValueError as exc:
             return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
+        if files:  # the message's files, kept, and the new ones
+            kept: list[dict[str, object]] = [{"id": file_id} for file_id in posted.files or ()]
+            payload["attachments"] = kept + [{"id": n, "filename": f.name} for n, f in enumerate(files)]
         if not _is_id(posted.message_id) or not (posted.thread_id is None or _is_id(posted.thread_id)):
             return Result(Outcome.MISSING, "cannot edit the message: not a Discord message or thread id")
         webhook = self._poster(posted)
@@ -268,14 +279,16 @@ class DiscordSink:
             return self._cannot_edit(f"the webhook that posted it ({posted.webhook}) is no longer one of its own")
         if webhook.dead is not None:
             return self._cannot_edit(f"the webhook that posted it is dead: {webhook.dead}")
-        return await self._edit(webhook, posted, payload)
+        return await self._edit(webhook, posted, payload, files)
 
-    async def _edit(self, webhook: Webhook, posted: Posted, payload: Mapping[str, object]) -> Result:
+    async def _edit(
+        self, webhook: Webhook, posted: Posted, payload: Mapping[str, object], files: Sequence[File]
+    ) -> Result:
         for _ in range(MAX_TRIES):
             if not await self._turn(webhook, "edit"):
                 return self._cannot_edit(f"its webhook died: {webhook.dead}")
             try:
-                status, headers, body = await self._patch(webhook, posted, payload)
+                status, headers, body = await self._patch(webhook, posted, payload, files)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.edits.learn(headers, self._clock())
@@ -365,14 +378,6 @@ class DiscordSink:
             payload["attachments"] = [{"id": n, "filename": f.name} for n, f in enumerate(files)]
         return payload, files
 
-    @staticmethod
-    def _shown(delivery: Delivery) -> dict[str, object]:
-        """An edit's embed of *delivery*: an alert's as its post showed it (naming its file, which the
-        message keeps); the others' without files, which edits do not send."""
-        if delivery.notification.kind is Kind.ALERT:
-            return rendered(delivery)[0]
-        return embed_for(delivery.notification, style=delivery.style)
-
     def _thread_name(self, delivery: Delivery) -> str:
         n = delivery.notification
         values = {"title": n.title, "rule": n.rule, "severity": n.severity.label, "host": n.host, "source": n.source}
@@ -385,15 +390,7 @@ class DiscordSink:
         if thread_id := thread_id or self.config.thread_id:
             params["thread_id"] = thread_id
         self.counts.requests += 1
-        form = None
-        if files:  # multipart: the JSON body in payload_json, each file in files[n], listed in attachments
-            form = aiohttp.FormData()
-            form.add_field("payload_json", json.dumps(payload), content_type="application/json")
-            for number, file in enumerate(files):
-                # a stream, not bytes: aiohttp warns about a bytes body over 1 MiB
-                form.add_field(f"files[{number}]", io.BytesIO(file.data), filename=file.name, content_type=FILE_TYPE)
-            self.counts.files += len(files)
-            self.counts.files_cut += sum(file.cut for file in files)
+        form = self._form(payload, files)
         async with self._session.post(
             webhook.url.reveal(),
             params=params,
@@ -406,15 +403,17 @@ class DiscordSink:
             return response.status, response.headers, body
 
     async def _patch(
-        self, webhook: Webhook, posted: Posted, payload: Mapping[str, object]
+        self, webhook: Webhook, posted: Posted, payload: Mapping[str, object], files: Sequence[File]
     ) -> tuple[int, Mapping[str, str], str]:
         params = {"thread_id": posted.thread_id} if posted.thread_id else {}
         self.counts.requests += 1
         self.counts.edits += 1
+        form = self._form(payload, files)
         async with self._session.patch(
             f"{webhook.url.reveal()}/messages/{posted.message_id}",
             params=params,
-            json=payload,
+            json=None if form else payload,
+            data=form,
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             proxy=self.config.proxy,
         ) as response:
@@ -485,6 +484,20 @@ class DiscordSink:
         mine = [w for w in self.webhooks if w.url.id == posted.webhook]
         return next((w for w in mine if w.dead is None), mine[0] if mine else None)
 
+    def _form(self, payload: Mapping[str, object], files: Sequence[File]) -> aiohttp.FormData | None:
+        """A request with *files* is multipart: the JSON body in ``payload_json``, each file in
+        ``files[n]`` (the body's ``attachments`` lists them); ``None`` without files (plain JSON)."""
+        if not files:
+            return None
+        form = aiohttp.FormData()
+        form.add_field("payload_json", json.dumps(payload), content_type="application/json")
+        for number, file in enumerate(files):
+            # a stream, not bytes: aiohttp warns about a bytes body over 1 MiB
+            form.add_field(f"files[{number}]", io.BytesIO(file.data), filename=file.name, content_type=FILE_TYPE)
+        self.counts.files += len(files)
+        self.counts.files_cut += sum(file.cut for file in files)
+        return form
+
     def _cannot_edit(self, detail: str) -> Result:
         """A message whose webhook is gone cannot be edited: post anew (``MISSING``), unless no webhook
         is left to post with (``DEAD``)."""
@@ -523,18 +536,22 @@ class DiscordSink:
             message = json.loads(body)
             message_id, channel_id = message["id"], message.get("channel_id")
         except (ValueError, KeyError, TypeError, AttributeError):
-            message_id = channel_id = None
+            message_id = channel_id = message = None
         thread_id = thread_id or self.config.thread_id or (channel_id if opened_thread else None)
         if not _is_id(message_id) or not (thread_id is None or _is_id(thread_id)):
             log.debug("destination %s: Discord's answer to a post is no message object; the message "
                       "cannot be edited later", webhook.label)  # fmt: skip
             return None
-        return Posted(message_id=message_id, webhook=webhook.url.id, thread_id=thread_id)
+        return Posted(message_id=message_id, webhook=webhook.url.id, thread_id=thread_id, files=_file_ids(message))
 
     def _edited(self, webhook: Webhook, posted: Posted, status: int, body: str) -> Result:
         """What an edit's answer (not a 429) means."""
         if 200 <= status < 300:
-            return Result(Outcome.SENT)
+            try:
+                files = _file_ids(json.loads(body))
+            except ValueError:
+                files = None
+            return Result(Outcome.SENT, posted=None if files is None else replace(posted, files=files))
         detail = f"Discord answered {status}: {_error_text(body)}"
         if status == 404 and _error_code(body) != UNKNOWN_WEBHOOK:
             # Unknown Message (10008): deleted. Or its thread is gone (Unknown Channel). The webhook is fine.
@@ -606,6 +623,15 @@ def _left(bucket: Bucket) -> int:
 
 def _is_id(value: object) -> bool:
     return isinstance(value, str) and is_snowflake(value)
+
+
+def _file_ids(message: object) -> tuple[str, ...] | None:
+    """The ids of a message object's files (``attachments``); ``None`` when it says none."""
+    files = message.get("attachments") if isinstance(message, dict) else None
+    if not isinstance(files, list):
+        return None
+    ids = tuple(str(file.get("id")) for file in files if isinstance(file, dict))
+    return ids if all(_is_id(file_id) for file_id in ids) else None
 
 
 def _thread_gone(thread_id: str | None, status: int, body: str) -> bool:

@@ -154,7 +154,7 @@ def render_embed(
     else:
         draft = _draft(n)
         if attached:
-            draft = replace(draft, note=f"The whole {_what(n)} is attached: `{_code_text(attached)}`.")
+            draft = replace(draft, note=f"{_what(n)} attached: `{_code_text(attached)}`.")
         fitted = _fit_total(_fit_description(draft))
         cut = fitted.line != draft.line
         embed = _render(fitted, colour=_colour(n))
@@ -167,8 +167,8 @@ def render_embed(
 def _what(n: Notification) -> str:
     """What a file holds, in words: the lines a digest held back, or the alert's line (or event)."""
     if n.kind is Kind.DIGEST:
-        return "list of lines held back"
-    return "event" if "\n" in n.line.strip() else "line"
+        return "The lines held back are"
+    return "The whole event is" if "\n" in n.line.strip() else "The whole line is"
 
 
 def _code_text(text: str) -> str:
