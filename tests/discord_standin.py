@@ -63,7 +63,9 @@ in the order they were asked for (`fail_next`, `drop_next`, `global_429`,
 alike. An injected fault is answered before the bucket and does not use it
 up: a test that asks for "the next POST fails" gets exactly that. A global
 429 carries only `Retry-After`, `X-RateLimit-Global` and `X-RateLimit-Scope`,
-and Cloudflare's only `Retry-After`, as in Discord's docs.
+and Cloudflare's only `Retry-After`, as in Discord's docs. `hold_answer_next`
+stores the next posts as Discord would but holds their answers until
+`release_answers`: a client killed meanwhile never learns they were stored.
 
 The stand-in never logs: the access log is off, so the token in the URL
 appears nowhere in a test's output.
@@ -309,6 +311,8 @@ class DiscordStandIn(AsyncServer):
         self.requests: list[tuple[str, str, int]] = []
         self._deleted: set[str] = set()
         self._deleted_threads: set[str] = set()
+        self._holding = 0
+        self._released: asyncio.Event | None = None
         self._faults: dict[str, deque[_Answer]] = {"execute": deque(), "edit": deque()}
         self._status: int | None = None
         self._buckets: dict[tuple[Route, str], _Bucket] = {}
@@ -338,6 +342,8 @@ class DiscordStandIn(AsyncServer):
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        if self._released is not None:
+            self._released.set()  # answer what was held, so the server can stop
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -372,6 +378,15 @@ class DiscordStandIn(AsyncServer):
         """
         answer = self._fault_answer(status, body, headers or {}, on)
         self._faults[on].extend([answer] * count)
+
+    def hold_answer_next(self, count: int = 1) -> None:
+        """Store the next `count` POSTs as Discord would, but answer them only once
+        `release_answers()` is called: a client killed meanwhile never learns they were stored."""
+        self._holding += count
+
+    def release_answers(self) -> None:
+        if self._released is not None:
+            self._released.set()
 
     def drop_next(self, count: int = 1, *, on: FaultRoute = "execute") -> None:
         """Close the connection of the next `count` POSTs (or PATCHes) without answering."""
@@ -499,6 +514,12 @@ class DiscordStandIn(AsyncServer):
             return _json(*refusal, headers)
         wait, thread_id, _ = parse_query(request.query)
         message = self._post(request, webhook_id, body, thread_id)
+        if self._holding:
+            self._holding -= 1
+            if self._released is None:
+                self._released = asyncio.Event()
+            await self._notify()  # stored: a test waiting for it goes on while the answer waits
+            await self._released.wait()
         if not wait:
             return web.Response(status=204, headers=headers)
         return _json(200, message_object(message), headers)
@@ -828,6 +849,12 @@ class ThreadedStandIn(LoopClient):
         on: FaultRoute = "execute",
     ) -> None:
         self._call(self._standin.fail_next, status, count, body=body, headers=headers, on=on)
+
+    def hold_answer_next(self, count: int = 1) -> None:
+        self._call(self._standin.hold_answer_next, count)
+
+    def release_answers(self) -> None:
+        self._call(self._standin.release_answers)
 
     def drop_next(self, count: int = 1, *, on: FaultRoute = "execute") -> None:
         self._call(self._standin.drop_next, count, on=on)

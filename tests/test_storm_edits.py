@@ -167,3 +167,28 @@ def test_an_absence_rule_that_matches_again_turns_its_alert_green(tmp_path: Path
     assert alert.payload["embeds"][0]["title"] == "backup: no line for 2 s"
     assert edit.message_id == alert.message_id
     assert resolved["title"] == "Resolved: backup matches again" and resolved["color"] == RECOVERY_COLOUR
+
+
+def test_a_crash_between_discords_answer_and_the_spools_record_posts_again_and_edits_only_the_new_post(
+    tmp_path: Path,
+) -> None:
+    with standin_in_thread() as discord:
+        path = config(tmp_path, discord.url(), storm="{window: 30s, max_per_window: 1, update_every: 1s}")
+        daemon = Daemon(path).started()
+        try:
+            discord.hold_answer_next()  # Discord stores the post; tailhook never hears so
+            daemon.append("LOUD pump")
+            discord.wait_for(1, timeout=30)
+        finally:
+            daemon.kill()
+            discord.release_answers()
+        again = Daemon(path).started()
+        try:
+            again.append("LOUD pump", "LOUD pump")
+            wait_until(lambda: "× 3 " in str(discord.messages), timeout=30, what="the count of 3 in an edit")
+        finally:
+            assert again.stop() == 0
+        first, second = discord.received
+        edits = discord.edits
+    assert first.payload["embeds"][0]["title"] == second.payload["embeds"][0]["title"] == "loud: pump"
+    assert edits and all(edit.message_id == second.message_id for edit in edits)  # never the one it never knew
