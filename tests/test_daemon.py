@@ -63,8 +63,11 @@ def test_alerts_reach_discord_as_exact_payloads(tmp_path: Path, discord: Threade
     embed = embeds[0xFF0000]  # critical
     assert len(embed["title"]) <= 256 and embed["title"].endswith("…")
     assert len(embed["description"]) <= 4096
-    assert embed["description"].rstrip().endswith("```")  # cut inside the code block, fence still closed
-    assert "…" in embed["description"]
+    block, note = embed["description"].rsplit("\n", 1)
+    assert block.endswith("…\n```")  # cut inside the code block, fence still closed
+    assert note.startswith("The whole line is attached: `anything-loud-")  # the whole line went as a file
+    (file,) = [file for message in discord.received for file in message.files]
+    assert note.endswith(f"`{file.filename}`.") and file.data.decode() == long_line + "\n"
     assert len(discord.embeds) == 2  # the accepted line matched no rule
     assert_no_token(daemon.stdout, daemon.stderr)
 
