@@ -117,7 +117,8 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
 
         def downgrade() -> None:  # what version 8 had: an index of waiting updates only, no threads
             spool.db.executescript(
-                "DROP TABLE threads; ALTER TABLE messages DROP COLUMN files; DROP INDEX notifications_edits; "
+                "DROP TABLE threads; DROP INDEX messages_by_thread; ALTER TABLE messages DROP COLUMN files; "
+                "DROP INDEX notifications_by_key; "
                 "CREATE INDEX notifications_updates "
                 "ON notifications (destination, rule, key) WHERE kind = 'update'; PRAGMA user_version = 8;"
             )
@@ -131,7 +132,7 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
         plan = await spool._run(lambda: str(spool.db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' AND rule = 'r' "
             "AND key = 'a' AND kind IN ('update', 'digest', 'recovery')").fetchall()))  # fmt: skip
-        assert "notifications_edits" in plan
+        assert "notifications_by_key" in plan
         assert await spool.thread("alerts", "r", "a") is None
         incident = await spool.incident("alerts", "r", "a")
         assert incident is not None and incident.files is None  # not known: an edit cannot keep them

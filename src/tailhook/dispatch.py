@@ -120,6 +120,18 @@ class _Request:
     """Post into this thread (``threads: per_incident``)."""
     fresh: tuple[int, ...] = ()
     """The places of the edit's own deliveries in its message (they bring their files)."""
+    shown: tuple[Delivery, ...] | None = None
+    """Post these instead of the batch's deliveries: a message posted anew (its batch goes in it)."""
+    replaces: str | None = None
+    """The message (gone) that the post of ``shown`` takes the place of."""
+
+    def is_post(self) -> bool:
+        """A message of the batch's own deliveries (not an edit, nor a message posted anew)."""
+        return self.incident is None and self.shown is None
+
+    def deliveries(self) -> list[Delivery]:
+        """What a post of this request shows."""
+        return list(self.shown) if self.shown is not None else [item.delivery for item in self.batch]
 
 
 class Dispatcher:
@@ -271,7 +283,8 @@ class Dispatcher:
             try:
                 request, result = await self._request(name, sink, request)
                 batch = request.batch
-                split = result.outcome is Outcome.REJECTED and len(batch) > 1
+                # one by one helps a message of posts; an edit gathers the same again, so it is refused whole
+                split = result.outcome is Outcome.REJECTED and len(batch) > 1 and request.is_post()
                 if not split:
                     attempt, delay = await self._settle(name, state, request, result, attempt)
             finally:
@@ -305,51 +318,73 @@ class Dispatcher:
     async def _next_request(self, name: str, waiting: Sequence[Spooled], sink: Sink) -> _Request:
         """What the next request carries: a message of posts (``threads: per_incident``: of one storm
         key, into its thread), or one edit of a storm's message (with what that message shows after
-        it), which carries what waits for every key of the message. Nothing when the next is an
-        update of no known message (its post went for good, or never will): it is dropped."""
+        it), which carries what waits for every key of the message. Per key, what was stored first
+        goes first: a post never overtakes an older edit of its key, nor an edit an older post."""
         head = waiting[0]
+        if name not in self.editing:
+            return await self._posts(name, list(waiting), sink)
+        if head.delivery.notification.kind not in EDITS:
+            posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
+            older = await self.spool.older_edit(name, posts)
+            if older is None:
+                return await self._posts(name, posts, sink)
+            index, head = older
+            if index:
+                return await self._posts(name, posts[:index], sink)
+        return await self._edit(name, head, sink)
+
+    async def _edit(self, name: str, head: Spooled, sink: Sink) -> _Request:
+        """The edit that *head* (an update, digest or resolved note) goes in. Nothing when *head* is an
+        update of no known message (its post went for good, or never will): it is dropped."""
         n = head.delivery.notification
-        posts = list(waiting)
-        if name in self.editing and n.kind in EDITS:
-            incident = await self.spool.incident(name, n.rule, n.key)
-            if incident is not None:
-                edits = await self.spool.edits(name, incident.message_id)
-                shown = list(incident.deliveries)
-                for item, slot in edits:
-                    shown[slot] = replace(item.delivery, mentions=Mentions())  # pings belong to posts
-                batch, fresh = [item for item, _ in edits], tuple(slot for _, slot in edits)
-                return _Request(batch, replace(incident, deliveries=tuple(shown)), fresh=fresh)
+        incident = await self.spool.incident(name, n.rule, n.key)
+        if incident is None:
             if n.kind is Kind.UPDATE:
                 await self._store(lambda: self.spool.delivered([head.id]))
                 return _Request([])
-            posts = [head]  # a digest or resolved note of no known message: a post, as without edits
-        elif name in self.editing:
-            posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
+            return await self._posts(name, [head], sink)  # a digest or resolved note of no known message
+        edits = await self.spool.edits(name, incident.message_id)
+        if head.id not in {item.id for item, _ in edits}:  # it follows what its key has waiting from before it
+            first = await self.spool.next_of_key(name, n.rule, n.key)
+            if first is None or first.delivery.notification.kind not in EDITS or not edits:
+                return await self._posts(name, [first or head], sink)  # a post of its key: that goes first
+            # an older edit of its key (this storm's digest): the message's edits go now, *head* after
+        shown = list(incident.deliveries)
+        for item, slot in edits:
+            shown[slot] = replace(item.delivery, mentions=Mentions())  # pings belong to posts
+        batch, fresh = [item for item, _ in edits], tuple(slot for _, slot in edits)
+        return _Request(batch, replace(incident, deliveries=tuple(shown)), fresh=fresh)
+
+    async def _posts(self, name: str, posts: list[Spooled], sink: Sink) -> _Request:
+        """A message of as many of *posts* as it takes (``threads: per_incident``: of the first one's
+        key alone, into that key's thread)."""
         thread = None
         if name in self.per_incident:
+            n = posts[0].delivery.notification
             posts = [item for item in posts if (item.delivery.notification.rule, item.delivery.notification.key)
                      == (n.rule, n.key)]  # fmt: skip
             thread = await self.spool.thread(name, n.rule, n.key)
         return _Request(posts[: sink.batch([item.delivery for item in posts])], thread=thread)
 
     async def _request(self, name: str, sink: Sink, request: _Request) -> tuple[_Request, Result]:
-        """Send *request*; what was sent, and how it went. An edit whose message is gone posts as much
-        of its batch anew as one message takes; a post whose thread is gone opens a new one."""
+        """Send *request*; what was sent, and how it went. An edit whose message is gone posts the
+        message anew, as the edit would have made it (the old one is forgotten once the new one is
+        stored); a post whose thread is gone opens a new one."""
         if (incident := request.incident) is not None:
             posted = Posted(incident.message_id, incident.webhook, incident.thread_id, incident.files)
             result = await sink.edit(posted, incident.deliveries, request.fresh)
             if result.outcome is not Outcome.MISSING:
                 return request, result
             log.info("destination %s: message %s is gone (%s); posting anew", name, incident.message_id, result.detail)
-            await self._store(lambda: self.spool.forget_message(name, incident.message_id))
-            batch = request.batch[: sink.batch([item.delivery for item in request.batch])]
-            request = _Request(batch, thread=incident.thread_id if name in self.per_incident else None)
-        result = await sink.send([item.delivery for item in request.batch], thread_id=request.thread)
+            shown = tuple(replace(d, mentions=Mentions()) for d in incident.deliveries)  # it pinged already
+            thread = incident.thread_id if name in self.per_incident else None
+            request = _Request(request.batch, thread=thread, shown=shown, replaces=incident.message_id)
+        result = await sink.send(request.deliveries(), thread_id=request.thread)
         if (thread := request.thread) is not None and result.outcome is Outcome.MISSING:
             log.info("destination %s: thread %s is gone (%s); opening a new post", name, thread, result.detail)
             await self._store(lambda: self.spool.forget_thread(name, thread))
-            request = _Request(request.batch)
-            result = await sink.send([item.delivery for item in request.batch])
+            request = replace(request, thread=None)
+            result = await sink.send(request.deliveries())
         return request, result
 
     async def _settle(
@@ -357,29 +392,10 @@ class Dispatcher:
     ) -> tuple[int, float]:
         """Act on *result* of *request*; the number of failed tries of its notifications so far, and
         the seconds to wait before the next try."""
-        batch, incident = request.batch, request.incident
+        batch = request.batch
         ids = [item.id for item in batch]
         if result.outcome is Outcome.SENT:
-            deliveries = [item.delivery for item in batch]
-            if incident is not None:
-                if result.posted is not None:  # the message's files as they are now
-                    incident = replace(incident, files=result.posted.files)
-                await self._store(lambda: self.spool.edited(ids, name, incident))
-                for delivery in deliveries:
-                    if delivery.notification.kind is Kind.RECOVERY and self.resolved_post.get(name):
-                        await self._resolved_post(name, delivery)
-            elif result.posted is not None and (name in self.editing or name in self.per_incident):
-                posted = result.posted
-                message = (posted.message_id, posted.webhook, posted.thread_id)
-                remember = functools.partial(
-                    self.spool.posted,
-                    files=posted.files,
-                    incidents=name in self.editing,
-                    threads=name in self.per_incident,
-                )
-                await self._store(lambda: remember(ids, deliveries, message=message))
-            else:
-                await self._store(lambda: self.spool.delivered(ids))
+            await self._delivered(name, request, result)
             state.sent += len(batch)
             state.requests += 1
             now = self._clock()
@@ -419,6 +435,30 @@ class Dispatcher:
             log.warning("destination %s: could not record the failed try in the spool: %s", name, exc)
         log.warning("destination %s: %s; trying again in %.1fs (try %d)", name, result.detail, delay, attempt + 2)
         return attempt + 1, delay
+
+    async def _delivered(self, name: str, request: _Request, result: Result) -> None:
+        """Record in the spool that *request* was delivered: what a storm's message shows now, the
+        storm keys and threads a post made its own, or only that its notifications are gone."""
+        batch, incident = request.batch, request.incident
+        ids = [item.id for item in batch]
+        if incident is not None:
+            if result.posted is not None:  # the message's files as they are now
+                incident = replace(incident, files=result.posted.files)
+            await self._store(lambda: self.spool.edited(ids, name, incident))
+            for item in batch:
+                if item.delivery.notification.kind is Kind.RECOVERY and self.resolved_post.get(name):
+                    await self._resolved_post(name, item.delivery)
+        elif result.posted is not None and (name in self.editing or name in self.per_incident):
+            posted, deliveries = result.posted, request.deliveries()
+            message = (posted.message_id, posted.webhook, posted.thread_id)
+            remember = functools.partial(
+                self.spool.posted, files=posted.files, incidents=name in self.editing, threads=name in self.per_incident
+            )
+            await self._store(lambda: remember(ids, deliveries, message=message))
+            if (old := request.replaces) is not None:  # its keys are the new message's now
+                await self._store(lambda: self.spool.forget_message(name, old))
+        else:
+            await self._store(lambda: self.spool.delivered(ids))
 
     def collect(self) -> Iterable[Metric]:
         states = dict(self.states)

@@ -119,7 +119,7 @@ routes, by ``escalation.route_id``, it has yet to escalate to); version 7 no
 ``messages`` and ``incidents`` (``messages.body`` a JSON list of the message's
 deliveries, each as ``encode_delivery`` makes it; ``webhook`` the webhook's id,
 never its token; ``incidents.slot`` the key's place in that list); version 8
-its index of waiting updates only, where version 9 indexes every kind that edits,
+its index of waiting updates only, where version 9 indexes every waiting notification by its key,
 no ``threads`` (the thread each storm key's notifications go into) and no
 ``messages.files`` (a JSON list of the ids of a message's files, ``NULL``:
 not known). A message's stored deliveries keep at most ``SHOWN_CHARS`` of
@@ -203,8 +203,7 @@ _SUPERSEDE = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
 """What replaces a key's waiting update: a newer one, or the storm's digest or resolved note; and what
 edits a storm's message, for a destination that edits."""
 _EDITS = "kind IN ('update', 'digest', 'recovery')"
-"""``_SUPERSEDE`` in SQL, word for word as the partial index ``notifications_edits`` has it (SQLite
-uses a partial index only for a query that repeats its condition)."""
+"""``_SUPERSEDE`` in SQL."""
 _DUE = (
     "NOT (kind = 'update' AND EXISTS (SELECT 1 FROM incidents i JOIN messages m ON m.destination = i.destination "
     "AND m.id = i.message WHERE i.destination = notifications.destination AND i.rule = notifications.rule "
@@ -428,9 +427,10 @@ CREATE INDEX notifications_updates ON notifications (destination, rule, key) WHE
 """
 """Version 8: the messages that storms edit (``storm_updates: edit``): each message posted with the
 deliveries it showed, and per destination and storm key the message and embed that are its."""
-_SCHEMA_V9 = f"""
+_SCHEMA_V9 = """
 DROP INDEX notifications_updates;
-CREATE INDEX notifications_edits ON notifications (destination, rule, key) WHERE {_EDITS};
+CREATE INDEX notifications_by_key ON notifications (destination, rule, key);
+CREATE INDEX messages_by_thread ON messages (destination, thread);
 CREATE TABLE threads (
     destination TEXT NOT NULL,
     rule TEXT NOT NULL,
@@ -443,7 +443,8 @@ CREATE INDEX threads_by_thread ON threads (destination, thread);
 CREATE INDEX threads_by_update ON threads (updated);
 ALTER TABLE messages ADD COLUMN files TEXT;
 """
-"""Version 9: every kind that edits a storm's message is found by its key (one edit carries them all);
+"""Version 9: a key's waiting notifications are found by their key, whatever their kind (one edit carries
+what waits for every key of its message, and a post never overtakes an older edit of its key);
 per destination and storm key, the forum post (thread) its notifications go into (``threads: per_incident``);
 the ids of each message's files (an edit that adds one must list those it keeps)."""
 _MIGRATIONS: dict[int, str] = {
@@ -799,6 +800,17 @@ class Spool:
         of each storm key it shows, oldest first, with the key's slot (its embed)."""
         return await self._run(self._edits, destination, message_id)
 
+    async def older_edit(self, destination: str, posts: Sequence[Spooled]) -> tuple[int, Spooled] | None:
+        """The first of *posts* whose storm key has an update, digest or resolved note waiting from
+        before it, with the oldest such: that edit goes first (a post of a key must not overtake an
+        older edit of it, or the edit would change the new post); ``None``: none has."""
+        keys = [(s.delivery.notification.rule, s.delivery.notification.key, s.id) for s in posts]
+        return await self._run(self._older_edit, destination, keys)
+
+    async def next_of_key(self, destination: str, rule: str, key: str) -> Spooled | None:
+        """The oldest notification waiting for *destination* under a storm key."""
+        return await self._run(self._next_of_key, destination, rule, key)
+
     async def edits_due(self, destination: str, edit_every: float) -> float | None:
         """When the earliest update that ``next`` holds back (its message changed less than
         *edit_every* ago) is due; ``None``: none is held back."""
@@ -1057,8 +1069,8 @@ class Spool:
             n = delivery.notification
             if n.kind in _SUPERSEDE:  # only the newest state of a storm is sent: a digest or a resolved note too
                 for (size,) in self.db.execute(
-                    f"DELETE FROM notifications WHERE destination = ? AND rule = ? AND key = ? AND {_EDITS} "  # noqa: S608
-                    "AND kind = 'update' RETURNING size",
+                    "DELETE FROM notifications WHERE destination = ? AND rule = ? AND key = ? AND kind = 'update' "
+                    "RETURNING size",
                     (delivery.destination, n.rule, n.key),
                 ):
                     self._bytes -= size
@@ -1334,20 +1346,50 @@ class Spool:
         return Incident(message_id, webhook, thread, slot, deliveries, known)
 
     def _edits(self, destination: str, message_id: str) -> list[tuple[Spooled, int]]:
-        rows = self.db.execute(
-            "SELECT n.id, n.body, n.attempts, n.created, i.slot FROM incidents i JOIN notifications n "  # noqa: S608
-            f"ON n.destination = i.destination AND n.rule = i.rule AND n.key = i.key AND n.{_EDITS} "
-            "WHERE i.destination = ? AND i.message = ? ORDER BY n.id",
-            (destination, message_id),
-        ).fetchall()
-        return [(Spooled(row_id, decode_delivery(body), attempts, created), slot)
-                for row_id, body, attempts, created, slot in rows]  # fmt: skip
+        """Per key of the message: its waiting notifications from the oldest, as long as they edit
+        (a post of the key starts another message: what comes after it is that message's), up to its
+        first digest or resolved note (what comes after it belongs to the key's next storm)."""
+        found = []
+        keys = "SELECT rule, key, slot FROM incidents WHERE destination = ? AND message = ?"
+        for rule, key, slot in self.db.execute(keys, (destination, message_id)).fetchall():
+            rows = self.db.execute(
+                "SELECT id, body, attempts, created, kind FROM notifications "
+                "WHERE destination = ? AND rule = ? AND key = ? ORDER BY id LIMIT 4",
+                (destination, rule, key),
+            )
+            for row_id, body, attempts, created, kind in rows:
+                if kind not in _SUPERSEDE:
+                    break
+                found.append((Spooled(row_id, decode_delivery(body), attempts, created), slot))
+                if kind != Kind.UPDATE:
+                    break
+        return sorted(found, key=lambda item: item[0].id)
+
+    def _older_edit(self, destination: str, posts: list[tuple[str, str, int]]) -> tuple[int, Spooled] | None:
+        for index, (rule, key, before) in enumerate(posts):
+            row = self.db.execute(
+                f"SELECT id, body, attempts, created FROM notifications WHERE destination = ? AND rule = ? "  # noqa: S608
+                f"AND key = ? AND id < ? AND {_EDITS} ORDER BY id LIMIT 1",
+                (destination, rule, key, before),
+            ).fetchone()
+            if row is not None:
+                row_id, body, attempts, created = row
+                return index, Spooled(row_id, decode_delivery(body), attempts, created)
+        return None
+
+    def _next_of_key(self, destination: str, rule: str, key: str) -> Spooled | None:
+        row = self.db.execute(
+            "SELECT id, body, attempts, created FROM notifications WHERE destination = ? AND rule = ? AND key = ? "
+            "ORDER BY id LIMIT 1",
+            (destination, rule, key),
+        ).fetchone()
+        return None if row is None else Spooled(row[0], decode_delivery(row[1]), row[2], row[3])
 
     def _edits_due(self, destination: str, edit_every: float) -> float | None:
         (changed,) = self.db.execute(
-            "SELECT min(m.updated) FROM notifications n JOIN incidents i ON i.destination = n.destination "  # noqa: S608
+            "SELECT min(m.updated) FROM notifications n JOIN incidents i ON i.destination = n.destination "
             "AND i.rule = n.rule AND i.key = n.key JOIN messages m ON m.destination = i.destination "
-            f"AND m.id = i.message WHERE n.destination = ? AND n.{_EDITS} AND n.kind = 'update' AND m.updated > ?",
+            "AND m.id = i.message WHERE n.destination = ? AND n.kind = 'update' AND m.updated > ?",
             (destination, self.clock() - edit_every),
         ).fetchone()
         return None if changed is None else float(changed) + edit_every

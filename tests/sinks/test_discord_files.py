@@ -14,7 +14,7 @@ from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Kind, Notification, Severity, Style
 from tailhook.sinks import Outcome
 from tailhook.sinks.discord import DiscordSink
-from tailhook.sinks.discord_files import CUT_MARKER, MAX_FILE_BYTES, file_of
+from tailhook.sinks.discord_files import CUT_MARKER, MAX_FILE_BYTES, MAX_FILES, file_of, message_of
 from tailhook.sinks.discord_payload import LIMITS, embed_size
 
 pytestmark = pytest.mark.timeout(60)
@@ -176,4 +176,37 @@ async def test_an_edit_adds_no_file_to_a_message_whose_files_it_does_not_know(
     unknown = dataclasses.replace(posted, files=None)  # a message stored before its files were
     assert (await sink.edit(unknown, [digest_of(alert, "held")], fresh=[0])).outcome is Outcome.SENT
     assert discord.edits[0].files == () and "attachments" not in discord.edits[0].payload
+    assert "attached" not in discord.edits[0].payload["embeds"][0]["description"]  # it claims no file
     assert len(discord.messages[posted.message_id].attachments) == 1  # the alert's file stays
+
+
+async def test_an_edit_whose_updates_outgrow_the_message_is_cut_to_fit(
+    discord: DiscordStandIn, session: aiohttp.ClientSession
+) -> None:
+    sink = sink_for(discord, session)
+    alerts = [delivery("q" * 500, title=f"crash {n}") for n in range(10)]
+    assert sink.batch(alerts) == 10
+    posted = (await sink.send(alerts)).posted
+    assert posted is not None
+    updates = [
+        Delivery("alerts", dataclasses.replace(a.notification, kind=Kind.UPDATE, line="z" * 700)) for a in alerts
+    ]
+    result = await sink.edit(posted, updates, fresh=range(10))
+
+    assert result.outcome is Outcome.SENT, result
+    assert sum(embed_size(e) for e in discord.messages[posted.message_id].embeds) <= LIMITS.total
+
+
+def test_a_message_takes_files_while_it_has_room_and_names_apart_those_that_share_a_name() -> None:
+    digests = [digest_of(delivery("short", title=f"crash {n}"), f"held by {n}") for n in range(3)]
+    embeds, files = message_of(digests, send={0, 1, 2}, kept=MAX_FILES - 2, edit=True)  # room for two more
+
+    assert [f.name for f in files] == ["app-crash-20260921T141320Z-held.log", "app-crash-20260921T141320Z-held-2.log"]
+    assert [f.data for f in files] == [b"held by 0\n", b"held by 1\n"]
+    for embed, file in zip(embeds, files, strict=False):
+        assert str(embed["description"]).endswith(f"`{file.name}`.")
+    assert "attached" not in str(embeds[2]["description"])  # no room: its embed names no file
+
+    embeds, files = message_of(digests, send={0}, kept=MAX_FILES, edit=True)  # the message's files unknown
+    assert files == [] and "attached" not in str(embeds[0]["description"])
+    assert str(embeds[1]["description"]).endswith("-held.log`.")  # shown again: its file went before

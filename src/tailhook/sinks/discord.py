@@ -66,7 +66,7 @@ from tailhook.config import DestinationConfig, WebhookUrl
 from tailhook.events import Delivery, Kind, Mentions
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.sinks import Outcome, Posted, Result
-from tailhook.sinks.discord_files import MAX_FILE_BYTES, File, rendered
+from tailhook.sinks.discord_files import MAX_FILE_BYTES, MAX_FILES, File, message_of, rendered
 from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_size, is_snowflake, payload_for
 
 __all__ = [
@@ -85,6 +85,8 @@ log = logging.getLogger(__name__)
 DEAD_STATUSES = frozenset({401, 403, 404})
 UNKNOWN_WEBHOOK = 10015
 """Discord's JSON code in a 404: the webhook was deleted."""
+UNKNOWN_CHANNEL = 10003
+"""Discord's code for a channel or thread that is gone (a deleted forum post)."""
 CLOUDFLARE_BACKOFF_S = 300.0
 """How long to stay away after a 429 that did not come from Discord's API."""
 DEAD_RECHECK_S = 300.0
@@ -257,16 +259,13 @@ class DiscordSink:
 
     async def edit(self, posted: Posted, deliveries: Sequence[Delivery], fresh: Collection[int] = ()) -> Result:
         """Make the message *posted* show *deliveries*, through the webhook that posted it (see the module doc)."""
-        shown = [rendered(d, edit=True) for d in deliveries]
-        files = [  # a digest brings its held lines; an alert's line went with its post
-            file
-            for slot, (_, file) in enumerate(shown)
-            if slot in fresh and file is not None and deliveries[slot].notification.kind is Kind.DIGEST
-        ]
-        if posted.files is None:  # the message's files are not known: an edit that lists none would drop them
-            files = []
+        # A digest brings its held lines; an alert's line went with its post. When the message's files
+        # are not known, none is added: an edit must list those it keeps, or they are gone.
+        send = {slot for slot in fresh if deliveries[slot].notification.kind is Kind.DIGEST}
+        on_it = MAX_FILES if posted.files is None else len(posted.files)
+        embeds, files = message_of(deliveries, send=send, kept=on_it, edit=True)
         try:
-            payload = edit_payload_for([embed for embed, _ in shown])
+            payload = edit_payload_for(embeds)
         except ValueError as exc:
             return Result(Outcome.REJECTED, f"cannot make a Discord message of it: {exc}")
         if files:  # the message's files, kept, and the new ones
@@ -355,12 +354,7 @@ class DiscordSink:
     def _payload(self, deliveries: Sequence[Delivery], *, opening: bool = True) -> tuple[dict[str, object], list[File]]:
         """The body of a post of *deliveries*, and its files; *opening*: it opens a forum post (if the
         destination is a forum), else it goes into a thread the caller names."""
-        embeds, files = [], []
-        for delivery in deliveries:
-            embed, file = rendered(delivery)
-            embeds.append(embed)
-            if file is not None:
-                files.append(file)
+        embeds, files = message_of(deliveries)
         mentions = _merge_mentions(d.mentions for d in deliveries)
         silent = self.config.suppress_notifications
         forum = opening and self.config.thread_name is not None
@@ -637,7 +631,7 @@ def _file_ids(message: object) -> tuple[str, ...] | None:
 def _thread_gone(thread_id: str | None, status: int, body: str) -> bool:
     """Whether the answer to a post into the thread *thread_id* says the thread is gone (Unknown
     Channel, 10003: deleted), not the webhook."""
-    return thread_id is not None and status == 404 and _error_code(body) != UNKNOWN_WEBHOOK
+    return thread_id is not None and status == 404 and _error_code(body) == UNKNOWN_CHANNEL
 
 
 def _error_code(body: str) -> int | None:

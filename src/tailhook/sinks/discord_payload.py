@@ -128,21 +128,24 @@ _SNOWFLAKE = re.compile(r"0|[1-9][0-9]*")
 # --- public API -------------------------------------------------------------
 
 
-def embed_for(n: Notification, *, style: Style = Style.FULL, attached: str | None = None) -> dict[str, object]:
+def embed_for(
+    n: Notification, *, style: Style = Style.FULL, attached: str | None = None, budget: int = LIMITS.total
+) -> dict[str, object]:
     """Render *n* as one Discord embed that is within every embed limit.
 
     ``Style.FULL`` gives title, description with the log line in a code block,
     one field per capture plus "source" and "host", then the rule's own
     fields (``Notification.fields``), footer and timestamp; with *attached*
     (a file's name), a last line of the description says that the whole log
-    line is in that file. ``Style.COMPACT`` gives the one-line audit mirror: a
-    description only.
+    line is in that file; with *budget*, its counted characters are at most that
+    (the share of each embed of a message that must fit 6000 together).
+    ``Style.COMPACT`` gives the one-line audit mirror: a description only.
     """
-    return render_embed(n, style=style, attached=attached)[0]
+    return render_embed(n, style=style, attached=attached, budget=budget)[0]
 
 
 def render_embed(
-    n: Notification, *, style: Style = Style.FULL, attached: str | None = None
+    n: Notification, *, style: Style = Style.FULL, attached: str | None = None, budget: int = LIMITS.total
 ) -> tuple[dict[str, object], bool]:
     """:func:`embed_for`'s embed, and whether it had to cut the log line to fit."""
     cut = False
@@ -155,7 +158,7 @@ def render_embed(
         draft = _draft(n)
         if attached:
             draft = replace(draft, note=f"{_what(n)} attached: `{_code_text(attached)}`.")
-        fitted = _fit_total(_fit_description(draft))
+        fitted = _fit_total(_fit_description(draft), budget)
         cut = fitted.line != draft.line
         embed = _render(fitted, colour=_colour(n))
     timestamp = _timestamp(n.time)
@@ -515,16 +518,16 @@ def _fit_description(draft: _Draft) -> _Draft:
     return replace(draft, text=text, line=line)
 
 
-def _fit_total(draft: _Draft) -> _Draft:
-    """Cut every counted part, longest first, to an embed of at most 6000."""
-    if _draft_size(draft) <= LIMITS.total:
+def _fit_total(draft: _Draft, budget: int = LIMITS.total) -> _Draft:
+    """Cut every counted part, longest first, to an embed of at most *budget* (6000: a message's)."""
+    if _draft_size(draft) <= budget:
         return draft
     names = [name for name, _, _ in draft.fields]
     values = [value for _, value, _ in draft.fields]
     inline = [inline for _, _, inline in draft.fields]
     parts = [draft.title, draft.text, draft.line, draft.footer, *names, *values]
     fixed = _draft_size(draft) - sum(len(part) for part in parts)
-    title, text, line, footer, *rest = _shrink(parts, LIMITS.total - fixed)
+    title, text, line, footer, *rest = _shrink(parts, budget - fixed)
     count = len(draft.fields)
     fields = tuple(zip(rest[:count], rest[count:], inline, strict=True))
     return replace(draft, title=title, text=text, line=line, fields=fields, footer=footer)
