@@ -14,7 +14,7 @@ import pytest
 from tests.daemon import Daemon, wait_until, write_config
 from tests.discord_standin import ThreadedStandIn, numbered_titles, standin_in_thread
 
-KILLS = 20
+KILLS = 12
 NUMBERED = re.compile(r"^loud: n=(\d+) pad$")  # the title the rule renders for a writer's line
 
 

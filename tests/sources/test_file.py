@@ -173,6 +173,24 @@ async def test_a_file_made_right_after_start_is_noticed_at_once(tmp_path: Path, 
     assert following.texts == ["hello"]
 
 
+async def test_lines_in_files_deeper_than_the_globs_base_are_read_at_once(tmp_path: Path, follow: Follow) -> None:
+    """As a DaemonSet follows /var/log/pods/*/*/*.log: the base (pods/) is watched, the files lie two
+    folders down, where a change wakes nothing unless their folders are watched too."""
+    there = tmp_path / "pods" / "shop_web-1_uid" / "app"
+    there.mkdir(parents=True)
+    (there / "0.log").write_text("")
+    following = await follow("pods/*/*/*.log", rescan_interval=3600)  # only filesystem events can find it in time
+    append(there / "0.log", "first\n")
+    await following.until_count(1)
+    later = tmp_path / "pods" / "shop_web-2_uid" / "app"  # a pod started later, then logging
+    later.mkdir(parents=True)
+    (later / "0.log").write_text("hello\n")
+    await following.until_count(2)
+    append(later / "0.log", "again\n")
+    await following.until_count(3)
+    assert following.texts == ["first", "hello", "again"]
+
+
 async def test_a_rotated_file_is_read_on_until_it_stays_quiet(tmp_path: Path, follow: Follow) -> None:
     log = tmp_path / "app.log"
     log.write_text("")

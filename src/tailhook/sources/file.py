@@ -245,6 +245,8 @@ class FileSource:
         """Keys of the files the last turn did not read to their end."""
         self._next_first = 0
         """Where the next turn starts in the list of files (fairness)."""
+        self._watched_files = 0
+        """How many files were followed when the watched folders were last worked out."""
 
     # ── the loop ────────────────────────────────────────────────────────────
 
@@ -264,6 +266,8 @@ class FileSource:
                     reading = asyncio.ensure_future(asyncio.to_thread(self._read_turn, only))
                 lines, checkpoints, more = await asyncio.shield(reading)
                 reading = None
+                if len(self._files) != self._watched_files:  # files followed in folders not watched yet
+                    await self._watch_folders()
                 if more:
                     # A file has more than one turn's worth: read the next turn while this one is
                     # stored. Its checkpoints are committed after this turn's, in order; if we stop
@@ -346,6 +350,7 @@ class FileSource:
         if self._polling:
             return
         folders = await asyncio.to_thread(self._watch_dirs)
+        self._watched_files = len(self._files)
         if folders == self._watched:
             return
         await self._stop_watching()
@@ -410,7 +415,9 @@ class FileSource:
 
     def _watch_dirs(self) -> frozenset[str]:
         """The folders to watch: each glob's base (or while it is missing, its nearest existing
-        parent, to notice it being made), and the folders of symlinked files' targets.
+        parent, to notice it being made), the folders its folder wildcards match (a glob's files may
+        lie deeper than its base, where a change wakes nothing else: /var/log/pods/*/*/*.log), the
+        folders of the files followed, and those of symlinked files' targets.
 
         With a ``**`` glob watches are recursive, so a missing base is left to the rescan
         rather than watching a whole parent tree.
@@ -422,9 +429,16 @@ class FileSource:
                 base = os.path.dirname(base)
             if os.path.isdir(base):
                 dirs.add(base)
+            if not self._recursive:  # the folders between the base and the files: pods/*/ and pods/*/*/
+                level = os.path.dirname(pattern)
+                while glob.has_magic(level):
+                    dirs.update(path for path in glob.glob(level) if os.path.isdir(path))
+                    level = os.path.dirname(level)
         known = {}
         for key, followed in list(self._files.items()):
             known[followed.path] = key
+            if not self._recursive:  # a glob's files deeper than its base: /var/log/pods/*/*/*.log
+                dirs.add(os.path.dirname(followed.path))
             with contextlib.suppress(OSError):
                 real = os.path.realpath(followed.path)
                 known[real] = key
