@@ -21,9 +21,9 @@ install: $(BIN)/python
 	fi
 
 install-dev: system-deps $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[journald,fast,dev]'
+	$(BIN)/pip install --quiet -e '.[journald,fast,fleet,dev]'
 
-# Debian packages the tests use for real: logrotate, systemd-journal-remote, libsystemd headers.
+# Debian packages the tests use for real: logrotate, systemd-journal-remote, libsystemd headers, redis-server.
 system-deps:
 	scripts/system-deps.sh
 

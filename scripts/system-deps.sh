@@ -5,7 +5,7 @@
 # as root (or through sudo when available).
 set -euo pipefail
 
-packages=(python3-venv pkg-config gcc python3-dev libsystemd-dev logrotate systemd-journal-remote openssl podman runc debootstrap)
+packages=(python3-venv pkg-config gcc python3-dev libsystemd-dev logrotate systemd-journal-remote openssl podman runc debootstrap redis-server)
 if [ "${1:-}" = bench ]; then
 	packages+=(fail2ban)
 fi

@@ -485,3 +485,28 @@ def test_without_destinations_a_rules_to_names_anything(write: WriteFile) -> Non
     assert load_rules([str(rules_file)], None)[0].to == ("somewhere",)
     with pytest.raises(ConfigError, match="no destination is named 'somewhere'"):
         load_rules([str(rules_file)], None, destinations=["alerts"])
+
+
+def test_fleet_mode_reads_its_redis_name_and_password_and_keeps_them_secret(write: WriteFile, tmp_path: Path) -> None:
+    secret = write("redis-password", "s3cret-pw\n")
+    secret.chmod(0o600)
+    config = load_config(str(write("tailhook.yaml", f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        fleet: {{redis: "rediss://:inline-pw@redis.internal:6380/2", name: shop, password_file: {secret.name},
+                 timeout: 100ms}}
+        """)))  # fmt: skip
+    fleet = config.fleet
+    assert fleet is not None and (fleet.name, fleet.password, fleet.timeout) == ("shop", "s3cret-pw", 0.1)
+    assert fleet.redacted() == "rediss://redis.internal:6380/2"
+    assert "pw" not in repr(fleet)
+    assert load_config(str(write("plain.yaml", "sources: [{name: app, paths: [a.log]}]\n"))).fleet is None
+
+    bad = write("bad.yaml", """
+        sources: [{name: app, paths: [a.log]}]
+        fleet: {redis: "http://:leaked-pw@redis.internal", password: x, password_file: y}
+        """)  # fmt: skip
+    text = "\n".join(problems_of(bad))
+    assert "fleet.redis: must be a redis:// or rediss:// URL with a host" in text
+    assert "fleet.name: is required" in text
+    assert "fleet.password_file: give password or password_file, not both" in text
+    assert "leaked-pw" not in text

@@ -27,6 +27,7 @@ class Daemon:
 
     not_live: str | None = None
     not_ready: str | None = None
+    degraded: str | None = None
     metrics: list[Metric] = field(default_factory=list)
     broken: Exception | None = None
     registry: Registry = field(default_factory=Registry)
@@ -41,7 +42,11 @@ class Daemon:
 
     def server(self, listen: str = "127.0.0.1:0") -> HttpServer:
         return HttpServer(
-            listen, live=lambda: self.not_live, ready=lambda: self.not_ready, exposition=self.registry.exposition
+            listen,
+            live=lambda: self.not_live,
+            ready=lambda: self.not_ready,
+            exposition=self.registry.exposition,
+            degraded=lambda: self.degraded,
         )
 
 
@@ -117,6 +122,16 @@ async def test_liveness_and_readiness_are_asked_apart(
 
     assert (await get(session, server, "/healthz"))[0] == 200
     assert (await get(session, server, "/readyz"))[0] == 503
+
+
+async def test_a_degraded_daemon_is_ready_and_says_why(
+    daemon: Daemon, server: HttpServer, session: aiohttp.ClientSession
+) -> None:
+    daemon.degraded = "the fleet's Redis does not answer; pacing alone"
+    status, _, text = await get(session, server, "/readyz")
+    assert (status, text) == (200, "ok, degraded: the fleet's Redis does not answer; pacing alone\n")
+    daemon.not_ready = "stopping"  # not ready outweighs degraded
+    assert (await get(session, server, "/readyz"))[:3:2] == (503, "stopping\n")
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -43,6 +43,7 @@ from tailhook.config_watch import ConfigWatch
 from tailhook.dispatch import ANNOUNCEMENT_ROOM, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
+from tailhook.fleet import Fleet, FleetUnavailable
 from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer
 from tailhook.metrics import Metric, Registry, counter, gauge
@@ -88,6 +89,9 @@ class App:
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._global_pause = GlobalPause()
+        self.fleet: Fleet | None = None
+        """Fleet mode (``fleet:``): pacing shared with the fleet's other tailhooks, from the start's
+        config (a reload that changes ``fleet:`` takes effect at the next start)."""
         self._disk_full = False
         self._ready = False
         self.reloads: Counter[str] = Counter()
@@ -121,6 +125,15 @@ class App:
         # trust_env: HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply to destinations without their own `proxy:`.
         self._session = aiohttp.ClientSession(headers={"User-Agent": f"tailhook/{__version__}"}, trust_env=True)
         try:
+            if self.config.fleet is not None and not self.dry_run:
+                try:
+                    self.fleet = Fleet(self.config.fleet)
+                except FleetUnavailable as exc:
+                    log.error("%s", exc)
+                    return EX_CONFIG
+                self.metrics.register(self.fleet)
+                log.info("fleet %s: pacing shared through Redis at %s", self.config.fleet.name,
+                         self.config.fleet.redacted())  # fmt: skip
             if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
                 code = await self._probe()
                 if code:
@@ -154,6 +167,8 @@ class App:
                 if http is not None:
                     await http.stop()
         finally:
+            if self.fleet is not None:
+                await self.fleet.close()
             await self._session.close()
             await self.spool.close()
 
@@ -381,6 +396,7 @@ class App:
             session=self._session,
             global_pause=self._global_pause,
             counts=self._counts[name],
+            fleet=self.fleet,
         )
 
     # ── reload (SIGHUP, or a change to the config or rule files) ────────────
@@ -507,8 +523,17 @@ class App:
         if self.config.http.listen is None:
             return None
         return HttpServer(
-            self.config.http.listen, live=lambda: None, ready=self._readiness, exposition=self.metrics.exposition
+            self.config.http.listen,
+            live=lambda: None,
+            ready=self._readiness,
+            exposition=self.metrics.exposition,
+            degraded=self._degraded,
         )
+
+    def _degraded(self) -> str | None:
+        if self.fleet is not None and not self.fleet.up:
+            return "the fleet's Redis does not answer; pacing alone"
+        return None
 
     def _readiness(self) -> str | None:
         if self._stopping.is_set():

@@ -398,6 +398,25 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """``fleet:``: the Redis (or Valkey) through which the tailhooks of one fleet share each webhook's
+    pacing (and, later, their storms). Redis holds coordination state only, never an alert."""
+
+    redis: str = field(repr=False)
+    """``redis://`` or ``rediss://`` (TLS) URL; it may hold a password, so it is never shown."""
+    name: str
+    """The fleet's name: every key it uses starts with ``tailhook:<name>:``."""
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 0.25
+    """Seconds each call to Redis may take before the daemon goes on alone."""
+
+    def redacted(self) -> str:
+        """Where the Redis is, without credentials: ``redis://host:port/db``."""
+        parts = urlsplit(self.redis)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatConfig:
     """``heartbeat:``'s ``url``: a URL pinged every ``every`` seconds while tailhook is healthy, and its
     ``fail_url`` (default: the URL with ``/fail``, as healthchecks.io has it) when not.
@@ -503,6 +522,8 @@ class Config:
     probe: ProbeConfig = ProbeConfig()
     heartbeat: HeartbeatConfig | None = None
     """The URL to ping; ``None``: none (no ``heartbeat:``, or one that is only a ``report``)."""
+    fleet: FleetConfig | None = None
+    """``fleet:``: pacing shared with other tailhooks through Redis; ``None``: this daemon alone."""
     report: ReportConfig | None = None
     """``heartbeat.report``: the daily report; ``None``: none."""
     identity: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -796,6 +817,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     host = top.get("host", _str, socket.gethostname())
     identity = _identity(top.sub("identity") if top.has("identity") else None)
     shutdown_timeout = top.get("shutdown_timeout", _positive_duration, 10.0)
+    fleet = _fleet(top.sub("fleet") if top.has("fleet") else None, base)
     top.done()
 
     problems_before_rules = len(problems)
@@ -823,7 +845,35 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         http=http,
         shutdown_timeout=shutdown_timeout,
         silences=silences,
+        fleet=fleet,
     )
+
+
+def _fleet(section: _Section | None, base: Path) -> FleetConfig | None:
+    """``fleet: {redis, name, password | password_file, timeout}``."""
+    if section is None:
+        return None
+    url = section.get("redis", _redis_url, "", required=True)
+    name = section.get("name", _name, "", required=True)
+    if section.has("password") and section.has("password_file"):
+        section.file.problem(section.line("password_file"), section.key("password_file"),
+                             "give password or password_file, not both")  # fmt: skip
+    password = section.get("password", _str, None)
+    if section.has("password_file"):
+        password = section.get("password_file", lambda v: _secret_file(base / _str(v), "a Redis password"), None)
+    timeout = section.get("timeout", _positive_duration, 0.25)
+    section.done()
+    if not url or not name:
+        return None
+    return FleetConfig(url, name, password or None, timeout)
+
+
+def _redis_url(value: Any) -> str:
+    text = _str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("must be a redis:// or rediss:// URL with a host")
+    return text
 
 
 def _read_yaml(path: Path, file: _File) -> Any:

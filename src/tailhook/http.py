@@ -1,7 +1,9 @@
 """The status endpoints: /healthz, /readyz and /metrics on ``http.listen``.
 
 - ``GET /healthz`` and ``GET /readyz`` ask ``live()`` and ``ready()``:
-  ``None`` answers 200 ``ok``; a reason answers 503 with that reason.
+  ``None`` answers 200 ``ok``; a reason answers 503 with that reason. A ready
+  daemon that works less well than it should (``degraded()``: fleet mode
+  without its Redis) answers 200 ``ok, degraded: <why>``.
 - ``GET /metrics`` answers ``await exposition(accept)``: the Prometheus text
   format 0.0.4, or OpenMetrics when the request's ``Accept`` asks for it
   (prometheus_client renders both). When it raises, the answer is a 500 that
@@ -49,14 +51,17 @@ class HttpServer:
         live: Callable[[], str | None],
         ready: Callable[[], str | None],
         exposition: Exposition,
+        degraded: Callable[[], str | None] = lambda: None,
     ) -> None:
         """*listen* is ``host:port`` (port 0: any free port, see ``port``); *live* and *ready*
-        return ``None`` when all is well, else the reason why not."""
+        return ``None`` when all is well, else the reason why not; *degraded* says what works less
+        well than it should while the daemon is ready all the same (/readyz stays 200, saying so)."""
         self.listen = listen
         self._host, self._wanted_port = _split_listen(listen)
         self._live = live
         self._ready = ready
         self._exposition = exposition
+        self._degraded = degraded
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -94,7 +99,10 @@ class HttpServer:
         return _status(self._live())
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        return _status(self._ready())
+        reason = self._ready()
+        if reason is None and (note := self._degraded()) is not None:
+            return web.Response(text=f"ok, degraded: {note}\n")
+        return _status(reason)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         try:

@@ -56,7 +56,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -68,6 +68,9 @@ from tailhook.metrics import Metric, counter, gauge
 from tailhook.sinks import Outcome, Posted, Result
 from tailhook.sinks.discord_files import MAX_FILE_BYTES, MAX_FILES, File, message_of, rendered
 from tailhook.sinks.discord_payload import LIMITS, edit_payload_for, embed_size, is_snowflake, payload_for
+
+if TYPE_CHECKING:
+    from tailhook.fleet import Fleet
 
 __all__ = [
     "DEAD_RECHECK_S",
@@ -202,6 +205,7 @@ class DiscordSink:
         sleep: Sleep = asyncio.sleep,
         recheck_s: float = DEAD_RECHECK_S,
         counts: Counts | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -212,6 +216,8 @@ class DiscordSink:
         self._recheck_s = recheck_s
         self.webhooks = [Webhook(url, label) for url, label in zip(config.urls, _labels(config), strict=True)]
         self.counts = counts or Counts()
+        self.fleet: Fleet | None = fleet
+        """Fleet mode: each request also takes its share of the fleet's budget for its webhook."""
 
     def __repr__(self) -> str:
         return f"DiscordSink({self.name!r}, {[w.url for w in self.webhooks]!r})"
@@ -253,7 +259,7 @@ class DiscordSink:
                 continue
             if status != 429:
                 return self._sent(webhook, status, body, thread_id=thread_id, opened_thread="thread_name" in payload)
-            if (limited := self._on_429(webhook, "post", headers, body)) is not None:
+            if (limited := await self._on_429(webhook, "post", headers, body)) is not None:
                 return limited
         return Result(Outcome.RETRY, f"no message sent after {MAX_TRIES} tries (rate limited)")
 
@@ -292,7 +298,7 @@ class DiscordSink:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.edits.learn(headers, self._clock())
             if status == 429:
-                if (limited := self._on_429(webhook, "edit", headers, body)) is not None:
+                if (limited := await self._on_429(webhook, "edit", headers, body)) is not None:
                     return limited
                 continue
             return self._edited(webhook, posted, status, body)
@@ -434,7 +440,9 @@ class DiscordSink:
             best = min(live, key=lambda w: (w.posts.ready_at(now), -_left(w.posts)))
             wait = self._wait(best.posts, now)
             if wait <= 0:
-                return best
+                wait = await self._fleet_wait(best, "post")
+                if wait <= 0:
+                    return best
             await self._sleep(wait)
 
     async def _turn(self, webhook: Webhook, route: Route) -> bool:
@@ -443,9 +451,19 @@ class DiscordSink:
         while webhook.dead is None:
             wait = self._wait(webhook.bucket(route), self._clock())
             if wait <= 0:
-                return True
+                wait = await self._fleet_wait(webhook, route)
+                if wait <= 0:
+                    return True
             await self._sleep(wait)
         return False
+
+    async def _fleet_wait(self, webhook: Webhook, route: Route) -> float:
+        """In fleet mode: take a request of the fleet's budget for *webhook*'s *route*; the seconds to
+        wait first (0: go now; always 0 without a fleet, or while its Redis does not answer)."""
+        if self.fleet is None:
+            return 0.0
+        bucket = webhook.bucket(route)
+        return await self.fleet.take(webhook.url.id, route, bucket.limit, bucket.period_s)
 
     def _wait(self, bucket: Bucket, now: float) -> float:
         """Seconds until *bucket* and the global pause let a request through (0 or less: now)."""
@@ -555,13 +573,17 @@ class DiscordSink:
             return self._cannot_edit(f"its webhook is dead: {detail}")
         return self._result(status, body)
 
-    def _on_429(self, webhook: Webhook, route: Route, headers: Mapping[str, str], body: str) -> Result | None:
-        """Count a 429 and hold back what it holds back; the answer to give when it cannot be waited
-        out here (it was not Discord's), else ``None``: wait and try again."""
+    async def _on_429(self, webhook: Webhook, route: Route, headers: Mapping[str, str], body: str) -> Result | None:
+        """Count a 429 and hold back what it holds back (in fleet mode: the whole fleet); the answer
+        to give when it cannot be waited out here (it was not Discord's), else ``None``: wait and
+        try again."""
         self.counts.rate_limited += 1
         wait = self._rate_limited(webhook, route, headers, body)
         if wait is None:
             return Result(Outcome.RETRY, "429 without Discord's JSON (blocked upstream)", CLOUDFLARE_BACKOFF_S)
+        if self.fleet is not None:
+            everything = self._global.until >= self._clock() + wait - 0.001  # a global 429: every route
+            await self.fleet.pause(webhook.url.id, None if everything else route, wait)
         what = " (edits)" if route == "edit" else ""
         log.info("destination %s: rate limited by Discord%s; waiting %.3fs", webhook.label, what, wait)
         return None

@@ -1,0 +1,182 @@
+"""Fleet mode: the tailhooks of one fleet share each Discord webhook's pacing through Redis.
+
+Discord's rate limit belongs to the webhook, not to the caller: 50 sidecars that
+each pace themselves to the webhook's 5 requests per 2 s send 50 times what it
+takes, and an address that keeps collecting 429s is banned by Discord's edge for
+an hour. With ``fleet: {redis, name}`` every daemon posting to one webhook draws
+from one budget kept in Redis:
+
+- **A shared bucket per webhook and route** (posts, edits): an atomic script
+  counts the fleet's requests in a window as long as the bucket's period that
+  Discord's headers announce, at most its limit (less one, for the window's edges
+  not lining up with Discord's); past it, it answers how long until the window
+  ends, and the daemon waits that long before asking again.
+- **A shared pause**: a 429 that one daemon meets pauses every daemon of the
+  fleet on that webhook and route for its ``retry_after`` (a key with that
+  expiry); a global 429 pauses the webhook's every route.
+- **Identity**: a webhook is known in Redis by a hash of its id (and the
+  fleet's name), never by its token. Keys start with ``tailhook:<name>:``.
+
+Redis is never in the path of durability: it holds only state that may be
+lost. Each call has a short timeout; when Redis is unreachable or slow the
+daemon paces itself alone (its own buckets still hold it to Discord's limits),
+says so once, shows it in ``/metrics`` (``tailhook_fleet_up`` 0) and asks again
+after a capped, growing pause. Nothing waits for Redis to come back.
+
+It reports its own metrics (``collect``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from tailhook.config import FleetConfig
+from tailhook.metrics import Metric, counter, gauge
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+__all__ = ["Fleet", "FleetUnavailable", "webhook_key"]
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN_S = 1.0
+RETRY_MAX_S = 60.0
+"""After Redis failed, it is asked again after 1 s, then twice as long each time, up to a minute."""
+EDGE_MARGIN = 1
+"""Requests a fleet window leaves unused of Discord's limit: its window and Discord's start apart."""
+
+# KEYS[1]: the bucket's counter; KEYS[2]: the route's pause; KEYS[3]: the webhook's pause (global 429).
+# ARGV[1]: requests allowed per window; ARGV[2]: the window in milliseconds.
+# Answers 0 (go) or the milliseconds to wait before asking again.
+_TAKE = """
+local paused = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3]))
+if paused > 0 then return paused end
+local taken = redis.call('INCR', KEYS[1])
+if taken == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if taken <= tonumber(ARGV[1]) then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); left = tonumber(ARGV[2]) end
+return math.max(left, 1)
+"""
+
+
+class FleetUnavailable(Exception):
+    """The ``redis`` package (the ``fleet`` extra) is not installed."""
+
+
+def webhook_key(fleet: str, webhook_id: str) -> str:
+    """How a webhook is known in Redis: a hash of the fleet's name and its id (never its token)."""
+    return hashlib.sha256(f"{fleet}\0{webhook_id}".encode()).hexdigest()[:24]
+
+
+class Fleet:
+    """One daemon's link to its fleet's Redis (see the module doc)."""
+
+    def __init__(self, config: FleetConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        try:
+            import redis.asyncio as aioredis  # noqa: PLC0415 - an optional extra, imported when used
+        except ImportError:
+            raise FleetUnavailable(
+                "fleet mode needs the redis package: pip install 'tailhook[fleet]' (or pip install redis)"
+            ) from None
+        self.config = config
+        self.prefix = f"tailhook:{config.name}:"
+        self._clock = clock
+        self._client: redis.asyncio.Redis = aioredis.from_url(
+            config.redis,
+            password=config.password,
+            socket_timeout=config.timeout,
+            socket_connect_timeout=config.timeout,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self._take: Any = self._client.register_script(_TAKE)
+        self.up = True
+        """Whether the last call to Redis worked (``False``: this daemon paces itself alone)."""
+        self._retry_at = 0.0
+        self._retry_s = RETRY_MIN_S
+        self.errors = 0
+        self.waits = 0
+        """Times the fleet's budget held a request of this daemon back."""
+        self.pauses = 0
+        """429s this daemon shared with the fleet."""
+
+    async def take(self, webhook_id: str, route: str, limit: int, period_s: float) -> float:
+        """Take one request of the fleet's budget for *webhook_id*'s *route* (Discord announced
+        *limit* requests per *period_s*); the seconds to wait before asking again, 0 to go now.
+        Without Redis: 0 (the daemon's own pacing holds)."""
+        if not self._reachable():
+            return 0.0
+        hook = webhook_key(self.config.name, webhook_id)
+        keys = [f"{self.prefix}bucket:{hook}:{route}", f"{self.prefix}pause:{hook}:{route}",
+                f"{self.prefix}pause:{hook}:all"]  # fmt: skip
+        allowed = max(1, limit - EDGE_MARGIN)
+        window_ms = max(1, math.ceil(period_s * 1000))
+        try:
+            wait_ms = int(await self._take(keys=keys, args=[allowed, window_ms]))
+        except Exception as exc:  # whatever Redis or the network does, the daemon goes on alone
+            self._failed(exc)
+            return 0.0
+        self._worked()
+        if wait_ms > 0:
+            self.waits += 1
+        return wait_ms / 1000
+
+    async def pause(self, webhook_id: str, route: str | None, seconds: float) -> None:
+        """A 429 said to wait *seconds* on *webhook_id*'s *route* (``None``: every route, a global
+        429): every daemon of the fleet waits as long."""
+        if not self._reachable() or seconds <= 0:
+            return
+        hook = webhook_key(self.config.name, webhook_id)
+        key = f"{self.prefix}pause:{hook}:{route or 'all'}"
+        try:
+            await self._client.set(key, "1", px=max(1, math.ceil(seconds * 1000)))
+        except Exception as exc:  # as in take
+            self._failed(exc)
+            return
+        self._worked()
+        self.pauses += 1
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def collect(self) -> Iterable[Metric]:
+        yield gauge("tailhook_fleet_up", "1 while this tailhook shares pacing with its fleet through Redis.",
+                    {self.config.name: float(self.up)}, "fleet")  # fmt: skip
+        yield counter("tailhook_fleet_errors_total", "Calls to the fleet's Redis that failed or timed out.",
+                      {self.config.name: self.errors}, "fleet")  # fmt: skip
+        yield counter("tailhook_fleet_waits_total", "Requests the fleet's shared budget held back.",
+                      {self.config.name: self.waits}, "fleet")  # fmt: skip
+        yield counter("tailhook_fleet_pauses_total", "429s this tailhook shared with its fleet.",
+                      {self.config.name: self.pauses}, "fleet")  # fmt: skip
+
+    def _reachable(self) -> bool:
+        """Whether to ask Redis now: it worked last time, or its next try is due."""
+        return self.up or self._clock() >= self._retry_at
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.up:
+            log.warning(
+                "fleet %s: Redis at %s does not answer (%s); pacing alone until it does",
+                self.config.name,
+                self.config.redacted(),
+                type(exc).__name__,
+            )
+        else:
+            self._retry_s = min(RETRY_MAX_S, self._retry_s * 2)
+        self.up = False
+        self._retry_at = self._clock() + self._retry_s
+
+    def _worked(self) -> None:
+        if not self.up:
+            log.warning("fleet %s: Redis at %s answers again; pacing with the fleet", self.config.name,
+                        self.config.redacted())  # fmt: skip
+        self.up = True
+        self._retry_s = RETRY_MIN_S
