@@ -112,12 +112,12 @@ async def test_two_daemons_sharing_a_webhook_stay_under_its_limit(server: RedisS
                 for i in range(n):
                     assert (await sink.send([delivery(f"alert {i}")])).outcome is Outcome.SENT
 
-            await asyncio.gather(*(post(sink, 20) for sink in sinks))
+            await asyncio.gather(*(post(sink, 12) for sink in sinks))
             statuses = [status for _, _, status in discord.requests]
     finally:
         await one.close()
         await two.close()
-    assert statuses.count(200) == 40
+    assert statuses.count(200) == 24
     assert statuses.count(429) <= 1  # without the fleet, each daemon alone would meet one in every window
 
 
