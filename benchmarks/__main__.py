@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import delivery, incidents, journal, rules, spool, storm, tailing
+from benchmarks import delivery, fleet, incidents, journal, rules, spool, storm, tailing
 
 
 def main() -> int:
-    for bench in (rules, storm, spool, tailing, delivery, incidents, journal):
+    for bench in (rules, storm, spool, tailing, delivery, incidents, journal, fleet):
         bench.main()
     return 0
 

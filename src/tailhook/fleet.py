@@ -6,11 +6,13 @@ takes, and an address that keeps collecting 429s is banned by Discord's edge for
 an hour. With ``fleet: {redis, name}`` every daemon posting to one webhook draws
 from one budget kept in Redis:
 
-- **A shared bucket per webhook and route** (posts, edits): an atomic script
-  counts the fleet's requests in a window as long as the bucket's period that
-  Discord's headers announce, at most its limit (less one, for the window's edges
-  not lining up with Discord's); past it, it answers how long until the window
-  ends, and the daemon waits that long before asking again.
+- **A shared bucket per webhook and route** (posts, edits), kept as Discord's
+  headers tell it: each request takes one of the requests ``left`` in the
+  bucket's window (an atomic script); each answer's ``X-RateLimit-Remaining``
+  lowers that count when Discord's is lower, and its ``-Reset-After`` ends the
+  window (the key expires then). A window not seen yet starts at the limit and
+  period the daemon knows. With none left, the script answers how long until
+  the window ends, and the daemon waits that long before asking again.
 - **A shared pause**: a 429 that one daemon meets pauses every daemon of the
   fleet on that webhook and route for its ``retry_after`` (a key with that
   expiry); a global 429 pauses the webhook's every route.
@@ -48,21 +50,35 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S = 1.0
 RETRY_MAX_S = 60.0
 """After Redis failed, it is asked again after 1 s, then twice as long each time, up to a minute."""
-EDGE_MARGIN = 1
-"""Requests a fleet window leaves unused of Discord's limit: its window and Discord's start apart."""
 
-# KEYS[1]: the bucket's counter; KEYS[2]: the route's pause; KEYS[3]: the webhook's pause (global 429).
-# ARGV[1]: requests allowed per window; ARGV[2]: the window in milliseconds.
+# KEYS[1]: the bucket (a hash: `left`, requests left in Discord's window; it expires when the window
+# resets); KEYS[2]: the route's pause; KEYS[3]: the webhook's pause (a global 429).
+# ARGV[1]: the bucket's limit; ARGV[2]: its period in milliseconds (for a window not seen yet).
 # Answers 0 (go) or the milliseconds to wait before asking again.
 _TAKE = """
 local paused = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3]))
 if paused > 0 then return paused end
-local taken = redis.call('INCR', KEYS[1])
-if taken == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if taken <= tonumber(ARGV[1]) then return 0 end
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); left = tonumber(ARGV[2]) end
-return math.max(left, 1)
+local left = redis.call('HGET', KEYS[1], 'left')
+if not left then
+  redis.call('HSET', KEYS[1], 'left', tonumber(ARGV[1]) - 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+if tonumber(left) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'left', -1)
+  return 0
+end
+return math.max(redis.call('PTTL', KEYS[1]), 1)
+"""
+
+# KEYS[1]: the bucket; ARGV[1]: `X-RateLimit-Remaining`; ARGV[2]: `X-RateLimit-Reset-After` in ms.
+# Discord's count wins when it is lower (requests of others in flight are already taken from ours),
+# and its reset ends the fleet's window.
+_LEARN = """
+local left = redis.call('HGET', KEYS[1], 'left')
+if (not left) or tonumber(ARGV[1]) < tonumber(left) then redis.call('HSET', KEYS[1], 'left', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
 """
 
 
@@ -97,6 +113,7 @@ class Fleet:
             health_check_interval=0,
         )
         self._take: Any = self._client.register_script(_TAKE)
+        self._learn: Any = self._client.register_script(_LEARN)
         self.up = True
         """Whether the last call to Redis worked (``False``: this daemon paces itself alone)."""
         self._retry_at = 0.0
@@ -116,10 +133,9 @@ class Fleet:
         hook = webhook_key(self.config.name, webhook_id)
         keys = [f"{self.prefix}bucket:{hook}:{route}", f"{self.prefix}pause:{hook}:{route}",
                 f"{self.prefix}pause:{hook}:all"]  # fmt: skip
-        allowed = max(1, limit - EDGE_MARGIN)
         window_ms = max(1, math.ceil(period_s * 1000))
         try:
-            wait_ms = int(await self._take(keys=keys, args=[allowed, window_ms]))
+            wait_ms = int(await self._take(keys=keys, args=[max(1, limit), window_ms]))
         except Exception as exc:  # whatever Redis or the network does, the daemon goes on alone
             self._failed(exc)
             return 0.0
@@ -127,6 +143,19 @@ class Fleet:
         if wait_ms > 0:
             self.waits += 1
         return wait_ms / 1000
+
+    async def learn(self, webhook_id: str, route: str, remaining: int, reset_after_s: float) -> None:
+        """What an answer's ``X-RateLimit-*`` headers said of the bucket: *remaining* requests until
+        it resets in *reset_after_s*: the fleet's count and window follow Discord's."""
+        if not self._reachable():
+            return
+        key = f"{self.prefix}bucket:{webhook_key(self.config.name, webhook_id)}:{route}"
+        try:
+            await self._learn(keys=[key], args=[max(0, remaining), max(1, math.ceil(reset_after_s * 1000))])
+        except Exception as exc:  # as in take
+            self._failed(exc)
+            return
+        self._worked()
 
     async def pause(self, webhook_id: str, route: str | None, seconds: float) -> None:
         """A 429 said to wait *seconds* on *webhook_id*'s *route* (``None``: every route, a global

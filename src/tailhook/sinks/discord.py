@@ -254,6 +254,7 @@ class DiscordSink:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.posts.learn(headers, self._clock())
+            await self._fleet_learn(webhook, "post", headers)
             if status in DEAD_STATUSES and not _thread_gone(thread_id, status, body):
                 self._bury(webhook, f"Discord answered {status}: {_error_text(body)}")
                 continue
@@ -297,6 +298,7 @@ class DiscordSink:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Result(Outcome.RETRY, f"request failed: {self._scrub(describe(exc))}")
             webhook.edits.learn(headers, self._clock())
+            await self._fleet_learn(webhook, "edit", headers)
             if status == 429:
                 if (limited := await self._on_429(webhook, "edit", headers, body)) is not None:
                     return limited
@@ -456,6 +458,17 @@ class DiscordSink:
                     return True
             await self._sleep(wait)
         return False
+
+    async def _fleet_learn(self, webhook: Webhook, route: Route, headers: Mapping[str, str]) -> None:
+        """In fleet mode: tell the fleet what an answer's ``X-RateLimit-*`` headers said of the bucket."""
+        if self.fleet is None:
+            return
+        try:
+            remaining = int(headers["X-RateLimit-Remaining"])
+            reset_after = float(headers["X-RateLimit-Reset-After"])
+        except (KeyError, ValueError):
+            return
+        await self.fleet.learn(webhook.url.id, route, remaining, reset_after)
 
     async def _fleet_wait(self, webhook: Webhook, route: Route) -> float:
         """In fleet mode: take a request of the fleet's budget for *webhook*'s *route*; the seconds to
