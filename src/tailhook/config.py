@@ -13,6 +13,7 @@ Each component receives its own frozen part of the result: a source its
 from __future__ import annotations
 
 import glob
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -863,6 +864,9 @@ def _fleet(section: _Section | None, base: Path) -> FleetConfig | None:
         password = section.get("password_file", lambda v: _secret_file(base / _str(v), "a Redis password"), None)
     timeout = section.get("timeout", _positive_duration, 0.25)
     section.done()
+    if importlib.util.find_spec("redis") is None:
+        section.file.problem(section.mapping.line, section.path,
+                             "fleet mode needs the redis package: pip install 'tailhook[fleet]'")  # fmt: skip
     if not url or not name:
         return None
     return FleetConfig(url, name, password or None, timeout)

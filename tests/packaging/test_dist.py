@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(300)  # the first test to ask for them waits for the build and the wheelhouse
-def test_the_wheel_installs_into_a_fresh_venv_and_checks_the_example(dist: Path, installed: Installed) -> None:
+def test_the_wheel_installs_into_a_fresh_venv_and_checks_the_example(
+    dist: Path, installed: Installed, tmp_path: Path
+) -> None:
     (wheel,) = dist.glob("tailhook-*.whl")
     (sdist,) = dist.glob("tailhook-*.tar.gz")
     assert wheel.name == f"tailhook-{__version__}-py3-none-any.whl"
@@ -39,3 +41,11 @@ def test_the_wheel_installs_into_a_fresh_venv_and_checks_the_example(dist: Path,
                            capture_output=True, text=True, check=False, timeout=60, env=env)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert "config.example.yaml: OK" in check.stdout
+
+    # without the fleet extra, fleet mode is a config error that says what to install
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("sources: [{name: app, paths: [a.log]}]\nfleet: {redis: 'redis://127.0.0.1:1/0', name: shop}\n")
+    check = subprocess.run([tailhook, "check", "-c", str(fleet)],
+                           capture_output=True, text=True, check=False, timeout=60, env=env)  # fmt: skip
+    assert check.returncode == 78, check.stdout + check.stderr
+    assert "fleet mode needs the redis package: pip install 'tailhook[fleet]'" in check.stdout + check.stderr
