@@ -4,6 +4,7 @@ no 400 and no 413."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,24 @@ def test_a_storms_digest_attaches_the_lines_it_held_back(tmp_path: Path, updates
         assert [a.filename for a in message.attachments] == [held.filename]
     else:
         assert len(messages) == 2 and not discord.edits
+
+
+def test_a_twenty_megabyte_capture_is_cut_in_the_key_and_title_and_the_line_goes_whole_as_a_file(
+    tmp_path: Path,
+) -> None:
+    line = "LOUD " + "0123456789abcdef" * (20_000_000 // 16)  # `LOUD (?P<what>.*)`: key '{what}', title 'loud: {what}'
+    source = "- {name: app, paths: [app.log], start_at: beginning, max_line_bytes: 32MiB}"
+    with standin_in_thread() as discord:
+        daemon = Daemon(config(tmp_path, discord.url(), source)).started()
+        try:
+            daemon.append(line)
+            (post,) = discord.wait_for(1, timeout=60)
+        finally:
+            assert daemon.stop() == 0
+    (embed,) = post.payload["embeds"]
+    assert len(embed["title"]) <= 256 and embed["title"].startswith("loud: 0123456789abcdef")
+    (file,) = post.files
+    assert len(file.data) > MAX_FILE_BYTES - 100 and file.data.startswith(line[:1000].encode())
+    with sqlite3.connect(tmp_path / "state" / "spool.sqlite3") as db:
+        (key,) = db.execute("SELECT key FROM storm_keys WHERE rule = 'anything-loud'").fetchone()
+    assert len(key) <= 1024 and key.endswith("…")  # the storm key is cut, not 20 MB

@@ -59,6 +59,14 @@ STRAIN_S = 10.0
 
 
 _NO_IDENTITY: Mapping[str, str] = MappingProxyType({})
+MAX_CAPTURE_CHARS = 4096
+"""A capture longer than this (``(?P<what>.*)`` over a 20 MB line) is cut, and marked: what shows it
+(a title, a field) shows less anyway, and a storm key, a title and the spool's copies of them stay
+small. The line itself is kept whole: it goes as a file."""
+MAX_KEY_CHARS = 1024
+"""A storm key longer than this (a template naming ``{line}``) is cut: keys are held in memory and
+stored with every commit of their window."""
+CUT_MARK = "…"
 MAX_ORIGINS = 4096
 """Paths whose origin a rule set keeps worked out."""
 
@@ -172,6 +180,8 @@ class Rule:
         title, description and fields when first asked for (most events of a storm never are).
         *origin*: where *line* came from (``RuleSet.origin``: the same for every line of a path)."""
         captures = found.groupdict("")
+        if any(len(value) > MAX_CAPTURE_CHARS for value in captures.values()):
+            captures = {name: _cut(value, MAX_CAPTURE_CHARS) for name, value in captures.items()}
         severity = self.severity
         if self.from_priority:
             severity = max(severity, PRIORITY_SEVERITIES.get(line.fields.get("priority", ""), severity))
@@ -181,6 +191,8 @@ class Rule:
             key = self.key
         else:
             key = self.key.format_map(self._values(line, captures, host, origin, severity))
+        if len(key) > MAX_KEY_CHARS:
+            key = _cut(key, MAX_KEY_CHARS)
         return Event(
             rule=self.name,
             severity=severity,
@@ -443,3 +455,7 @@ def rule_set(config: Config, *, host: str) -> RuleSet:
         sources=[source.name for source in config.sources],
         cache=config.state_dir / "cache",
     )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(CUT_MARK)] + CUT_MARK
