@@ -68,7 +68,9 @@ async def test_a_post_remembers_the_message_of_each_key_it_showed_and_an_edit_re
         await spool.edited([recovery.id], "alerts", dataclasses.replace(incident, deliveries=shown))
         assert await spool.incident("alerts", "r", "b") is None
         assert await spool.incident("alerts", "r", "a") is not None
-        await spool.forget_message("alerts", "111")  # deleted in Discord
+        # deleted in Discord: what it showed is posted anew in its place (here: a digest, which is no key's message)
+        anew = [of(Kind.DIGEST, "c", "c (+1 more)")]
+        await spool.posted([], anew, message=("222", "900", None), replaces="111")
         assert await spool.incident("alerts", "r", "a") is None
         assert await spool._run(lambda: spool.db.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
     finally:

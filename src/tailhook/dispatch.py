@@ -50,7 +50,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from tailhook.events import Delivery, Kind, Mentions, Notification, Severity
+from tailhook.events import STORM_EDITS, Delivery, Kind, Mentions, Notification, Severity
 from tailhook.metrics import Histogram, Metric, counter, gauge, merged
 from tailhook.sinks import Outcome, Posted, Result, Sink
 from tailhook.spool import DropReason, Incident, Spool, Spooled, SpoolFull
@@ -66,8 +66,6 @@ IDLE_RECHECK_S = 5.0
 LOOKAHEAD = 10
 """Notifications read from the spool per request: no sink carries more than Discord's 10 embeds."""
 MIN_REVIVE_WAIT_S = 1.0
-EDITS = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
-"""What edits a storm's message, for a destination that edits (a post when there is none)."""
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 """From a tenth of a second (a quiet channel) to six hours (an outage waited out in the spool)."""
 
@@ -323,8 +321,8 @@ class Dispatcher:
         head = waiting[0]
         if name not in self.editing:
             return await self._posts(name, list(waiting), sink)
-        if head.delivery.notification.kind not in EDITS:
-            posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in EDITS, waiting))
+        if head.delivery.notification.kind not in STORM_EDITS:
+            posts = list(itertools.takewhile(lambda item: item.delivery.notification.kind not in STORM_EDITS, waiting))
             older = await self.spool.older_edit(name, posts)
             if older is None:
                 return await self._posts(name, posts, sink)
@@ -346,7 +344,7 @@ class Dispatcher:
         edits = await self.spool.edits(name, incident.message_id)
         if head.id not in {item.id for item, _ in edits}:  # it follows what its key has waiting from before it
             first = await self.spool.next_of_key(name, n.rule, n.key)
-            if first is None or first.delivery.notification.kind not in EDITS or not edits:
+            if first is None or first.delivery.notification.kind not in STORM_EDITS or not edits:
                 return await self._posts(name, [first or head], sink)  # a post of its key: that goes first
             # an older edit of its key (this storm's digest): the message's edits go now, *head* after
         shown = list(incident.deliveries)
@@ -452,11 +450,13 @@ class Dispatcher:
             posted, deliveries = result.posted, request.deliveries()
             message = (posted.message_id, posted.webhook, posted.thread_id)
             remember = functools.partial(
-                self.spool.posted, files=posted.files, incidents=name in self.editing, threads=name in self.per_incident
+                self.spool.posted,
+                files=posted.files,
+                incidents=name in self.editing,
+                threads=name in self.per_incident,
+                replaces=request.replaces,  # its keys are the new message's now
             )
             await self._store(lambda: remember(ids, deliveries, message=message))
-            if (old := request.replaces) is not None:  # its keys are the new message's now
-                await self._store(lambda: self.spool.forget_message(name, old))
         else:
             await self._store(lambda: self.spool.delivered(ids))
 

@@ -25,6 +25,7 @@ __all__ = [
     "PRIORITY_SEVERITIES",
     "RECOVERY_COLOUR",
     "SEVERITY_CHOICES",
+    "STORM_EDITS",
     "AlertField",
     "Delivery",
     "Event",
@@ -206,6 +207,11 @@ class Kind(enum.StrEnum):
     UPDATE = "update"
     """A storm under way, for a destination that edits the key's message instead of posting
     (``storm_updates: edit``): the latest event held, and how many so far. Never a post of its own."""
+
+
+STORM_EDITS = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
+"""What edits a storm key's message, for a destination that edits (a post when there is none), and,
+waiting in the spool, replaces the key's waiting update: only the newest state of a storm is sent."""
 
 
 @record

@@ -166,7 +166,7 @@ from typing import Any, TypeVar
 from tailhook._files import private_file, private_folder, shared_mode
 from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.escalation import EscalationChange, FiringState
-from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.events import STORM_EDITS, AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
 from tailhook.flood import TOP_KEYS, RuleFlood, summary
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.silences import HeldState, Silence, SilenceChange
@@ -199,11 +199,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 9
 FILE_NAME = "spool.sqlite3"
-_SUPERSEDE = frozenset({Kind.UPDATE, Kind.DIGEST, Kind.RECOVERY})
-"""What replaces a key's waiting update: a newer one, or the storm's digest or resolved note; and what
-edits a storm's message, for a destination that edits."""
-_EDITS = "kind IN ('update', 'digest', 'recovery')"
-"""``_SUPERSEDE`` in SQL."""
+_EDITS = f"kind IN ({', '.join(sorted(repr(str(kind)) for kind in STORM_EDITS))})"
+"""``STORM_EDITS`` in SQL."""
 _DUE = (
     "NOT (kind = 'update' AND EXISTS (SELECT 1 FROM incidents i JOIN messages m ON m.destination = i.destination "
     "AND m.id = i.message WHERE i.destination = notifications.destination AND i.rule = notifications.rule "
@@ -776,12 +773,14 @@ class Spool:
         files: tuple[str, ...] | None = None,
         incidents: bool = True,
         threads: bool = False,
+        replaces: str | None = None,
     ) -> None:
         """Delivered: *ids*, as one message (``(id, webhook, thread)``, with the ids of its *files*)
         showing *deliveries*. *incidents*: its alerts and updates become the incidents of their storm
         keys (``storm_updates: edit``); *threads*: its thread becomes the thread of their keys
-        (``threads: per_incident``)."""
-        posted = functools.partial(self._posted, files=files, incidents=incidents, threads=threads)
+        (``threads: per_incident``); *replaces*: a message gone in Discord that this one was posted
+        in place of, forgotten in the same transaction."""
+        posted = functools.partial(self._posted, files=files, incidents=incidents, threads=threads, replaces=replaces)
         await self._run(posted, list(ids), list(deliveries), message)
 
     async def thread(self, destination: str, rule: str, key: str) -> str | None:
@@ -820,10 +819,6 @@ class Spool:
         """Delivered: *ids*, as one edit that made *incident*'s message show its ``deliveries``. The
         keys resolved by it (a recovery among *ids*) have no incident any more."""
         await self._run(self._edited, list(ids), destination, incident)
-
-    async def forget_message(self, destination: str, message_id: str) -> None:
-        """The message is gone (deleted in Discord): the next alert of each key it showed posts anew."""
-        await self._run(self._forget_message, destination, message_id)
 
     async def reject(self, ids: Iterable[int], error: str) -> None:
         """Move to the dead letters: the destination refused them for good."""
@@ -1067,7 +1062,7 @@ class Spool:
         rows = []
         for delivery in deliveries:
             n = delivery.notification
-            if n.kind in _SUPERSEDE:  # only the newest state of a storm is sent: a digest or a resolved note too
+            if n.kind in STORM_EDITS:  # only the newest state of a storm is sent: a digest or a resolved note too
                 for (size,) in self.db.execute(
                     "DELETE FROM notifications WHERE destination = ? AND rule = ? AND key = ? AND kind = 'update' "
                     "RETURNING size",
@@ -1305,12 +1300,15 @@ class Spool:
         files: tuple[str, ...] | None,
         incidents: bool,
         threads: bool,
+        replaces: str | None,
     ) -> None:
         message_id, webhook, thread = message
         now = self.clock()
         destination = deliveries[0].destination
         with _transaction(self.db):
             self._delete_rows(ids)
+            if replaces is not None:
+                self._forget_message_rows(destination, replaces)
             if threads and thread is not None:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO threads (destination, rule, key, thread, updated) VALUES (?, ?, ?, ?, ?)",
@@ -1358,7 +1356,7 @@ class Spool:
                 (destination, rule, key),
             )
             for row_id, body, attempts, created, kind in rows:
-                if kind not in _SUPERSEDE:
+                if kind not in STORM_EDITS:
                     break
                 found.append((Spooled(row_id, decode_delivery(body), attempts, created), slot))
                 if kind != Kind.UPDATE:
@@ -1438,10 +1436,9 @@ class Spool:
             )
             self.db.execute("DELETE FROM messages WHERE destination = ? AND thread = ?", (destination, thread))
 
-    def _forget_message(self, destination: str, message_id: str) -> None:
-        with _transaction(self.db):
-            self.db.execute("DELETE FROM incidents WHERE destination = ? AND message = ?", (destination, message_id))
-            self._drop_unused_messages(destination, message_id)
+    def _forget_message_rows(self, destination: str, message_id: str) -> None:
+        self.db.execute("DELETE FROM incidents WHERE destination = ? AND message = ?", (destination, message_id))
+        self._drop_unused_messages(destination, message_id)
 
     def _drop_unused_messages(self, destination: str, message_id: str) -> None:
         self.db.execute(
