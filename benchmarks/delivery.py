@@ -174,14 +174,7 @@ def tailhook(folder: Path, reset_after_s: float) -> Delivered:
         config.write_text(tailhook_config(discord.url()), encoding="utf-8")
         with running(config) as daemon:
             daemon.wait_for_log("started on", timeout=60)
-            lines = "".join(alert_line(n) for n in range(ALERTS)).encode()
-            out = os.open(log, os.O_WRONLY | os.O_APPEND)
-            try:
-                started = time.monotonic()
-                written = os.write(out, lines)
-            finally:
-                os.close(out)
-            assert written == len(lines), f"a short write: {written} of {len(lines)} bytes"
+            started = append_at_once(log, "".join(alert_line(n) for n in range(ALERTS)).encode())
             wait_for_alerts_from(daemon, discord, timeout_s(reset_after_s))
         return tally(discord, "tailhook run", started)
 
@@ -274,6 +267,18 @@ def positive_seconds(text: str) -> float:
     if not seconds > 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return seconds
+
+
+def append_at_once(log: Path, data: bytes) -> float:
+    """Append *data* to *log* with one ``write``, as a burst arrives; ``time.monotonic()`` just before it."""
+    out = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        started = time.monotonic()
+        written = os.write(out, data)
+    finally:
+        os.close(out)
+    assert written == len(data), f"a short write: {written} of {len(data)} bytes"
+    return started
 
 
 def reset_after(parser: argparse.ArgumentParser, argv: Sequence[str]) -> float:

@@ -60,12 +60,10 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +75,7 @@ from tests.discord_standin import Received, ThreadedStandIn, standin_in_thread
 from benchmarks.delivery import (
     BUCKET_LIMIT,
     DISCORD_RESET_AFTER_S,
+    append_at_once,
     bucket_floor_s,
     reset_after,
 )
@@ -321,14 +320,7 @@ def storm(folder: Path, setup: Setup, reset_after_s: float) -> Cost:
         config.write_text(tailhook_config(setup, discord.url()), encoding="utf-8")
         with running(config) as daemon:
             daemon.wait_for_log("started on", timeout=60)
-            lines = "".join(event_line(n) for n in range(EVENTS)).encode()
-            out = os.open(log, os.O_WRONLY | os.O_APPEND)
-            try:
-                started = time.monotonic()
-                written = os.write(out, lines)
-            finally:
-                os.close(out)
-            assert written == len(lines), f"a short write: {written} of {len(lines)} bytes"
+            started = append_at_once(log, "".join(event_line(n) for n in range(EVENTS)).encode())
             wait_for(daemon, discord, setup, timeout_s(reset_after_s))
             wait_until(lambda: spool_waiting(config) == 0, 30, f"{setup.name}: an empty spool")
         setup.check(discord)
