@@ -180,7 +180,7 @@ class Rule:
         title, description and fields when first asked for (most events of a storm never are).
         *origin*: where *line* came from (``RuleSet.origin``: the same for every line of a path)."""
         captures = found.groupdict("")
-        if any(len(value) > MAX_CAPTURE_CHARS for value in captures.values()):
+        if len(line.text) > MAX_CAPTURE_CHARS and any(len(v) > MAX_CAPTURE_CHARS for v in captures.values()):
             captures = {name: _cut(value, MAX_CAPTURE_CHARS) for name, value in captures.items()}
         severity = self.severity
         if self.from_priority:
