@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 
 def free_port() -> int:
@@ -54,6 +55,14 @@ class RedisServer:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
         return False
+
+    def stored(self) -> list[tuple[bytes, bytes]]:
+        """Every key and its value as Redis serialises it (``DUMP``), to look for what must not be there."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            return [(key, client.dump(key) or b"") for key in client.scan_iter("*")]
+        finally:
+            client.close()
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -44,6 +44,7 @@ from tailhook.dispatch import ANNOUNCEMENT_ROOM, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.fleet import Fleet, FleetUnavailable
+from tailhook.fleet_storm import FleetStorm
 from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer
 from tailhook.metrics import Metric, Registry, counter, gauge
@@ -92,6 +93,8 @@ class App:
         self.fleet: Fleet | None = None
         """Fleet mode (``fleet:``): pacing shared with the fleet's other tailhooks, from the start's
         config (a reload that changes ``fleet:`` takes effect at the next start)."""
+        self.fleet_storm: FleetStorm | None = None
+        """Fleet mode's storm keys: the first alerts of a key claimed across the fleet, one digest."""
         self._disk_full = False
         self._ready = False
         self.reloads: Counter[str] = Counter()
@@ -131,7 +134,8 @@ class App:
                 except FleetUnavailable as exc:
                     log.error("%s", exc)
                     return EX_CONFIG
-                self.metrics.register(self.fleet)
+                self.fleet_storm = FleetStorm(self.fleet, host=self.config.host)
+                self.metrics.register(self.fleet, self.fleet_storm)
                 log.info("fleet %s: pacing shared through Redis at %s", self.config.fleet.name,
                          self.config.fleet.redacted())  # fmt: skip
             if not self.dry_run and self.config.destinations and self.config.probe.mode != "off":
@@ -243,14 +247,20 @@ class App:
         """The running pipeline's ``prescan`` (whichever runs when the source reads)."""
         return self.pipeline.prescan(data, source)
 
-    async def _commit(self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = ()) -> None:
+    async def _commit(
+        self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = (), decided: Sequence[Delivery] = ()
+    ) -> None:
         """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
+        In fleet mode, the fleet decides on *deliveries* first (*decided*: the fleet's digests, as they are).
 
         The sources wait with us: they read on only after their commit.
         """
         assert self.spool is not None
+        changes = self.pipeline.changes()
+        if self.fleet_storm is not None:
+            deliveries = await self.fleet_storm.filter(deliveries, changes.storm, self.pipeline.storm)
+        deliveries = [*deliveries, *decided]
         while True:
-            changes = self.pipeline.changes()
             if not deliveries and not checkpoints and not changes:
                 return
             try:
@@ -268,6 +278,7 @@ class App:
                     log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
                     self._disk_full = True
                 await asyncio.sleep(DISK_FULL_RETRY_S)
+                changes = self.pipeline.changes()
                 continue
             if self._disk_full:
                 log.warning("the spool has space again; reading goes on")
@@ -279,13 +290,16 @@ class App:
         silences), as it comes; silences added or expired by ``tailhook silence`` within a second."""
         assert self.spool is not None
         while True:
-            deadline = self.pipeline.next_deadline()
+            fleet = self.fleet_storm
+            deadlines = [self.pipeline.next_deadline(), None if fleet is None else fleet.next_deadline()]
+            deadline = min((d for d in deadlines if d is not None), default=None)
             delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.pipeline.clock()))
             await asyncio.sleep(delay)
             stored = await self.spool.silences_changed()
             if stored is not None:
                 self.pipeline.silences.replace_stored(stored)
-            await self._commit(self.pipeline.tick())
+            digests = self.pipeline.route(await fleet.due()) if fleet is not None else []
+            await self._commit(self.pipeline.tick(), decided=digests)
 
     async def _inform_systemd(self, sources: Sequence[Source]) -> None:
         """Under systemd: ``WATCHDOG=1`` at the pace its watchdog asks for, and a status line

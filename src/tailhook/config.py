@@ -302,6 +302,9 @@ class StormConfig:
     """A digest carries the text of at most this many of the lines its window held back (its first
     ones), as a file beside the message; 0: none. Memory only, within caps of storm control's own
     (``tailhook.storm.HELD_CHARS_PER_WINDOW``, ``HELD_CHARS_TOTAL``)."""
+    fleet: bool = True
+    """With ``fleet:`` in the main config: this rule's keys storm fleet-wide (their first alerts claimed
+    across the fleet, one digest for all hosts); ``False``: each host's storm control alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1289,6 +1292,7 @@ def _storm(section: _Section | None, default: StormConfig, *, main: bool = False
         recovery_after=recovery_after,
         max_keys_per_window=section.get("max_keys_per_window", _positive_int, default.max_keys_per_window),
         attach_held=section.get("attach_held", _whole_number_up_to(MAX_ATTACH_HELD), default.attach_held),
+        fleet=section.get("fleet", _bool, default.fleet),
         flood_after=section.get("flood_after", _positive_duration, default.flood_after)
         if main
         else default.flood_after,

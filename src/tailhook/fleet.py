@@ -34,8 +34,8 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tailhook.config import FleetConfig
 from tailhook.metrics import Metric, counter, gauge
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = ["Fleet", "FleetUnavailable", "webhook_key"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +114,8 @@ class Fleet:
             retry_on_timeout=False,
             health_check_interval=0,
         )
-        self._take: Any = self._client.register_script(_TAKE)
-        self._learn: Any = self._client.register_script(_LEARN)
+        self._take = self.script(_TAKE)
+        self._learn = self.script(_LEARN)
         self.up = True
         """Whether the last call to Redis worked (``False``: this daemon paces itself alone)."""
         self._retry_at = 0.0
@@ -124,53 +126,53 @@ class Fleet:
         self.pauses = 0
         """429s this daemon shared with the fleet."""
 
+    async def call(self, request: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T | None:
+        """*request* on the fleet's Redis; ``None`` when Redis is not asked now (it failed and its next
+        try is not due) or the request fails or times out: the caller goes on alone."""
+        if not self._reachable():
+            return None
+        try:
+            result = await request(self._client)
+        except Exception as exc:  # whatever Redis or the network does, the daemon goes on alone
+            self._failed(exc)
+            return None
+        self._worked()
+        return result
+
+    def script(self, source: str) -> Any:
+        """A Lua script registered with the fleet's client (called with ``keys``, ``args``, ``client``)."""
+        return self._client.register_script(source)
+
     async def take(self, webhook_id: str, route: str, limit: int, period_s: float) -> float:
         """Take one request of the fleet's budget for *webhook_id*'s *route* (Discord announced
         *limit* requests per *period_s*); the seconds to wait before asking again, 0 to go now.
         Without Redis: 0 (the daemon's own pacing holds)."""
-        if not self._reachable():
-            return 0.0
         hook = webhook_key(self.config.name, webhook_id)
         keys = [f"{self.prefix}bucket:{hook}:{route}", f"{self.prefix}pause:{hook}:{route}",
                 f"{self.prefix}pause:{hook}:all"]  # fmt: skip
-        window_ms = max(1, math.ceil(period_s * 1000))
-        try:
-            wait_ms = int(await self._take(keys=keys, args=[max(1, limit), window_ms]))
-        except Exception as exc:  # whatever Redis or the network does, the daemon goes on alone
-            self._failed(exc)
+        args = [max(1, limit), max(1, math.ceil(period_s * 1000))]
+        wait_ms = await self.call(lambda client: self._take(keys=keys, args=args, client=client))
+        if not wait_ms:
             return 0.0
-        self._worked()
-        if wait_ms > 0:
-            self.waits += 1
-        return wait_ms / 1000
+        self.waits += 1
+        return int(wait_ms) / 1000
 
     async def learn(self, webhook_id: str, route: str, remaining: int, reset_after_s: float) -> None:
         """What an answer's ``X-RateLimit-*`` headers said of the bucket: *remaining* requests until
         it resets in *reset_after_s*: the fleet's count and window follow Discord's."""
-        if not self._reachable():
-            return
-        key = f"{self.prefix}bucket:{webhook_key(self.config.name, webhook_id)}:{route}"
-        try:
-            await self._learn(keys=[key], args=[max(0, remaining), max(1, math.ceil(reset_after_s * 1000))])
-        except Exception as exc:  # as in take
-            self._failed(exc)
-            return
-        self._worked()
+        keys = [f"{self.prefix}bucket:{webhook_key(self.config.name, webhook_id)}:{route}"]
+        args = [max(0, remaining), max(1, math.ceil(reset_after_s * 1000))]
+        await self.call(lambda client: self._learn(keys=keys, args=args, client=client))
 
     async def pause(self, webhook_id: str, route: str | None, seconds: float) -> None:
         """A 429 said to wait *seconds* on *webhook_id*'s *route* (``None``: every route, a global
         429): every daemon of the fleet waits as long."""
-        if not self._reachable() or seconds <= 0:
+        if seconds <= 0:
             return
         hook = webhook_key(self.config.name, webhook_id)
         key = f"{self.prefix}pause:{hook}:{route or 'all'}"
-        try:
-            await self._client.set(key, "1", px=max(1, math.ceil(seconds * 1000)))
-        except Exception as exc:  # as in take
-            self._failed(exc)
-            return
-        self._worked()
-        self.pauses += 1
+        if await self.call(lambda client: client.set(key, "1", px=max(1, math.ceil(seconds * 1000)))) is not None:
+            self.pauses += 1
 
     async def close(self) -> None:
         await self._client.aclose()

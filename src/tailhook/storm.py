@@ -562,6 +562,23 @@ class StormControl:
                 state.window.length = _length(config, 0)
             self._push(state, key)
 
+    def config_of(self, key: StormKey) -> StormConfig | None:
+        """The settings *key* follows (``None``: it is not tracked)."""
+        state = self._keys.get(key)
+        return None if state is None else state.config
+
+    def align(self, key: StormKey, opened: float, length: float) -> None:
+        """*key*'s open window is the fleet's, which opened at *opened* for *length* seconds
+        (``tailhook.fleet_storm``): it closes when the fleet's does, so that what it held is counted
+        in the fleet's window and its digest comes when the fleet's is due."""
+        state = self._keys.get(key)
+        window = None if state is None else state.window
+        if state is None or window is None or (window.opened, window.length) == (opened, length):
+            return
+        window.opened, window.length = opened, length
+        self._push(state, key)
+        self._mark(key, state)
+
     @property
     def held_total(self) -> int:
         return self.held.total()

@@ -1,0 +1,497 @@
+"""Fleet-wide storm keys: one failure seen by every host of a fleet is one storm.
+
+With ``fleet:``, a rule's storm key is the fleet's (a rule's ``storm: {fleet:
+false}`` keeps it each host's). Each host's storm control still decides alone
+what its own events make (``tailhook.storm``), and this stage, between the
+pipeline and the spool, makes those decisions the fleet's through Redis, in
+one round trip per commit:
+
+- **First alerts are claimed.** A key's alert goes out only if the fleet's
+  window of that key has sent fewer than ``max_per_window`` alerts, or if it
+  is more severe than any it sent (an atomic script; the first claim opens the
+  fleet's window, for the rule's ``window``). A refused alert is not stored:
+  Redis counts it as held on this host. The host's own window of the key is
+  moved onto the fleet's (``StormControl.align``), so both close together.
+- **Held events are counted per host** in the fleet's window: what the local
+  window held since the last commit, added to this host's count.
+- **One digest.** When the window closes, the local digest of a fleet key is
+  not sent: its held line stands ready, and after ``GRACE_S`` (the other
+  hosts' last counts arrive) the hosts that took part claim the fleet's digest
+  atomically. The host that sent the window's first alert has the first go
+  (its digest edits that alert's message), any other after a second
+  ``GRACE_S``. The one that wins reads every host's count and sends "197 more
+  on 20 hosts (pod-0 … pod-19) in this 15 s window" with its latest line; the
+  others send nothing. A storm's updates (``storm_updates: edit``) are not sent
+  for fleet keys (no host knows the fleet's count until the digest), and its
+  resolved note only by a host that sent one of its alerts.
+
+Redis is never in the path of durability. When a call fails or Redis does not
+answer (``Fleet.call``), what the host decided alone goes out: its alerts, its
+updates, its own digest with what it held and Redis did not count. A window
+whose digest cannot be claimed (Redis lost it, or went away) is summed up by
+each host for itself. A host that crashes between a claim and the spool's
+commit reads its lines again and counts them once more: a digest may count a
+line twice, it never loses one.
+
+Cost per event is constant: the stage sees the notifications a commit makes
+and the storm keys it changed, never the events held in between; each share
+has one deadline in a heap.
+
+What Redis holds per key (``tailhook:<name>:storm:{<hash>}``, the hash of the
+fleet's name, the rule and the key, never their text): a pointer to the open
+window and, per window, its close, its alerts sent, the most severe of them,
+the host that sent the first, every host's count of events held and who took
+the digest, for the window plus ``KEEP_S``.
+
+It reports its own metrics (``collect``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tailhook._units import seconds_in_words
+from tailhook.events import Delivery, Kind, Notification
+from tailhook.fleet import Fleet
+from tailhook.metrics import Metric, counter, gauge
+from tailhook.storm import OVERFLOW_KEY, KeyChange, KeyState, StormControl, StormKey
+
+__all__ = ["GRACE_S", "KEEP_S", "FleetStorm", "hosts_in_words"]
+
+GRACE_S = 1.0
+"""After a fleet window closes, the hosts' last counts have this long to arrive before its digest is
+claimed; the host that sent the first alert claims first, any other after twice as long."""
+KEEP_S = 300.0
+"""Redis keeps a window this long past its close (its digest is claimed within seconds)."""
+COORDINATED_KEYS = 100_000
+"""The most keys remembered for their resolved note (whether this host sent one of their alerts)."""
+
+# KEYS[1]: the key's pointer to its open window (the window's hash is KEYS[1]..':'..opened).
+# ARGV: now (ms), window (ms), keep (ms), max_per_window, severity, host.
+# Answers {1 sent / 0 held, opened, closes}.
+_CLAIM = """
+local now, window, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local severity, host = tonumber(ARGV[5]), ARGV[6]
+local opened = redis.call('GET', KEYS[1])
+local win = KEYS[1] .. ':' .. (opened or '')
+local closes = opened and tonumber(redis.call('HGET', win, 'closes') or '0') or 0
+if now >= closes then
+  opened, closes = now, now + window
+  win = KEYS[1] .. ':' .. opened
+  redis.call('SET', KEYS[1], opened, 'PX', window + keep)
+  redis.call('HSET', win, 'closes', closes, 'sent', 1, 'top', severity, 'first', host)
+  redis.call('PEXPIRE', win, window + keep)
+  return {1, opened, closes}
+end
+local top = tonumber(redis.call('HGET', win, 'top'))
+if tonumber(redis.call('HGET', win, 'sent')) < tonumber(ARGV[4]) or severity > top then
+  redis.call('HINCRBY', win, 'sent', 1)
+  if severity > top then redis.call('HSET', win, 'top', severity) end
+  return {1, tonumber(opened), closes}
+end
+redis.call('HINCRBY', win, 'h:' .. host, 1)
+return {0, tonumber(opened), closes}
+"""
+
+# KEYS[1]: the key's pointer. ARGV: host, events held, the window's opened (ms; '' for the open one), now (ms).
+# Answers the window counted in, or -1 (none open, or its digest is taken: the host sums them up itself).
+_COUNT = """
+local opened = ARGV[3]
+if opened == '' then
+  opened = redis.call('GET', KEYS[1])
+  if not opened then return -1 end
+end
+local win = KEYS[1] .. ':' .. opened
+local closes = redis.call('HGET', win, 'closes')
+if (not closes) or redis.call('HEXISTS', win, 'digest') == 1 then return -1 end
+if ARGV[3] == '' and tonumber(ARGV[4]) >= tonumber(closes) then return -1 end
+redis.call('HINCRBY', win, 'h:' .. ARGV[1], tonumber(ARGV[2]))
+return tonumber(opened)
+"""
+
+# KEYS[1]: a window's hash. ARGV: host, now (ms), grace (ms).
+# Answers {-1} (the window is gone), {0} (another host took the digest), {2, ms} (ask again in ms),
+# or {1, host, count, host, count, ...}: the digest is this host's, with every host's count.
+_DIGEST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+if redis.call('HEXISTS', KEYS[1], 'digest') == 1 then return {0} end
+local closes, now, grace = tonumber(redis.call('HGET', KEYS[1], 'closes')), tonumber(ARGV[2]), tonumber(ARGV[3])
+if now < closes + grace then return {2, closes + grace - now} end
+if redis.call('HGET', KEYS[1], 'first') ~= ARGV[1] and now < closes + 2 * grace then
+  return {2, closes + 2 * grace - now}
+end
+redis.call('HSET', KEYS[1], 'digest', ARGV[1])
+local out = {1}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'h:' then
+    out[#out + 1] = string.sub(all[i], 3)
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"""
+
+
+@dataclass(slots=True, eq=False)
+class _Share:
+    """This host's part in one fleet window of a key."""
+
+    key: StormKey
+    pointer: str
+    """The key's pointer in Redis (its window's hash: ``pointer:opened``)."""
+    opened: int
+    """When the fleet's window opened, in milliseconds (as Redis knows it)."""
+    closes: int
+    title: str
+    """The key's alert title (a digest's is this, and how many more)."""
+    base: Notification
+    """The latest notification of the key here: an alert, or the local digest's last line held."""
+    counted: int = 0
+    """Events the local window held that Redis counted (alerts it refused are counted by the claim)."""
+    uncounted: int = 0
+    """Events held here that Redis did not count: this host sums them up itself."""
+    refused: int = 0
+    """This host's alerts the fleet refused (Redis counted each as held here)."""
+    excerpt: str = ""
+    sent: bool = False
+    """This host sent one of the window's alerts."""
+    took_part: bool = False
+    """Redis counted an event held here (or an alert it refused)."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One commit's (or tick's) calls to Redis and what to do with each answer."""
+
+    now: float
+    storm: StormControl | None = None
+    dropped: set[int] = field(default_factory=set)
+    """The ids of the notifications the fleet decided against."""
+    calls: list[tuple[Any, list[str], list[Any]]] = field(default_factory=list)
+    then: list[Callable[[Any], None]] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    """What to do when Redis does not answer (what was to be counted there is summed up here)."""
+    closed: list[_Share] = field(default_factory=list)
+    """Shares whose local window closed in this commit."""
+
+    def add(
+        self,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        then: Callable[[Any], None],
+        undo: Callable[[], None] | None = None,
+    ) -> None:
+        self.calls.append((script, keys, args))
+        self.then.append(then)
+        if undo is not None:
+            self.undo.append(undo)
+
+
+class FleetStorm:
+    """Makes the storm decisions of one host its fleet's (see the module doc)."""
+
+    def __init__(self, fleet: Fleet, *, host: str, clock: Callable[[], float] = time.time) -> None:
+        self.fleet = fleet
+        self.host = host
+        self.clock = clock
+        self._claim = fleet.script(_CLAIM)
+        self._count = fleet.script(_COUNT)
+        self._digest = fleet.script(_DIGEST)
+        self._current: dict[StormKey, _Share] = {}
+        """Per key, the share its open local window follows."""
+        self._deadlines: list[tuple[float, int, _Share]] = []
+        """Shares whose local window closed, by when their digest is to be claimed."""
+        self._order = 0
+        self._lock = asyncio.Lock()
+        """One commit's round trip at a time: each counts from where the one before left."""
+        self._coordinated: OrderedDict[StormKey, bool] = OrderedDict()
+        """Keys the fleet stormed lately, and whether this host sent one of their alerts (their
+        resolved note goes from such a host only)."""
+        self.refused = 0
+        """Alerts of this host the fleet held back (others had sent its first alerts)."""
+        self.digests = 0
+        self.alone = 0
+        """Digests this host sent of what it held alone (Redis did not count it, or lost the window)."""
+
+    # ── a commit's notifications ────────────────────────────────────────────
+
+    async def filter(
+        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl
+    ) -> list[Delivery]:
+        """*deliveries* as the fleet decides them: alerts it refused and local digests of fleet keys
+        left out; Redis told what the keys in *changes* held; *storm*'s windows moved onto the
+        fleet's. Without Redis: *deliveries* as they are."""
+        if not deliveries and not self._current:
+            return list(deliveries)
+        async with self._lock:
+            return await self._filter(deliveries, changes, storm)
+
+    async def _filter(
+        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl
+    ) -> list[Delivery]:
+        notes: dict[int, Notification] = {}
+        for delivery in deliveries:
+            notes.setdefault(id(delivery.notification), delivery.notification)
+        plan = _Plan(self.clock(), storm)
+        states = {key: state for key, state in changes if key in self._current or state is not None}
+        self._closed(plan, notes.values(), states)
+        claimed = self._decide(plan, notes.values())
+        # what new windows held in this commit, counted in the window their alerts opened or joined
+        for key in claimed:
+            state = states.get(key)
+            if key not in self._current and state is not None and state.opened is not None and state.held:
+                self._count_new(plan, key, state.held)
+        if plan.calls:
+            await self._run(plan)  # without Redis, alerts go out as this host decided them
+        for share in plan.closed:
+            self._await_digest(share)
+        return [d for d in deliveries if id(d.notification) not in plan.dropped]
+
+    def _closed(self, plan: _Plan, notes: Iterable[Notification], states: dict[StormKey, KeyState | None]) -> None:
+        """Local windows that closed: their final count, their digest's line kept for the fleet's;
+        and what open ones held since the last commit."""
+        for note in notes:
+            key = (note.rule, note.key)
+            if note.kind is Kind.DIGEST and key in self._current:
+                share = self._current.pop(key)
+                share.base, share.excerpt = note, note.excerpt
+                self._count_held(plan, share, note.count - share.counted - share.uncounted)
+                plan.closed.append(share)
+                plan.dropped.add(id(note))
+        for key, state in states.items():
+            following = self._current.get(key)
+            if following is None:
+                continue
+            if state is None or state.opened is None or round(state.opened * 1000) != following.opened:
+                del self._current[key]  # closed without holding anything (or a new window opened)
+                plan.closed.append(following)
+            else:
+                self._count_held(plan, following, state.held - following.counted - following.uncounted)
+
+    def _decide(self, plan: _Plan, notes: Iterable[Notification]) -> set[StormKey]:
+        """Alerts of fleet keys to claim (the keys returned), their updates and resolved notes."""
+        assert plan.storm is not None
+        claimed: set[StormKey] = set()
+        for note in notes:
+            key = (note.rule, note.key)
+            if note.kind is Kind.ALERT:
+                config = plan.storm.config_of(key)
+                if config is None or not config.fleet or note.key == OVERFLOW_KEY:
+                    continue
+                self._claim_alert(plan, note, config.window, config.max_per_window)
+                claimed.add(key)
+            elif note.kind is Kind.UPDATE and key in self._current:
+                plan.dropped.add(id(note))  # the fleet's count is known at the digest only
+            elif note.kind is Kind.RECOVERY and self._coordinated.get(key) is False:
+                plan.dropped.add(id(note))  # another host sent its alerts: that host resolves it
+        return claimed
+
+    def _pointer(self, key: StormKey) -> str:
+        digest = hashlib.sha256(f"{self.fleet.config.name}\0{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
+        return f"{self.fleet.prefix}storm:{{{digest}}}"
+
+    def _claim_alert(self, plan: _Plan, note: Notification, window_s: float, max_per_window: int) -> None:
+        key, now, storm = (note.rule, note.key), plan.now, plan.storm
+        assert storm is not None
+        pointer = self._pointer(key)
+        window_ms = max(1, math.ceil(window_s * 1000))
+        args = [round(now * 1000), window_ms, round(KEEP_S * 1000), max_per_window, int(note.severity), self.host]
+
+        def then(answer: Any) -> None:
+            sent, opened, closes = (int(part) for part in answer)
+            share = self._current.get(key)
+            if share is None or share.opened != opened:
+                held = 0
+                if share is not None:  # the fleet's window closed before this host's: a new share
+                    del self._current[key]  # (what the local window held so far is counted in the old)
+                    held = share.counted
+                    self._await_digest(share)
+                share = self._current[key] = _Share(key, pointer, opened, closes, note.title, note, counted=held)
+            share.title = note.title
+            if sent:
+                share.sent = True
+                self._coordinated[key] = True
+            else:
+                share.base, share.took_part = note, True
+                share.refused += 1
+                self.refused += 1
+                plan.dropped.add(id(note))
+                self._coordinated.setdefault(key, False)
+            self._coordinated.move_to_end(key)
+            if len(self._coordinated) > COORDINATED_KEYS:
+                self._coordinated.popitem(last=False)
+            storm.align(key, opened / 1000, (closes - opened) / 1000)
+
+        plan.add(self._claim, [pointer], args, then)
+
+    def _count_held(self, plan: _Plan, share: _Share, held: int) -> None:
+        if held <= 0:
+            return
+        args = [self.host, held, share.opened, round(plan.now * 1000)]
+
+        def then(answer: Any) -> None:
+            if int(answer) < 0:
+                undo()  # the fleet's digest is taken (or the window gone): summed up here
+            else:
+                share.counted += held
+                share.took_part = True
+
+        def undo() -> None:
+            share.uncounted += held
+
+        plan.add(self._count, [share.pointer], args, then, undo)
+
+    def _count_new(self, plan: _Plan, key: StormKey, held: int) -> None:
+        """*held* events of a window whose first alert was claimed in this commit."""
+        args = [self.host, held, "", round(plan.now * 1000)]
+
+        def then(answer: Any) -> None:
+            share = self._current.get(key)
+            if share is None:
+                return
+            if int(answer) == share.opened:
+                share.counted += held
+                share.took_part = True
+            else:
+                share.uncounted += held
+
+        plan.add(self._count, [self._pointer(key)], args, then)
+
+    def _await_digest(self, share: _Share) -> None:
+        """*share*'s local window closed: its digest is claimed once the fleet's window is over."""
+        if share.took_part or share.sent or share.uncounted:
+            self._at(share.closes / 1000 + GRACE_S, share)
+
+    def _at(self, when: float, share: _Share) -> None:
+        self._order += 1
+        heapq.heappush(self._deadlines, (when, self._order, share))
+
+    async def _run(self, plan: _Plan) -> bool:
+        """*plan*'s calls in one round trip; whether Redis answered them."""
+
+        async def request(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for script, keys, args in plan.calls:
+                    await script(keys=keys, args=args, client=pipe)
+                answers: list[Any] = await pipe.execute()
+            return answers
+
+        answers = await self.fleet.call(request)
+        if answers is None:
+            for undo in plan.undo:
+                undo()
+            return False
+        for then, answer in zip(plan.then, answers, strict=True):
+            then(answer)
+        return True
+
+    # ── digests ─────────────────────────────────────────────────────────────
+
+    def next_deadline(self) -> float | None:
+        """When the next digest is to be claimed."""
+        return self._deadlines[0][0] if self._deadlines else None
+
+    async def due(self, now: float | None = None) -> list[Notification]:
+        """The digests of fleet windows over by *now* that this host won, and of what it held alone."""
+        now = self.clock() if now is None else now
+        shares: list[_Share] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            shares.append(heapq.heappop(self._deadlines)[2])
+        if not shares:
+            return []
+        async with self._lock:
+            return await self._claim_digests(shares, now)
+
+    async def _claim_digests(self, shares: list[_Share], now: float) -> list[Notification]:
+        plan = _Plan(now)
+        out: list[Notification] = []
+        for share in shares:
+            args = [self.host, round(now * 1000), round(GRACE_S * 1000)]
+            plan.add(self._digest, [f"{share.pointer}:{share.opened}"], args, self._answer(share, now, out))
+        if not await self._run(plan):
+            for share in shares:
+                self._alone(share, out, everything=True)
+        return out
+
+    def _answer(self, share: _Share, now: float, out: list[Notification]) -> Callable[[Any], None]:
+        def then(answer: Any) -> None:
+            status = int(answer[0])
+            if status == 2:  # not yet: the host of the first alert has its go
+                self._at(now + int(answer[1]) / 1000, share)
+            elif status == 1:
+                counts = {_text(host): int(n) for host, n in zip(answer[1::2], answer[2::2], strict=True)}
+                self._fleet_digest(share, counts, out)
+            elif status == -1:
+                self._alone(share, out, everything=True)  # Redis lost the window
+            else:
+                self._alone(share, out, everything=False)
+
+        return then
+
+    def _fleet_digest(self, share: _Share, counts: dict[str, int], out: list[Notification]) -> None:
+        counts = {host: n for host, n in counts.items() if n > 0}
+        if share.uncounted:
+            counts[self.host] = counts.get(self.host, 0) + share.uncounted
+        if counts:
+            self.digests += 1
+            out.append(_digest(share, sum(counts.values()), hosts_in_words(counts), f"the latest line on {self.host}"))
+
+    def _alone(self, share: _Share, out: list[Notification], *, everything: bool) -> None:
+        """This host's own digest of *share*: what Redis did not count (*everything*: what it held,
+        when Redis lost the window or cannot be asked)."""
+        held = share.uncounted + (share.counted + share.refused if everything else 0)
+        if held:
+            self.alone += 1
+            out.append(_digest(share, held, self.host, "the last one"))
+
+    def collect(self) -> Iterable[Metric]:
+        name = self.fleet.config.name
+        yield counter("tailhook_fleet_storm_refused_total", "Alerts of this tailhook the fleet held back "
+                      "(other hosts had sent their key's first alerts).", {name: self.refused}, "fleet")  # fmt: skip
+        yield counter("tailhook_fleet_storm_digests_total", "Fleet-wide digests this tailhook claimed and sent.",
+                      {name: self.digests}, "fleet")  # fmt: skip
+        yield counter("tailhook_fleet_storm_alone_total", "Digests this tailhook sent of what it held that "
+                      "the fleet's Redis did not count.", {name: self.alone}, "fleet")  # fmt: skip
+        yield gauge("tailhook_fleet_storm_windows", "Fleet windows this tailhook takes part in now.",
+                    {name: float(len(self._current) + len(self._deadlines))}, "fleet")  # fmt: skip
+
+
+def _digest(share: _Share, held: int, where: str, shown: str) -> Notification:
+    """The digest of *share*'s window: *held* events held back *where*; its line is *shown*."""
+    span = seconds_in_words((share.closes - share.opened) / 1000)
+    events = "event was" if held == 1 else "events were"
+    return replace(
+        share.base,
+        kind=Kind.DIGEST,
+        key=share.key[1],
+        count=held,
+        title=f"{share.title} (+{held} more)",
+        description=f"{held:,} more {events} held back on {where} in this {span} window; {shown} is below.",
+        excerpt=share.excerpt,
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _natural(host: str) -> tuple[Any, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", host))
+
+
+def hosts_in_words(counts: dict[str, int]) -> str:
+    """ "20 hosts (pod-0, pod-1 … pod-19)": how many hosts, and which, in natural order."""
+    names = sorted(counts, key=_natural)
+    shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]} … {names[-1]}"
+    return f"{len(names)} {'host' if len(names) == 1 else 'hosts'} ({shown})"
