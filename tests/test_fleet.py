@@ -1,5 +1,6 @@
 """Fleet mode's shared pacing against a real redis-server: one budget per webhook across daemons, a
-429 that one meets pauses all, the token never reaches Redis, and without Redis each goes on alone."""
+429 that one meets pauses all, the token never reaches Redis, and without Redis each goes on alone
+(twenty daemons of a fleet: tests/test_fleet_daemons.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from tailhook.events import Delivery, Kind, Notification, Severity
 from tailhook.fleet import Fleet, webhook_key
 from tailhook.sinks import Outcome
 from tailhook.sinks.discord import DiscordSink
-from tests.daemon import Daemon, metrics, wait_until, write_config
-from tests.discord_standin import TOKEN, WEBHOOK_ID, DiscordStandIn, standin_in_thread
+from tests.discord_standin import TOKEN, WEBHOOK_ID, DiscordStandIn
 from tests.metrics import reported
 from tests.redis_server import RedisServer, redis_server
 
@@ -127,35 +127,3 @@ def delivery(title: str) -> Delivery:
     n = Notification(kind=Kind.ALERT, rule="r", severity=Severity.ERROR, key="k", title=title, description="",
                      line="", source="s", host="h", time=1.0)  # fmt: skip
     return Delivery("alerts", n)
-
-
-def test_daemons_of_a_fleet_deliver_through_one_webhook_and_go_on_without_redis(
-    tmp_path: Path, server: RedisServer
-) -> None:
-    with standin_in_thread(bucket_limit=5, bucket_reset_after=0.5) as discord:
-        daemons = []
-        for n in range(3):
-            folder = tmp_path / f"pod-{n}"
-            folder.mkdir()
-            extra = (
-                f"probe: {{mode: off}}\nhttp: {{listen: '127.0.0.1:0'}}\nfleet: {{redis: '{server.url}', name: shop}}\n"
-            )
-            daemons.append(Daemon(write_config(folder, url=discord.url(), extra=extra)).started())
-        try:
-            for n, daemon in enumerate(daemons):
-                daemon.append(*(f"LOUD pod {n} alert {i}" for i in range(30)))
-            wait_until(lambda: len(discord.embeds) >= 90, timeout=60, what="90 alerts")
-            shared = [status for method, _, status in discord.requests if method == "POST"]
-            server.kill()
-            for n, daemon in enumerate(daemons):
-                daemon.append(*(f"LOUD pod {n} after {i}" for i in range(5)))
-            wait_until(lambda: len(discord.embeds) >= 105, timeout=60, what="the alerts written without Redis")
-            wait_until(lambda: all(metrics(d).get('tailhook_fleet_up{fleet="shop"}') == 0.0 for d in daemons),
-                       timeout=10, what="every daemon saying it paces alone")  # fmt: skip
-        finally:
-            for daemon in daemons:
-                assert daemon.stop() == 0
-    titles = sorted(embed["title"] for embed in discord.embeds)
-    assert len(titles) == len(set(titles)) == 105  # each once
-    assert shared.count(429) == 0, shared  # while they shared the budget (alone, each may meet one)
-    assert all("Redis at redis://127.0.0.1" in d.stderr and "pacing alone" in d.stderr for d in daemons)

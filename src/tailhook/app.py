@@ -298,6 +298,8 @@ class App:
             stored = await self.spool.silences_changed()
             if stored is not None:
                 self.pipeline.silences.replace_stored(stored)
+            if self.fleet is not None:
+                await self.fleet.rejoin()
             digests = self.pipeline.route(await fleet.due()) if fleet is not None else []
             await self._commit(self.pipeline.tick(), decided=digests)
 

@@ -174,6 +174,12 @@ class Fleet:
         if await self.call(lambda client: client.set(key, "1", px=max(1, math.ceil(seconds * 1000)))) is not None:
             self.pauses += 1
 
+    async def rejoin(self) -> None:
+        """While Redis does not answer, ask it again when the next try is due (a ``PING``), so that an
+        idle daemon shares again as soon as Redis is back, not only at its next alert."""
+        if not self.up:
+            await self.call(lambda client: client.ping())
+
     async def close(self) -> None:
         await self._client.aclose()
 
