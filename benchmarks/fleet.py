@@ -21,6 +21,12 @@ to the stand-in's accepting the last of the 2,000 alerts. Each run checks
 that every alert arrived exactly once and that the stand-in answered nothing
 but 2xx and 429; otherwise it stops with an error.
 
+Then, with the same daemons, one storm: the same error 50 times on each
+daemon (1,000 events, rule ``e500``: ``window: 5s, max_per_window: 3``).
+Figures: the first alerts that reached the channel, the digests (posted, or
+edits of a first alert's message), and the events the digests count; each
+run checks that alerts and digests account for all 1,000 events.
+
 The window is scaled to 0.2 s, as in ``benchmarks/delivery.py``
 (``--reset-after 2.0`` runs at Discord's own pace); requests and 429s do not
 depend on the scale, the seconds do. Discord bans an address that collects
@@ -60,7 +66,15 @@ rules:
     severity: error
     key: '{what}'
     title: 'failed: {what}'
+  - name: e500
+    match: 'E500 upstream timeout'
+    severity: error
+    title: 'E500 upstream timeout'
+    storm: {window: 5s, max_per_window: 3}
 """
+STORM_EACH = 50
+STORM_TITLE = "E500 upstream timeout"
+DIGEST = re.compile(re.escape(STORM_TITLE) + r" \\?\(\+(\d+) more\\?\)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,11 @@ class Cost:
     rate_limited: int
     messages: int
     seconds: float
+    storm_alerts: int = 0
+    """The storm's first alerts that reached the channel."""
+    storm_digests: int = 0
+    storm_held: int = 0
+    """Events the storm's digests count."""
 
 
 def config(folder: Path, url: str, fleet: str) -> Path:
@@ -126,6 +145,7 @@ def run(folder: Path, name: str, reset_after_s: float, redis_url: str | None) ->
         seconds = time.monotonic() - started
         counts = arrived(discord)
         statuses = [status for method, _, status in discord.requests if method == "POST"]
+        alerts, digests = storm(discord, daemons, name)
         for daemon in daemons:
             daemon.stop()
     if sorted(counts) != [(n, i) for n in range(DAEMONS) for i in range(ALERTS_EACH)] or set(counts.values()) != {1}:
@@ -133,7 +153,26 @@ def run(folder: Path, name: str, reset_after_s: float, redis_url: str | None) ->
     others = {status for status in statuses if status not in (200, 429)}
     if others:
         raise AssertionError(f"{name}: the stand-in answered {sorted(others)}")
-    return Cost(name, len(statuses), statuses.count(429), statuses.count(200), seconds)
+    return Cost(name, len(statuses), statuses.count(429), statuses.count(200), seconds, alerts, len(digests),
+                sum(digests))  # fmt: skip
+
+
+def storm(discord: ThreadedStandIn, daemons: Sequence[Daemon], name: str) -> tuple[int, list[int]]:
+    """The same error ``STORM_EACH`` times on every daemon: the first alerts that reached the channel,
+    and the count of each digest (posted, or an edit of a first alert's message)."""
+    for daemon in daemons:
+        daemon.append(*["app[1]: E500 upstream timeout"] * STORM_EACH)
+    total = STORM_EACH * len(daemons)
+
+    def seen() -> tuple[int, list[int]]:
+        titles = [e.get("title", "") for r in [*discord.received, *discord.edits] for e in r.payload.get("embeds", [])]
+        return titles.count(STORM_TITLE), [int(m[1]) for t in titles if (m := DIGEST.search(t))]
+
+    wait_until(lambda: sum(seen()[1]) + seen()[0] >= total, 60, f"{name}: the storm's digests")
+    alerts, digests = seen()
+    if alerts + sum(digests) != total:
+        raise AssertionError(f"{name}: {alerts} alerts and digests of {sum(digests)} for {total} events")
+    return alerts, digests
 
 
 def report(costs: Sequence[Cost], reset_after_s: float) -> None:
@@ -147,6 +186,10 @@ def report(costs: Sequence[Cost], reset_after_s: float) -> None:
         print(
             f"  {cost.setup:<20} {cost.requests:>9,} {cost.rate_limited:>6,} {cost.messages:>9,} {cost.seconds:>8.1f}"
         )
+    print(f"  the same error {STORM_EACH} times on each tailhook ({STORM_EACH * DAEMONS:,} events, 3 per 5 s window):")
+    for cost in costs:
+        print(f"  {cost.setup:<20} {cost.storm_alerts:>4} first alerts, {cost.storm_digests:>3} digests "
+              f"counting {cost.storm_held:,}")  # fmt: skip
     share = fleet.rate_limited / max(1, fleet.requests)
     print(
         f"  README: | fleet mode (`python -m benchmarks.fleet`): {DAEMONS} tailhooks x {ALERTS_EACH} distinct alerts "
@@ -154,6 +197,13 @@ def report(costs: Sequence[Cost], reset_after_s: float) -> None:
         f"{fleet.requests:,} requests, {fleet.rate_limited:,} 429s ({share:.1%}), {fleet.seconds:.1f} s | each alone: "
         f"{alone.requests:,} requests, {alone.rate_limited:,} 429s, {alone.seconds:.1f} s | "
         f"{_fewer(fleet.rate_limited, alone.rate_limited)}; {alone.requests / fleet.requests:.1f}x fewer requests |"
+    )
+    print(
+        f"  README: | fleet storm (`python -m benchmarks.fleet`): the same error {STORM_EACH} times on each of "
+        f"{DAEMONS} tailhooks | with `fleet:`: {fleet.storm_alerts} first alerts, {fleet.storm_digests} digest(s) | "
+        f"each alone: {alone.storm_alerts} first alerts, {alone.storm_digests} digests | "
+        f"{(alone.storm_alerts + alone.storm_digests) / max(1, fleet.storm_alerts + fleet.storm_digests):.0f}x "
+        "fewer alerts and digests |"
     )
 
 

@@ -5,6 +5,7 @@ from every host, a rule that keeps its keys local, and Redis lost mid-storm."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,13 +48,14 @@ class Host:
     async def see(self, *events: Event) -> None:
         await self._commit([n for e in events for n in self.storm.admit(e)])
 
-    async def tick(self) -> None:
-        await self._commit(self.storm.due())
+    async def tick(self, *more: Notification) -> None:
+        """What time brings: the storm's due notes, *more* (an escalation's, an absence's)."""
+        await self._commit([*self.storm.due(), *more], admitted=False)
         self.sent += await self.fleet_storm.due()
 
-    async def _commit(self, notifications: Sequence[Notification]) -> None:
+    async def _commit(self, notifications: Sequence[Notification], *, admitted: bool = True) -> None:
         deliveries = [Delivery("alerts", n) for n in notifications]
-        kept = await self.fleet_storm.filter(deliveries, self.storm.changes(), self.storm)
+        kept = await self.fleet_storm.filter(deliveries, self.storm.changes(), self.storm, admitted=admitted)
         self.sent += [d.notification for d in kept]
 
     def kinds(self, kind: Kind) -> list[Notification]:
@@ -109,6 +111,15 @@ async def test_a_more_severe_alert_goes_out_whatever_the_fleet_sent(hosts: list[
     await hosts[0].see(*(event(f"a {i}") for i in range(3)))
     await hosts[1].see(event("b 0"), *(event(f"b {i}", severity=Severity.CRITICAL) for i in (1, 2)))
     assert [n.line for n in hosts[1].kinds(Kind.ALERT)] == ["b 1"]  # the upgrade; not its equal after it
+
+
+async def test_an_alert_that_time_brings_is_not_claimed(hosts: list[Host]) -> None:
+    await hosts[0].see(*(event(f"a {i}") for i in range(3)))
+    await hosts[1].see(event("b 0"))
+    assert not hosts[1].kinds(Kind.ALERT)  # the fleet's window sent its 3
+    escalated = replace(hosts[0].kinds(Kind.ALERT)[0], title="Still firing after 5 min: E500 upstream timeout")
+    await hosts[1].tick(escalated)  # an escalation route's note is an alert of the key: not the storm's
+    assert hosts[1].kinds(Kind.ALERT) == [escalated]
 
 
 async def test_a_rule_with_fleet_false_storms_on_each_host_alone(

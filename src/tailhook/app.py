@@ -222,7 +222,7 @@ class App:
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
                 try:
                     async with asyncio.timeout(self.drain_timeout_s):
-                        await self._commit(self.pipeline.flush() if self.dry_run else self.pipeline.tick())
+                        await self._commit(self.pipeline.flush() if self.dry_run else self.pipeline.tick(), ticked=True)
                 except TimeoutError:
                     log.error("stopping without storing the storm windows: the disk of the spool is still full")
                 # 3. deliver what is due, bounded
@@ -248,17 +248,25 @@ class App:
         return self.pipeline.prescan(data, source)
 
     async def _commit(
-        self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = (), decided: Sequence[Delivery] = ()
+        self,
+        deliveries: Sequence[Delivery],
+        checkpoints: Sequence[Checkpoint] = (),
+        *,
+        ticked: bool = False,
+        decided: Sequence[Delivery] = (),
     ) -> None:
         """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
-        In fleet mode, the fleet decides on *deliveries* first (*decided*: the fleet's digests, as they are).
+        In fleet mode, the fleet decides on *deliveries* first (*ticked*: they are what time brought,
+        not lines; *decided*: the fleet's digests, as they are).
 
         The sources wait with us: they read on only after their commit.
         """
         assert self.spool is not None
         changes = self.pipeline.changes()
         if self.fleet_storm is not None:
-            deliveries = await self.fleet_storm.filter(deliveries, changes.storm, self.pipeline.storm)
+            deliveries = await self.fleet_storm.filter(
+                deliveries, changes.storm, self.pipeline.storm, admitted=not ticked
+            )
         deliveries = [*deliveries, *decided]
         while True:
             if not deliveries and not checkpoints and not changes:
@@ -301,7 +309,7 @@ class App:
             if self.fleet is not None:
                 await self.fleet.rejoin()
             digests = self.pipeline.route(await fleet.due()) if fleet is not None else []
-            await self._commit(self.pipeline.tick(), decided=digests)
+            await self._commit(self.pipeline.tick(), ticked=True, decided=digests)
 
     async def _inform_systemd(self, sources: Sequence[Source]) -> None:
         """Under systemd: ``WATCHDOG=1`` at the pace its watchdog asks for, and a status line

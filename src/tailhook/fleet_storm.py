@@ -227,18 +227,26 @@ class FleetStorm:
     # ── a commit's notifications ────────────────────────────────────────────
 
     async def filter(
-        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl
+        self,
+        deliveries: Sequence[Delivery],
+        changes: Iterable[KeyChange],
+        storm: StormControl,
+        *,
+        admitted: bool = True,
     ) -> list[Delivery]:
         """*deliveries* as the fleet decides them: alerts it refused and local digests of fleet keys
         left out; Redis told what the keys in *changes* held; *storm*'s windows moved onto the
-        fleet's. Without Redis: *deliveries* as they are."""
+        fleet's. Without Redis: *deliveries* as they are.
+
+        *admitted*: the alerts are storm control's, made of lines just read (``False``: what time
+        brings, where an alert is an escalation's or an absence's and is not claimed)."""
         if not deliveries and not self._current:
             return list(deliveries)
         async with self._lock:
-            return await self._filter(deliveries, changes, storm)
+            return await self._filter(deliveries, changes, storm if admitted else None)
 
     async def _filter(
-        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl
+        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl | None
     ) -> list[Delivery]:
         notes: dict[int, Notification] = {}
         for delivery in deliveries:
@@ -281,12 +289,11 @@ class FleetStorm:
 
     def _decide(self, plan: _Plan, notes: Iterable[Notification]) -> set[StormKey]:
         """Alerts of fleet keys to claim (the keys returned), their updates and resolved notes."""
-        assert plan.storm is not None
         claimed: set[StormKey] = set()
         for note in notes:
             key = (note.rule, note.key)
             if note.kind is Kind.ALERT:
-                config = plan.storm.config_of(key)
+                config = None if plan.storm is None else plan.storm.config_of(key)
                 if config is None or not config.fleet or note.key == OVERFLOW_KEY:
                     continue
                 self._claim_alert(plan, note, config.window, config.max_per_window)
