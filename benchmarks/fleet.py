@@ -48,7 +48,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.daemon import Daemon, wait_until
+from tests.daemon import Daemon, stop_all, wait_until
 from tests.discord_standin import ThreadedStandIn, standin_in_thread
 from tests.redis_server import redis_server
 
@@ -146,8 +146,7 @@ def run(folder: Path, name: str, reset_after_s: float, redis_url: str | None) ->
         counts = arrived(discord)
         statuses = [status for method, _, status in discord.requests if method == "POST"]
         alerts, digests = storm(discord, daemons, name)
-        for daemon in daemons:
-            daemon.stop()
+        stop_all(daemons)
     if sorted(counts) != [(n, i) for n in range(DAEMONS) for i in range(ALERTS_EACH)] or set(counts.values()) != {1}:
         raise AssertionError(f"{name}: not every alert arrived exactly once")
     others = {status for status in statuses if status not in (200, 429)}

@@ -140,6 +140,10 @@ class Daemon:
         """SIGTERM and wait; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+        return self.stopped(timeout)
+
+    def stopped(self, timeout: float = 20.0) -> int:
+        """Wait for the exit that a SIGTERM sent already asked for; the exit code."""
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -162,6 +166,14 @@ class Daemon:
         """After a test: kill the daemon if it still runs, and close its output files."""
         if self.process.poll() is None or not self._stdout.closed:
             self.kill()
+
+
+def stop_all(daemons: list[Daemon], timeout: float = 30.0) -> list[int]:
+    """SIGTERM to every daemon at once, then wait for each; their exit codes."""
+    for daemon in daemons:
+        if daemon.process.poll() is None:
+            daemon.process.send_signal(signal.SIGTERM)
+    return [daemon.stopped(timeout) for daemon in daemons]
 
 
 def metrics(daemon: Daemon) -> dict[str, float]:

