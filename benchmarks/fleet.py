@@ -164,8 +164,11 @@ def storm(discord: ThreadedStandIn, daemons: Sequence[Daemon], name: str) -> tup
     total = STORM_EACH * len(daemons)
 
     def seen() -> tuple[int, list[int]]:
-        titles = [e.get("title", "") for r in [*discord.received, *discord.edits] for e in r.payload.get("embeds", [])]
-        return titles.count(STORM_TITLE), [int(m[1]) for t in titles if (m := DIGEST.search(t))]
+        """First alerts as posted (an edit repeats the embeds of its message it leaves as they are), and
+        digests as posted or edited in."""
+        posted = [e.get("title", "") for r in discord.received for e in r.payload.get("embeds", [])]
+        edited = [e.get("title", "") for r in discord.edits for e in r.payload.get("embeds", [])]
+        return posted.count(STORM_TITLE), [int(m[1]) for t in posted + edited if (m := DIGEST.search(t))]
 
     wait_until(lambda: sum(seen()[1]) + seen()[0] >= total, 60, f"{name}: the storm's digests")
     alerts, digests = seen()
