@@ -510,3 +510,25 @@ def test_fleet_mode_reads_its_redis_name_and_password_and_keeps_them_secret(writ
     assert "fleet.name: is required" in text
     assert "fleet.password_file: give password or password_file, not both" in text
     assert "leaked-pw" not in text
+
+
+def test_fleet_mode_checks_its_ca_file_for_tls(write: WriteFile) -> None:
+    ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    config = load_config(str(write("tailhook.yaml", f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        fleet: {{redis: "rediss://redis.internal:6380/0", name: shop, ca_file: {ca.name}}}
+        """)))  # fmt: skip
+    assert config.fleet is not None and config.fleet.ca_file == ca
+    write("not-pem.txt", "hello")
+    bad = write("bad.yaml", f"""
+        sources: [{{name: app, paths: [a.log]}}]
+        fleet: {{redis: "redis://redis.internal", name: shop, ca_file: {ca.name}}}
+        other: {{}}
+        """)  # fmt: skip
+    assert "fleet.ca_file: needs a rediss:// URL (TLS)" in "\n".join(problems_of(bad))
+    for name, problem in (("not-pem.txt", "holds no PEM certificate"), ("missing.pem", "cannot read")):
+        wrong = write(f"wrong-{name}.yaml", f"""
+            sources: [{{name: app, paths: [a.log]}}]
+            fleet: {{redis: "rediss://redis.internal", name: shop, ca_file: {name}}}
+            """)  # fmt: skip
+        assert problem in "\n".join(problems_of(wrong))

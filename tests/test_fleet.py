@@ -22,6 +22,8 @@ from tests.redis_server import RedisServer, redis_server
 
 pytestmark = pytest.mark.timeout(60)
 
+PASSWORD = "s3cret-pw"
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
@@ -127,3 +129,24 @@ def delivery(title: str) -> Delivery:
     n = Notification(kind=Kind.ALERT, rule="r", severity=Severity.ERROR, key="k", title=title, description="",
                      line="", source="s", host="h", time=1.0)  # fmt: skip
     return Delivery("alerts", n)
+
+
+async def test_rediss_with_the_fleets_ca_and_a_password(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with redis_server(tmp_path, tls=True, password=PASSWORD) as server:
+        assert server.url.startswith("rediss://") and server.certificate is not None
+        trusted = Fleet(FleetConfig(server.url, "shop", password=PASSWORD, timeout=1.0, ca_file=server.certificate))
+        untrusted = Fleet(FleetConfig(server.url, "shop", password=PASSWORD, timeout=1.0))
+        wrong = Fleet(FleetConfig(server.url, "shop", password="x" + PASSWORD, timeout=1.0, ca_file=server.certificate))
+        try:
+            await trusted.pause(WEBHOOK_ID, "post", 5.0)
+            assert trusted.up and trusted.pauses == 1
+            assert 0 < await trusted.take(WEBHOOK_ID, "post", 5, 2.0) <= 5.0  # through TLS, with the password
+            assert await untrusted.take(WEBHOOK_ID, "post", 5, 2.0) == 0.0  # a certificate it cannot check:
+            assert not untrusted.up  # it goes on alone
+            assert await wrong.take(WEBHOOK_ID, "post", 5, 2.0) == 0.0
+            assert not wrong.up
+        finally:
+            for fleet in (trusted, untrusted, wrong):
+                await fleet.close()
+    assert "does not answer" in caplog.text
+    assert PASSWORD not in caplog.text

@@ -404,7 +404,7 @@ class RouteConfig:
 @dataclass(frozen=True, slots=True)
 class FleetConfig:
     """``fleet:``: the Redis (or Valkey) through which the tailhooks of one fleet share each webhook's
-    pacing (and, later, their storms). Redis holds coordination state only, never an alert."""
+    pacing and their storm keys. Redis holds coordination state only, never an alert."""
 
     redis: str = field(repr=False)
     """``redis://`` or ``rediss://`` (TLS) URL; it may hold a password, so it is never shown."""
@@ -413,6 +413,9 @@ class FleetConfig:
     password: str | None = field(default=None, repr=False)
     timeout: float = 0.25
     """Seconds each call to Redis may take before the daemon goes on alone."""
+    ca_file: Path | None = None
+    """``rediss://``: the CA certificates (PEM) to check the server's certificate against, instead of
+    the system's (a private CA: an in-cluster Redis, some managed ones)."""
 
     def redacted(self) -> str:
         """Where the Redis is, without credentials: ``redis://host:port/db``."""
@@ -854,7 +857,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def _fleet(section: _Section | None, base: Path) -> FleetConfig | None:
-    """``fleet: {redis, name, password | password_file, timeout}``."""
+    """``fleet: {redis, name, password | password_file, timeout, ca_file}``."""
     if section is None:
         return None
     url = section.get("redis", _redis_url, "", required=True)
@@ -866,13 +869,27 @@ def _fleet(section: _Section | None, base: Path) -> FleetConfig | None:
     if section.has("password_file"):
         password = section.get("password_file", lambda v: _secret_file(base / _str(v), "a Redis password"), None)
     timeout = section.get("timeout", _positive_duration, 0.25)
+    ca_file = section.get("ca_file", lambda v: _pem_file(base / _str(v)), None)
+    if ca_file is not None and url and not url.startswith("rediss://"):
+        section.file.problem(section.line("ca_file"), section.key("ca_file"), "needs a rediss:// URL (TLS)")
     section.done()
     if importlib.util.find_spec("redis") is None:
         section.file.problem(section.mapping.line, section.path,
                              "fleet mode needs the redis package: pip install 'tailhook[fleet]'")  # fmt: skip
     if not url or not name:
         return None
-    return FleetConfig(url, name, password or None, timeout)
+    return FleetConfig(url, name, password or None, timeout, ca_file)
+
+
+def _pem_file(path: Path) -> Path:
+    """*path*, a readable file of PEM certificates."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError(f"{path} holds no PEM certificate")
+    return path
 
 
 def _redis_url(value: Any) -> str:

@@ -106,6 +106,7 @@ class Fleet:
         self.config = config
         self.prefix = f"tailhook:{config.name}:"
         self._clock = clock
+        tls = {} if config.ca_file is None else {"ssl_ca_certs": str(config.ca_file)}
         self._client: redis.asyncio.Redis = aioredis.from_url(
             config.redis,
             password=config.password,
@@ -113,6 +114,7 @@ class Fleet:
             socket_connect_timeout=config.timeout,
             retry_on_timeout=False,
             health_check_interval=0,
+            **tls,
         )
         self._take = self.script(_TAKE)
         self._learn = self.script(_LEARN)
