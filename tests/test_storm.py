@@ -182,6 +182,23 @@ def test_in_a_flood_the_held_line_is_stored_once_a_second_and_the_counts_with_ev
     assert (digest.line, digest.count) == ("held 3", 3)  # without a restart, the last line held
 
 
+def test_a_window_whose_lines_were_all_held_within_a_second_still_stores_a_held_line(clock: FakeClock) -> None:
+    storm = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    storm.admit(event(text="first"))
+    assert [state.last_held for _, state in storm.changes() if state is not None] == [None]  # nothing held yet
+    clock.advance(HELD_STORED_EVERY_S / 4)
+    storm.admit(event(text="held 1"))
+    storm.admit(event(text="held 2"))
+    ((_, state),) = storm.changes()
+    assert state is not None and state.fresh and state.last_held is not None  # its first held line goes at once
+
+    restarted = StormControl(StormConfig(window=60, max_per_window=1), host="h", clock=clock)
+    restarted.restore([state], lambda _: None)
+    clock.advance(60)
+    (digest,) = restarted.due()
+    assert (digest.kind, digest.count, digest.line) == (Kind.DIGEST, 2, "held 2")
+
+
 def test_restored_windows_follow_the_rules_current_settings(clock: FakeClock) -> None:
     storm = StormControl(StormConfig(window=3600, max_per_window=1), host="h", clock=clock)
     storm.admit(event())

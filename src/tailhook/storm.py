@@ -135,6 +135,8 @@ class _Window:
     keeps no more (a line freed elsewhere does not make room), so what it kept is the first lines held."""
     before_restart: int = 0
     """Lines held before the window was restored from the spool: their text was never stored."""
+    line_stored: bool = False
+    """A held line of this window was handed out to be stored: a restart can make its digest."""
 
     def closes(self) -> float:
         return self.opened + self.length
@@ -621,12 +623,17 @@ class StormControl:
         stored (``HELD_STORED_EVERY_S``), else only what it counts."""
         window = state.window
         stored = state.notes_stored
-        fresh = stored is None or not 0 <= now - stored < HELD_STORED_EVERY_S
+        fresh = (
+            stored is None
+            or not 0 <= now - stored < HELD_STORED_EVERY_S
+            or (window is not None and window.held > 0 and not window.line_stored)  # its first held line
+        )
         last_held = latest = None
         if fresh:
             state.notes_stored = now
             if window is not None:
                 last_held = window.last_notification(self.host)
+                window.line_stored = last_held is not None
             latest = self._latest_notification(state)
         pending = tuple(state.pending) if state.pending else ()
         if window is None:
@@ -664,7 +671,7 @@ class StormControl:
             if stored.opened is not None:
                 length = config.window if stored.length is None else _length(config, stored.level)
                 window = _Window(stored.opened, length, stored.sent, stored.held, stored.last_held)
-                window.before_restart = stored.held
+                window.before_restart, window.line_stored = stored.held, stored.last_held is not None
                 if stored.key != OVERFLOW_KEY:
                     self._open_keys[stored.rule] += 1
             state = self._keys[key] = _Key(
