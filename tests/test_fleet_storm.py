@@ -4,17 +4,20 @@ from every host, a rule that keeps its keys local, and Redis lost mid-storm."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from tailhook.config import FleetConfig, StormConfig
 from tailhook.events import Delivery, Event, Kind, Line, Notification, Severity
 from tailhook.fleet import Fleet
-from tailhook.fleet_storm import GRACE_S, FleetStorm, hosts_in_words
-from tailhook.storm import StormControl
+from tailhook.fleet_storm import GRACE_S, PATIENCE_S, FleetStorm, ShareId, ShareState, hosts_in_words
+from tailhook.storm import KeyState, StormControl, StormKey
 from tests.conftest import FakeClock
 from tests.metrics import reported
 from tests.redis_server import RedisServer, redis_server
@@ -30,33 +33,61 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
         yield running
 
 
-def event(text: str, *, severity: Severity = Severity.ERROR, storm: StormConfig | None = None) -> Event:
-    return Event(rule="e500", severity=severity, storm=storm, key="upstream", title="E500 upstream timeout",
+def event(
+    text: str, *, severity: Severity = Severity.ERROR, storm: StormConfig | None = None, key: str = "upstream"
+) -> Event:
+    return Event(rule="e500", severity=severity, storm=storm, key=key, title="E500 upstream timeout",
                  description="", captures={}, line=Line(text=text, source="app", time=5.0))  # fmt: skip
 
 
 class Host:
-    """One daemon's storm control and its fleet stage, committing as the daemon does."""
+    """One daemon's storm control and its fleet stage, committing as the daemon does, into a "spool" of
+    its own (the storm's keys and the fleet's shares), from which ``restart()`` starts afresh."""
 
     def __init__(self, name: str, server: RedisServer, clock: FakeClock) -> None:
-        self.name = name
-        self.storm = StormControl(WINDOW, host=name, clock=clock)
-        self.fleet = Fleet(FleetConfig(server.url, "shop", timeout=0.3), clock=clock)
-        self.fleet_storm = FleetStorm(self.fleet, host=name, clock=clock)
+        self.name, self.server, self.clock = name, server, clock
+        self.keys: dict[StormKey, KeyState] = {}
+        self.shares: dict[ShareId, ShareState] = {}
         self.sent: list[Notification] = []
+        self._start()
+
+    def _start(self) -> None:
+        self.storm = StormControl(WINDOW, host=self.name, clock=self.clock)
+        self.storm.restore(self.keys.values(), lambda _: None)
+        self.fleet = Fleet(FleetConfig(self.server.url, "shop", timeout=0.3), clock=self.clock)
+        self.fleet_storm = FleetStorm(self.fleet, host=self.name, clock=self.clock)
+        self.fleet_storm.restore(self.shares.values())
+
+    async def restart(self) -> None:
+        """A stop (its last tick stored) and a start from what was stored."""
+        await self.tick()
+        await self.fleet.close()
+        self._start()
 
     async def see(self, *events: Event) -> None:
         await self._commit([n for e in events for n in self.storm.admit(e)])
 
     async def tick(self, *more: Notification) -> None:
-        """What time brings: the storm's due notes, *more* (an escalation's, an absence's)."""
-        await self._commit([*self.storm.due(), *more], admitted=False)
-        self.sent += await self.fleet_storm.due()
+        """What time brings: the storm's due notes, *more* (an escalation's, an absence's), the fleet's
+        digests due."""
+        await self._commit([*self.storm.due(), *more], ticked=True)
 
-    async def _commit(self, notifications: Sequence[Notification], *, admitted: bool = True) -> None:
+    async def _commit(self, notifications: Sequence[Notification], *, ticked: bool = False) -> None:
         deliveries = [Delivery("alerts", n) for n in notifications]
-        kept = await self.fleet_storm.filter(deliveries, self.storm.changes(), self.storm, admitted=admitted)
-        self.sent += [d.notification for d in kept]
+        async with self.fleet_storm.lock:
+            decided = await self.fleet_storm.due() if ticked else []
+            changes = self.storm.changes()
+            kept = await self.fleet_storm.filter(deliveries, changes, self.storm, admitted=not ticked)
+            self.sent += [d.notification for d in kept] + decided
+            for key, state in changes:
+                stored = self.keys.pop(key, None)
+                if state is not None:  # a change of counts alone keeps the lines stored before
+                    keep = stored is not None and not state.fresh
+                    self.keys[key] = replace(state, last_held=stored.last_held) if keep and stored else state
+            for ident, share in self.fleet_storm.changes():
+                self.shares.pop(ident, None)
+                if share is not None:
+                    self.shares[ident] = share
 
     def kinds(self, kind: Kind) -> list[Notification]:
         return [n for n in self.sent if n.kind is kind]
@@ -122,6 +153,76 @@ async def test_an_alert_that_time_brings_is_not_claimed(hosts: list[Host]) -> No
     assert hosts[1].kinds(Kind.ALERT) == [escalated]
 
 
+async def test_a_restart_after_the_window_closed_neither_loses_nor_repeats_a_count(
+    hosts: list[Host], clock: FakeClock
+) -> None:
+    for i in range(6):
+        for host in hosts[:3]:
+            await host.see(event(f"{host.name} line {i}"))
+            clock.advance(0.1)  # held lines spread over more than a second: stored as they come
+    clock.advance(10)
+    for host in hosts[:3]:
+        await host.restart()  # stopping closes the window (its local digest stands ready), then starts again
+    assert all(not host.kinds(Kind.DIGEST) for host in hosts)
+    await settle(hosts, clock, 3 * GRACE_S)
+    digests = [n for host in hosts for n in host.kinds(Kind.DIGEST)]
+    assert [(n.host, n.count) for n in digests] == [("pod-0", 15)]  # 18 events, 3 sent
+
+
+async def test_a_restart_mid_window_neither_loses_nor_repeats_a_count(hosts: list[Host], clock: FakeClock) -> None:
+    for i in range(6):
+        for host in hosts[:3]:
+            await host.see(event(f"{host.name} line {i}"))
+            clock.advance(0.1)
+    await hosts[1].restart()
+    await hosts[2].restart()
+    for host in hosts[:3]:
+        await host.see(event(f"{host.name} after"))
+    await settle(hosts, clock, 10 + 3 * GRACE_S)
+    digests = [n for host in hosts for n in host.kinds(Kind.DIGEST)]
+    assert [(n.host, n.count) for n in digests] == [("pod-0", 18)]  # 21 events, 3 sent
+    assert sum(len(host.kinds(Kind.ALERT)) for host in hosts) == 3
+
+
+async def test_a_digest_whose_answer_was_lost_is_claimed_again(
+    hosts: list[Host], clock: FakeClock, server: RedisServer
+) -> None:
+    for i in range(4):
+        for host in hosts[:2]:
+            await host.see(event(f"{host.name} line {i}"))
+    await settle(hosts, clock, 10)
+    (window,) = [key for key, _ in server.stored() if re.fullmatch(rb"tailhook:shop:storm:\{\w+\}:\d+", key)]
+    with redis.Redis.from_url(server.url) as client:
+        client.hset(window, "digest", "pod-0")  # pod-0's claim went through; its answer never came
+    await settle(hosts, clock, 3 * GRACE_S)
+    assert [(n.host, n.count) for host in hosts for n in host.kinds(Kind.DIGEST)] == [("pod-0", 5)]  # 8, 3 sent
+
+
+async def test_two_commits_of_one_host_at_once_count_each_event_once(hosts: list[Host], clock: FakeClock) -> None:
+    await hosts[0].see(*(event(f"a {i}") for i in range(3)))  # pod-0 opens the fleet's window
+    clock.advance(2)
+    one, two = hosts[1], hosts[2]
+    await two.see(event("other 0", key="db"))  # pod-2 follows another fleet key: its commits go to Redis
+    # two sources of pod-1 commit at once: the second's lines come while the first's claim is in flight
+    await asyncio.gather(one.see(*(event(f"b1 {i}") for i in range(5))), one.see(*(event(f"b2 {i}") for i in range(5))))
+    await settle(hosts, clock, 10 + 3 * GRACE_S)
+    digests = [(n.host, n.key, n.count) for host in hosts for n in host.kinds(Kind.DIGEST)]
+    assert digests == [("pod-0", "upstream", 10)]  # 13 events of the key, 3 sent; the other key held none
+
+
+async def test_an_escalated_window_opens_the_fleets_window_as_long(hosts: list[Host], clock: FakeClock) -> None:
+    escalating = StormConfig(window=10, max_per_window=1, max_window=40)
+    host = hosts[0]
+    await host.see(*(event(f"first {i}", storm=escalating) for i in range(3)))  # held 2: the next window is 20 s
+    await settle([host], clock, 10.5)
+    await host.see(event("second", storm=escalating))
+    window = host.storm.window_of(("e500", "upstream"))
+    assert window is not None and window[0] == 20.0  # the fleet's window as long as the escalated one
+    await hosts[1].see(event("joins", storm=escalating))
+    other = hosts[1].storm.window_of(("e500", "upstream"))
+    assert other is not None and other[0] == 20.0  # a host joining it follows its length
+
+
 async def test_a_rule_with_fleet_false_storms_on_each_host_alone(
     hosts: list[Host], clock: FakeClock, server: RedisServer
 ) -> None:
@@ -144,7 +245,9 @@ async def test_with_redis_gone_mid_storm_each_host_sums_up_what_it_held(
     server.kill()
     for host in hosts:  # after Redis went: held by each host's storm control, counted by none
         await host.see(event(f"{host.name} late"))
-    await settle(hosts, clock, 10 + 3 * GRACE_S)
+    await settle(hosts, clock, 10 + PATIENCE_S - 0.5)
+    assert all(not host.kinds(Kind.DIGEST) for host in hosts)  # Redis may come back (or only its answer)
+    await settle(hosts, clock, 1)
     alerts = sum(len(host.kinds(Kind.ALERT)) for host in hosts)
     digests = [n for host in hosts for n in host.kinds(Kind.DIGEST)]
     assert alerts == 3

@@ -14,6 +14,7 @@ import pytest
 
 from tailhook.absence import AbsenceState
 from tailhook.events import AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.fleet_storm import ShareState
 from tailhook.silences import HeldState
 from tailhook.spool import (
     _SCHEMA_V1,
@@ -392,7 +393,7 @@ async def test_a_version_1_spool_is_migrated_with_everything_it_held(tmp_path: P
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE destination = 'alerts' ORDER BY severity DESC, id"
         ).fetchall()
@@ -426,7 +427,7 @@ async def test_a_version_3_spool_is_migrated_and_keeps_what_it_held(tmp_path: Pa
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -456,7 +457,7 @@ async def test_a_version_5_spool_is_migrated_its_flood_columns_filled_and_its_nu
     finally:
         await spool.close()
     with sqlite3.connect(tmp_path / FILE_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         ids = [row[0] for row in db.execute("SELECT id FROM notifications ORDER BY id")]
         assert ids == [5, 7, 8]  # the digest; the summary of 2-4 and the new alert, numbered after the sent 6
         columns = db.execute("SELECT kind, rule, key, time FROM notifications WHERE id = 8").fetchone()
@@ -486,6 +487,26 @@ async def test_absence_rules_state_is_stored_with_the_commit_and_forgotten_when_
         )
         await spool.commit([], absences=[("beat", None)])
         assert await spool.absences() == [AbsenceState("backup", 100.0, False)]
+    finally:
+        await spool.close()
+
+
+async def test_fleet_shares_are_stored_with_the_commit_and_forgotten_when_decided(tmp_path: Path) -> None:
+    base = flood_delivery("e500", "upstream").notification
+    open_share = ShareState("e500", "upstream", 1_000_000, 1_010_000, "E500", base, 4, 1, 2, True, True, None)
+    closing = replace(open_share, key="db", counted=7, claim_at=1011.0)
+    spool = await Spool.open(tmp_path)
+    try:
+        await spool.commit(
+            [], fleet=[(("e500", "upstream", 1_000_000), open_share), (("e500", "db", 1_000_000), closing)]
+        )
+        await spool.commit([], fleet=[(("e500", "db", 1_000_000), None)])  # its digest decided
+        assert await spool.fleet_shares() == [open_share]
+    finally:
+        await spool.close()
+    spool = await Spool.open(tmp_path)  # and across a restart
+    try:
+        assert await spool.fleet_shares() == [open_share]
     finally:
         await spool.close()
 

@@ -44,7 +44,7 @@ from tailhook.dispatch import ANNOUNCEMENT_ROOM, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.fleet import Fleet, FleetUnavailable
-from tailhook.fleet_storm import FleetStorm
+from tailhook.fleet_storm import FleetStorm, ShareChange
 from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer
 from tailhook.metrics import Metric, Registry, counter, gauge
@@ -156,6 +156,8 @@ class App:
                 absences=await spool.absences(),
                 escalations=await spool.escalations(),
             )
+            if self.fleet_storm is not None:
+                self.fleet_storm.restore(await spool.fleet_shares())
             http = self._http_server()
             if http is not None:
                 try:
@@ -248,28 +250,30 @@ class App:
         return self.pipeline.prescan(data, source)
 
     async def _commit(
-        self,
-        deliveries: Sequence[Delivery],
-        checkpoints: Sequence[Checkpoint] = (),
-        *,
-        ticked: bool = False,
-        decided: Sequence[Delivery] = (),
+        self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = (), *, ticked: bool = False
     ) -> None:
         """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
         In fleet mode, the fleet decides on *deliveries* first (*ticked*: they are what time brought,
-        not lines; *decided*: the fleet's digests, as they are).
+        not lines; the fleet's digests due come with them).
 
         The sources wait with us: they read on only after their commit.
         """
         assert self.spool is not None
-        changes = self.pipeline.changes()
-        if self.fleet_storm is not None:
-            deliveries = await self.fleet_storm.filter(
-                deliveries, changes.storm, self.pipeline.storm, admitted=not ticked
-            )
-        deliveries = [*deliveries, *decided]
+        fleet = self.fleet_storm
+        shares: list[ShareChange] = []
+        if fleet is None:
+            changes = self.pipeline.changes()
+        else:
+            async with fleet.lock:  # the storm's changes as the fleet's last decision left them
+                decided = self.pipeline.route(await fleet.due()) if ticked else []
+                changes = self.pipeline.changes()
+                deliveries = [
+                    *await fleet.filter(deliveries, changes.storm, self.pipeline.storm, admitted=not ticked),
+                    *decided,
+                ]
+                shares = fleet.changes()
         while True:
-            if not deliveries and not checkpoints and not changes:
+            if not deliveries and not checkpoints and not changes and not shares:
                 return
             try:
                 await self.spool.commit(
@@ -279,14 +283,18 @@ class App:
                     silences=changes.silences,
                     absences=changes.absences,
                     escalations=changes.escalations,
+                    fleet=shares,
                 )
             except SpoolFull as exc:
                 self.pipeline.unsaved(changes)
+                if fleet is not None:
+                    fleet.unsaved(shares)
                 if not self._disk_full:
                     log.error("the disk of the spool is full (%s); reading is paused until there is space", exc)
                     self._disk_full = True
                 await asyncio.sleep(DISK_FULL_RETRY_S)
                 changes = self.pipeline.changes()
+                shares = [] if fleet is None else fleet.changes()
                 continue
             if self._disk_full:
                 log.warning("the spool has space again; reading goes on")
@@ -308,8 +316,9 @@ class App:
                 self.pipeline.silences.replace_stored(stored)
             if self.fleet is not None:
                 await self.fleet.rejoin()
-            digests = self.pipeline.route(await fleet.due()) if fleet is not None else []
-            await self._commit(self.pipeline.tick(), ticked=True, decided=digests)
+            # Shielded: a stop cancels the ticker, and a fleet digest this host won must be stored
+            # with the share it decides (the stop's own commit waits for this one).
+            await asyncio.shield(self._commit(self.pipeline.tick(), ticked=True))
 
     async def _inform_systemd(self, sources: Sequence[Source]) -> None:
         """Under systemd: ``WATCHDOG=1`` at the pace its watchdog asks for, and a status line

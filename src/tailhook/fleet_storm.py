@@ -9,33 +9,48 @@ one round trip per commit:
 - **First alerts are claimed.** A key's alert goes out only if the fleet's
   window of that key has sent fewer than ``max_per_window`` alerts, or if it
   is more severe than any it sent (an atomic script; the first claim opens the
-  fleet's window, for the rule's ``window``). A refused alert is not stored:
-  Redis counts it as held on this host. The host's own window of the key is
-  moved onto the fleet's (``StormControl.align``), so both close together.
+  fleet's window, as long as the claiming host's window of the key: the
+  rule's ``window``, or longer once escalated). A refused alert is not
+  stored: Redis counts it as held on this host. The host's own window of the
+  key is moved onto the fleet's (``StormControl.align``), so both close
+  together.
 - **Held events are counted per host** in the fleet's window: what the local
-  window held since the last commit, added to this host's count.
+  window held since the last commit, added to this host's count (in the claim
+  itself when the commit claims one of the key's alerts).
 - **One digest.** When the window closes, the local digest of a fleet key is
   not sent: its held line stands ready, and after ``GRACE_S`` (the other
   hosts' last counts arrive) the hosts that took part claim the fleet's digest
   atomically. The host that sent the window's first alert has the first go
   (its digest edits that alert's message), any other after a second
   ``GRACE_S``. The one that wins reads every host's count and sends "197 more
-  on 20 hosts (pod-0 … pod-19) in this 15 s window" with its latest line; the
-  others send nothing. A storm's updates (``storm_updates: edit``) are not sent
-  for fleet keys (no host knows the fleet's count until the digest), and its
-  resolved note only by a host that sent one of its alerts.
+  events were held back on 20 hosts (pod-0, pod-1 … pod-19)" with its latest
+  line; the others send nothing. A claim is idempotent (the winner asking
+  again gets the counts again), so a reply lost on the way is asked again. A
+  storm's updates (``storm_updates: edit``) are not sent for fleet keys (no
+  host knows the fleet's count until the digest), and its resolved note only
+  by a host that sent one of its alerts.
+
+This host's part in each window (a ``ShareState``: the counts, the line its
+digest would show, when to claim) is stored in the spool with the commit that
+changed it (``changes()``), and taken back at the next start (``restore()``),
+so a restart, before or after a window closed, neither loses the host's count
+nor counts it twice.
 
 Redis is never in the path of durability. When a call fails or Redis does not
 answer (``Fleet.call``), what the host decided alone goes out: its alerts, its
-updates, its own digest with what it held and Redis did not count. A window
-whose digest cannot be claimed (Redis lost it, or went away) is summed up by
-each host for itself. A host that crashes between a claim and the spool's
-commit reads its lines again and counts them once more: a digest may count a
-line twice, it never loses one.
+updates, and a digest of what it held that Redis did not count. A digest that
+cannot be claimed within ``PATIENCE_S`` of its window's close (Redis went
+away, or came back without the window) is summed up by each host for itself,
+with everything it held: a digest may then count a line twice (once in the
+fleet's, if another host claimed it), it never loses one. Windows are timed by
+each host's clock: the hosts' clocks must agree to well within ``GRACE_S``
+(NTP).
 
 Cost per event is constant: the stage sees the notifications a commit makes
 and the storm keys it changed, never the events held in between; each share
-has one deadline in a heap.
+has one deadline in a heap. The stage's work on a commit must happen under
+``lock`` together with taking the pipeline's changes (the app does both), so
+that each commit sees the storm's windows as the one before left them.
 
 What Redis holds per key (``tailhook:<name>:storm:{<hash>}``, the hash of the
 fleet's name, the rule and the key, never their text): a pointer to the open
@@ -59,77 +74,80 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tailhook._records import record
 from tailhook._units import seconds_in_words
 from tailhook.events import Delivery, Kind, Notification
 from tailhook.fleet import Fleet
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.storm import OVERFLOW_KEY, KeyChange, KeyState, StormControl, StormKey
 
-__all__ = ["GRACE_S", "KEEP_S", "FleetStorm", "hosts_in_words"]
+__all__ = ["GRACE_S", "KEEP_S", "PATIENCE_S", "FleetStorm", "ShareChange", "ShareState", "hosts_in_words"]
 
 GRACE_S = 1.0
 """After a fleet window closes, the hosts' last counts have this long to arrive before its digest is
 claimed; the host that sent the first alert claims first, any other after twice as long."""
+PATIENCE_S = 10.0
+"""A digest that Redis cannot be asked for this long past its window's close is summed up alone."""
 KEEP_S = 300.0
 """Redis keeps a window this long past its close (its digest is claimed within seconds)."""
+RETRY_S = 1.0
+"""A digest claim that Redis did not answer is asked again this much later."""
 COORDINATED_KEYS = 100_000
 """The most keys remembered for their resolved note (whether this host sent one of their alerts)."""
 
 # KEYS[1]: the key's pointer to its open window (the window's hash is KEYS[1]..':'..opened).
-# ARGV: now (ms), window (ms), keep (ms), max_per_window, severity, host.
+# ARGV: now (ms), window (ms), keep (ms), max_per_window, severity, host, events held here to count.
 # Answers {1 sent / 0 held, opened, closes}.
 _CLAIM = """
 local now, window, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local severity, host = tonumber(ARGV[5]), ARGV[6]
+local severity, host, held = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local opened = redis.call('GET', KEYS[1])
 local win = KEYS[1] .. ':' .. (opened or '')
 local closes = opened and tonumber(redis.call('HGET', win, 'closes') or '0') or 0
+local sent = 1
 if now >= closes then
   opened, closes = now, now + window
   win = KEYS[1] .. ':' .. opened
   redis.call('SET', KEYS[1], opened, 'PX', window + keep)
   redis.call('HSET', win, 'closes', closes, 'sent', 1, 'top', severity, 'first', host)
   redis.call('PEXPIRE', win, window + keep)
-  return {1, opened, closes}
+else
+  opened = tonumber(opened)
+  local top = tonumber(redis.call('HGET', win, 'top'))
+  if tonumber(redis.call('HGET', win, 'sent')) < tonumber(ARGV[4]) or severity > top then
+    redis.call('HINCRBY', win, 'sent', 1)
+    if severity > top then redis.call('HSET', win, 'top', severity) end
+  else
+    sent, held = 0, held + 1
+  end
 end
-local top = tonumber(redis.call('HGET', win, 'top'))
-if tonumber(redis.call('HGET', win, 'sent')) < tonumber(ARGV[4]) or severity > top then
-  redis.call('HINCRBY', win, 'sent', 1)
-  if severity > top then redis.call('HSET', win, 'top', severity) end
-  return {1, tonumber(opened), closes}
-end
-redis.call('HINCRBY', win, 'h:' .. host, 1)
-return {0, tonumber(opened), closes}
+if held > 0 then redis.call('HINCRBY', win, 'h:' .. host, held) end
+return {sent, opened, closes}
 """
 
-# KEYS[1]: the key's pointer. ARGV: host, events held, the window's opened (ms; '' for the open one), now (ms).
-# Answers the window counted in, or -1 (none open, or its digest is taken: the host sums them up itself).
+# KEYS[1]: a window's hash. ARGV: host, events held.
+# Answers 1 (counted), or 0 (the window is gone or its digest taken: the host sums them up itself).
 _COUNT = """
-local opened = ARGV[3]
-if opened == '' then
-  opened = redis.call('GET', KEYS[1])
-  if not opened then return -1 end
-end
-local win = KEYS[1] .. ':' .. opened
-local closes = redis.call('HGET', win, 'closes')
-if (not closes) or redis.call('HEXISTS', win, 'digest') == 1 then return -1 end
-if ARGV[3] == '' and tonumber(ARGV[4]) >= tonumber(closes) then return -1 end
-redis.call('HINCRBY', win, 'h:' .. ARGV[1], tonumber(ARGV[2]))
-return tonumber(opened)
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'digest') == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[1], tonumber(ARGV[2]))
+return 1
 """
 
 # KEYS[1]: a window's hash. ARGV: host, now (ms), grace (ms).
 # Answers {-1} (the window is gone), {0} (another host took the digest), {2, ms} (ask again in ms),
-# or {1, host, count, host, count, ...}: the digest is this host's, with every host's count.
+# or {1, host, count, host, count, ...}: the digest is this host's (again, if it took it already).
 _DIGEST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-if redis.call('HEXISTS', KEYS[1], 'digest') == 1 then return {0} end
-local closes, now, grace = tonumber(redis.call('HGET', KEYS[1], 'closes')), tonumber(ARGV[2]), tonumber(ARGV[3])
-if now < closes + grace then return {2, closes + grace - now} end
-if redis.call('HGET', KEYS[1], 'first') ~= ARGV[1] and now < closes + 2 * grace then
-  return {2, closes + 2 * grace - now}
+local taker = redis.call('HGET', KEYS[1], 'digest')
+if taker and taker ~= ARGV[1] then return {0} end
+if not taker then
+  local closes, now, grace = tonumber(redis.call('HGET', KEYS[1], 'closes')), tonumber(ARGV[2]), tonumber(ARGV[3])
+  if now < closes + grace then return {2, closes + grace - now} end
+  if redis.call('HGET', KEYS[1], 'first') ~= ARGV[1] and now < closes + 2 * grace then
+    return {2, closes + 2 * grace - now}
+  end
+  redis.call('HSET', KEYS[1], 'digest', ARGV[1])
 end
-redis.call('HSET', KEYS[1], 'digest', ARGV[1])
 local out = {1}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -142,6 +160,32 @@ return out
 """
 
 
+@record
+class ShareState:
+    """This host's part in one fleet window of a key, as the spool stores it."""
+
+    rule: str
+    key: str
+    opened: int
+    """When the fleet's window opened, in milliseconds (as Redis knows it)."""
+    closes: int
+    title: str
+    base: Notification
+    counted: int
+    uncounted: int
+    refused: int
+    sent: bool
+    took_part: bool
+    claim_at: float | None
+    """When to claim the digest; ``None``: the host's own window of the key is still open."""
+
+
+ShareId = tuple[str, str, int]
+"""``(rule, key, opened)``: one share."""
+ShareChange = tuple[ShareId, ShareState | None]
+"""A share's state to store, or ``None`` once its digest is decided."""
+
+
 @dataclass(slots=True, eq=False)
 class _Share:
     """This host's part in one fleet window of a key."""
@@ -150,7 +194,6 @@ class _Share:
     pointer: str
     """The key's pointer in Redis (its window's hash: ``pointer:opened``)."""
     opened: int
-    """When the fleet's window opened, in milliseconds (as Redis knows it)."""
     closes: int
     title: str
     """The key's alert title (a digest's is this, and how many more)."""
@@ -163,10 +206,26 @@ class _Share:
     refused: int = 0
     """This host's alerts the fleet refused (Redis counted each as held here)."""
     excerpt: str = ""
+    """The lines the local window held, for the digest's file (memory only, as storm control's)."""
     sent: bool = False
     """This host sent one of the window's alerts."""
     took_part: bool = False
     """Redis counted an event held here (or an alert it refused)."""
+    claim_at: float | None = None
+
+    @property
+    def ident(self) -> ShareId:
+        return (self.key[0], self.key[1], self.opened)
+
+    @property
+    def window(self) -> str:
+        return f"{self.pointer}:{self.opened}"
+
+    def state(self) -> ShareState:
+        return ShareState(
+            self.key[0], self.key[1], self.opened, self.closes, self.title, self.base, self.counted,
+            self.uncounted, self.refused, self.sent, self.took_part, self.claim_at,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -177,7 +236,7 @@ class _Plan:
     storm: StormControl | None = None
     dropped: set[int] = field(default_factory=set)
     """The ids of the notifications the fleet decided against."""
-    calls: list[tuple[Any, list[str], list[Any]]] = field(default_factory=list)
+    calls: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
     then: list[Callable[[Any], None]] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
     """What to do when Redis does not answer (what was to be counted there is summed up here)."""
@@ -186,7 +245,7 @@ class _Plan:
 
     def add(
         self,
-        script: Any,
+        script: str,
         keys: list[str],
         args: list[Any],
         then: Callable[[Any], None],
@@ -205,16 +264,20 @@ class FleetStorm:
         self.fleet = fleet
         self.host = host
         self.clock = clock
-        self._claim = fleet.script(_CLAIM)
-        self._count = fleet.script(_COUNT)
-        self._digest = fleet.script(_DIGEST)
+        self.lock = asyncio.Lock()
+        """Held while a commit takes the pipeline's changes and this stage decides on them (and while
+        it claims digests): each commit sees the storm's windows as the one before left them."""
         self._current: dict[StormKey, _Share] = {}
         """Per key, the share its open local window follows."""
+        self._closing: dict[StormKey, _Share] = {}
+        """Per key, the share of its last local window that closed, until its digest is claimed: a
+        local digest may come in the commit after the one that saw its window close."""
+        self._live: dict[ShareId, _Share] = {}
         self._deadlines: list[tuple[float, int, _Share]] = []
         """Shares whose local window closed, by when their digest is to be claimed."""
         self._order = 0
-        self._lock = asyncio.Lock()
-        """One commit's round trip at a time: each counts from where the one before left."""
+        self._changed: dict[ShareId, _Share | None] = {}
+        """Shares changed since the last ``changes()`` (``None``: done with)."""
         self._coordinated: OrderedDict[StormKey, bool] = OrderedDict()
         """Keys the fleet stormed lately, and whether this host sent one of their alerts (their
         resolved note goes from such a host only)."""
@@ -236,30 +299,20 @@ class FleetStorm:
     ) -> list[Delivery]:
         """*deliveries* as the fleet decides them: alerts it refused and local digests of fleet keys
         left out; Redis told what the keys in *changes* held; *storm*'s windows moved onto the
-        fleet's. Without Redis: *deliveries* as they are.
+        fleet's. Without Redis: *deliveries* as they are. Under ``lock``, with *changes* taken under it.
 
         *admitted*: the alerts are storm control's, made of lines just read (``False``: what time
         brings, where an alert is an escalation's or an absence's and is not claimed)."""
+        assert self.lock.locked()
         if not deliveries and not self._current:
             return list(deliveries)
-        async with self._lock:
-            return await self._filter(deliveries, changes, storm if admitted else None)
-
-    async def _filter(
-        self, deliveries: Sequence[Delivery], changes: Iterable[KeyChange], storm: StormControl | None
-    ) -> list[Delivery]:
         notes: dict[int, Notification] = {}
         for delivery in deliveries:
             notes.setdefault(id(delivery.notification), delivery.notification)
-        plan = _Plan(self.clock(), storm)
+        plan = _Plan(self.clock(), storm if admitted else None)
         states = {key: state for key, state in changes if key in self._current or state is not None}
         self._closed(plan, notes.values(), states)
-        claimed = self._decide(plan, notes.values())
-        # what new windows held in this commit, counted in the window their alerts opened or joined
-        for key in claimed:
-            state = states.get(key)
-            if key not in self._current and state is not None and state.opened is not None and state.held:
-                self._count_new(plan, key, state.held)
+        self._decide(plan, notes.values(), states)
         if plan.calls:
             await self._run(plan)  # without Redis, alerts go out as this host decided them
         for share in plan.closed:
@@ -271,61 +324,80 @@ class FleetStorm:
         and what open ones held since the last commit."""
         for note in notes:
             key = (note.rule, note.key)
-            if note.kind is Kind.DIGEST and key in self._current:
-                share = self._current.pop(key)
-                share.base, share.excerpt = note, note.excerpt
-                self._count_held(plan, share, note.count - share.counted - share.uncounted)
+            if note.kind is not Kind.DIGEST:
+                continue
+            share = self._current.pop(key, None)
+            if share is not None:
                 plan.closed.append(share)
-                plan.dropped.add(id(note))
+            else:
+                share = self._closing.get(key)  # its window closed in a commit before this one
+                if share is None:
+                    continue  # a window the fleet had no part in: its digest goes as it is
+            share.base, share.excerpt = note, note.excerpt
+            self._count(plan, share, note.count - share.counted - share.uncounted)
+            self._touch(share)
+            plan.dropped.add(id(note))
         for key, state in states.items():
             following = self._current.get(key)
             if following is None:
                 continue
             if state is None or state.opened is None or round(state.opened * 1000) != following.opened:
-                del self._current[key]  # closed without holding anything (or a new window opened)
+                del self._current[key]  # closed (its digest, if any, may come in the next commit)
                 plan.closed.append(following)
             else:
-                self._count_held(plan, following, state.held - following.counted - following.uncounted)
+                self._count(plan, following, state.held - following.counted - following.uncounted)
 
-    def _decide(self, plan: _Plan, notes: Iterable[Notification]) -> set[StormKey]:
-        """Alerts of fleet keys to claim (the keys returned), their updates and resolved notes."""
-        claimed: set[StormKey] = set()
+    def _decide(self, plan: _Plan, notes: Iterable[Notification], states: dict[StormKey, KeyState | None]) -> None:
+        """Alerts of fleet keys to claim, their updates and resolved notes."""
+        last_claim: dict[StormKey, Notification] = {}
         for note in notes:
             key = (note.rule, note.key)
             if note.kind is Kind.ALERT:
-                config = None if plan.storm is None else plan.storm.config_of(key)
-                if config is None or not config.fleet or note.key == OVERFLOW_KEY:
-                    continue
-                self._claim_alert(plan, note, config.window, config.max_per_window)
-                claimed.add(key)
+                window = None if plan.storm is None else plan.storm.window_of(key)
+                if window is not None and window[1].fleet and note.key != OVERFLOW_KEY:
+                    last_claim[key] = note
             elif note.kind is Kind.UPDATE and key in self._current:
                 plan.dropped.add(id(note))  # the fleet's count is known at the digest only
             elif note.kind is Kind.RECOVERY and self._coordinated.get(key) is False:
                 plan.dropped.add(id(note))  # another host sent its alerts: that host resolves it
-        return claimed
+        for note in notes:
+            key = (note.rule, note.key)
+            if note.kind is Kind.ALERT and key in last_claim:
+                # what the key's new window held in this commit goes with its last claim
+                state = states.get(key)
+                held = state.held if note is last_claim[key] and key not in self._current and state else 0
+                self._claim(plan, note, held)
 
     def _pointer(self, key: StormKey) -> str:
         digest = hashlib.sha256(f"{self.fleet.config.name}\0{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
         return f"{self.fleet.prefix}storm:{{{digest}}}"
 
-    def _claim_alert(self, plan: _Plan, note: Notification, window_s: float, max_per_window: int) -> None:
+    def _claim(self, plan: _Plan, note: Notification, held: int) -> None:
         key, now, storm = (note.rule, note.key), plan.now, plan.storm
         assert storm is not None
+        window = storm.window_of(key)
+        assert window is not None
+        length, config = window
         pointer = self._pointer(key)
-        window_ms = max(1, math.ceil(window_s * 1000))
-        args = [round(now * 1000), window_ms, round(KEEP_S * 1000), max_per_window, int(note.severity), self.host]
+        window_ms = max(1, math.ceil(length * 1000))
+        args = [round(now * 1000), window_ms, round(KEEP_S * 1000), config.max_per_window, int(note.severity),
+                self.host, held]  # fmt: skip
 
         def then(answer: Any) -> None:
             sent, opened, closes = (int(part) for part in answer)
             share = self._current.get(key)
             if share is None or share.opened != opened:
-                held = 0
+                offset = 0
                 if share is not None:  # the fleet's window closed before this host's: a new share
                     del self._current[key]  # (what the local window held so far is counted in the old)
-                    held = share.counted
+                    offset = share.counted + share.uncounted
                     self._await_digest(share)
-                share = self._current[key] = _Share(key, pointer, opened, closes, note.title, note, counted=held)
+                share = self._current[key] = _Share(key, pointer, opened, closes, note.title, note, counted=offset)
+                self._live[share.ident] = share
             share.title = note.title
+            if held:
+                share.counted += held
+                share.took_part = True
             if sent:
                 share.sent = True
                 self._coordinated[key] = True
@@ -338,59 +410,52 @@ class FleetStorm:
             self._coordinated.move_to_end(key)
             if len(self._coordinated) > COORDINATED_KEYS:
                 self._coordinated.popitem(last=False)
+            self._touch(share)
             storm.align(key, opened / 1000, (closes - opened) / 1000)
 
-        plan.add(self._claim, [pointer], args, then)
+        plan.add(_CLAIM, [pointer], args, then)
 
-    def _count_held(self, plan: _Plan, share: _Share, held: int) -> None:
+    def _count(self, plan: _Plan, share: _Share, held: int) -> None:
+        """*held* more events of *share*'s local window, to count in its fleet window."""
         if held <= 0:
             return
-        args = [self.host, held, share.opened, round(plan.now * 1000)]
 
         def then(answer: Any) -> None:
-            if int(answer) < 0:
+            if not int(answer):
                 undo()  # the fleet's digest is taken (or the window gone): summed up here
             else:
                 share.counted += held
                 share.took_part = True
+                self._touch(share)
 
         def undo() -> None:
             share.uncounted += held
+            self._touch(share)
 
-        plan.add(self._count, [share.pointer], args, then, undo)
-
-    def _count_new(self, plan: _Plan, key: StormKey, held: int) -> None:
-        """*held* events of a window whose first alert was claimed in this commit."""
-        args = [self.host, held, "", round(plan.now * 1000)]
-
-        def then(answer: Any) -> None:
-            share = self._current.get(key)
-            if share is None:
-                return
-            if int(answer) == share.opened:
-                share.counted += held
-                share.took_part = True
-            else:
-                share.uncounted += held
-
-        plan.add(self._count, [self._pointer(key)], args, then)
+        plan.add(_COUNT, [share.window], [self.host, held], then, undo)
 
     def _await_digest(self, share: _Share) -> None:
         """*share*'s local window closed: its digest is claimed once the fleet's window is over."""
         if share.took_part or share.sent or share.uncounted:
+            self._closing[share.key] = share
             self._at(share.closes / 1000 + GRACE_S, share)
+        else:
+            self._done(share)
 
     def _at(self, when: float, share: _Share) -> None:
+        share.claim_at = when
         self._order += 1
         heapq.heappush(self._deadlines, (when, self._order, share))
+        self._touch(share)
 
     async def _run(self, plan: _Plan) -> bool:
-        """*plan*'s calls in one round trip; whether Redis answered them."""
+        """*plan*'s calls in one round trip (``EVAL``: the scripts are small, and a script missing from
+        Redis's cache cannot fail a call half way through the pipeline); whether Redis answered."""
 
         async def request(client: Any) -> list[Any]:
             async with client.pipeline(transaction=False) as pipe:
                 for script, keys, args in plan.calls:
-                    await script(keys=keys, args=args, client=pipe)
+                    pipe.eval(script, len(keys), *keys, *args)
                 answers: list[Any] = await pipe.execute()
             return answers
 
@@ -410,25 +475,28 @@ class FleetStorm:
         return self._deadlines[0][0] if self._deadlines else None
 
     async def due(self, now: float | None = None) -> list[Notification]:
-        """The digests of fleet windows over by *now* that this host won, and of what it held alone."""
+        """The digests of fleet windows over by *now* that this host won, and of what it held alone.
+        Under ``lock``; the shares they decide are in the next ``changes()``, to store with them."""
+        assert self.lock.locked()
         now = self.clock() if now is None else now
         shares: list[_Share] = []
         while self._deadlines and self._deadlines[0][0] <= now:
-            shares.append(heapq.heappop(self._deadlines)[2])
+            when, _, share = heapq.heappop(self._deadlines)
+            if share.claim_at == when and self._live.get(share.ident) is share:
+                shares.append(share)
         if not shares:
             return []
-        async with self._lock:
-            return await self._claim_digests(shares, now)
-
-    async def _claim_digests(self, shares: list[_Share], now: float) -> list[Notification]:
         plan = _Plan(now)
         out: list[Notification] = []
         for share in shares:
             args = [self.host, round(now * 1000), round(GRACE_S * 1000)]
-            plan.add(self._digest, [f"{share.pointer}:{share.opened}"], args, self._answer(share, now, out))
+            plan.add(_DIGEST, [share.window], args, self._answer(share, now, out))
         if not await self._run(plan):
             for share in shares:
-                self._alone(share, out, everything=True)
+                if now < share.closes / 1000 + PATIENCE_S:
+                    self._at(now + RETRY_S, share)  # a reply lost, or Redis away for a moment
+                else:
+                    self._alone(share, out, everything=True)
         return out
 
     def _answer(self, share: _Share, now: float, out: list[Notification]) -> Callable[[Any], None]:
@@ -439,10 +507,8 @@ class FleetStorm:
             elif status == 1:
                 counts = {_text(host): int(n) for host, n in zip(answer[1::2], answer[2::2], strict=True)}
                 self._fleet_digest(share, counts, out)
-            elif status == -1:
-                self._alone(share, out, everything=True)  # Redis lost the window
-            else:
-                self._alone(share, out, everything=False)
+            else:  # -1: Redis lost the window (everything held here); 0: another host took the digest
+                self._alone(share, out, everything=status == -1)
 
         return then
 
@@ -453,6 +519,7 @@ class FleetStorm:
         if counts:
             self.digests += 1
             out.append(_digest(share, sum(counts.values()), hosts_in_words(counts), f"the latest line on {self.host}"))
+        self._done(share)
 
     def _alone(self, share: _Share, out: list[Notification], *, everything: bool) -> None:
         """This host's own digest of *share*: what Redis did not count (*everything*: what it held,
@@ -461,6 +528,50 @@ class FleetStorm:
         if held:
             self.alone += 1
             out.append(_digest(share, held, self.host, "the last one"))
+        self._done(share)
+
+    # ── state kept in the spool ─────────────────────────────────────────────
+
+    def _touch(self, share: _Share) -> None:
+        if self._live.get(share.ident) is share:
+            self._changed[share.ident] = share
+
+    def _done(self, share: _Share) -> None:
+        """*share*'s digest is decided (or it had nothing to decide): forget it, here and in the spool."""
+        if self._live.pop(share.ident, None) is not None:
+            self._changed[share.ident] = None
+        if self._closing.get(share.key) is share:
+            del self._closing[share.key]
+        if self._current.get(share.key) is share:
+            del self._current[share.key]
+
+    def changes(self) -> list[ShareChange]:
+        """The shares changed since the last call, to store with the commit that changed them."""
+        changed, self._changed = self._changed, {}
+        return [(ident, None if share is None else share.state()) for ident, share in changed.items()]
+
+    def unsaved(self, changes: Iterable[ShareChange]) -> None:
+        """*changes* could not be stored: hand them out again with the next ``changes()``."""
+        for ident, _ in changes:
+            self._changed.setdefault(ident, self._live.get(ident))
+
+    def restore(self, states: Iterable[ShareState]) -> None:
+        """Take back the shares stored before a restart: those whose local window is still open follow
+        it again (the restored window is the fleet's already), the others claim their digest."""
+        for stored in states:
+            key = (stored.rule, stored.key)
+            share = _Share(
+                key, self._pointer(key), stored.opened, stored.closes, stored.title, stored.base, stored.counted,
+                stored.uncounted, stored.refused, "", stored.sent, stored.took_part,
+            )  # fmt: skip
+            self._live[share.ident] = share
+            if stored.claim_at is None:
+                self._current[key] = share
+            else:
+                self._closing[key] = share
+                self._order += 1
+                share.claim_at = stored.claim_at
+                heapq.heappush(self._deadlines, (stored.claim_at, self._order, share))
 
     def collect(self) -> Iterable[Metric]:
         name = self.fleet.config.name
@@ -471,7 +582,7 @@ class FleetStorm:
         yield counter("tailhook_fleet_storm_alone_total", "Digests this tailhook sent of what it held that "
                       "the fleet's Redis did not count.", {name: self.alone}, "fleet")  # fmt: skip
         yield gauge("tailhook_fleet_storm_windows", "Fleet windows this tailhook takes part in now.",
-                    {name: float(len(self._current) + len(self._deadlines))}, "fleet")  # fmt: skip
+                    {name: float(len(self._live))}, "fleet")  # fmt: skip
 
 
 def _digest(share: _Share, held: int, where: str, shown: str) -> Notification:

@@ -167,6 +167,7 @@ from tailhook._files import private_file, private_folder, shared_mode
 from tailhook.absence import AbsenceChange, AbsenceState
 from tailhook.escalation import EscalationChange, FiringState
 from tailhook.events import STORM_EDITS, AlertField, Delivery, Kind, Mentions, Notification, Severity, Style
+from tailhook.fleet_storm import ShareChange, ShareState
 from tailhook.flood import TOP_KEYS, RuleFlood, summary
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.silences import HeldState, Silence, SilenceChange
@@ -197,7 +198,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 FILE_NAME = "spool.sqlite3"
 _EDITS = f"kind IN ({', '.join(sorted(repr(str(kind)) for kind in STORM_EDITS))})"
 """``STORM_EDITS`` in SQL."""
@@ -444,9 +445,28 @@ ALTER TABLE messages ADD COLUMN files TEXT;
 what waits for every key of its message, and a post never overtakes an older edit of its key);
 per destination and storm key, the forum post (thread) its notifications go into (``threads: per_incident``);
 the ids of each message's files (an edit that adds one must list those it keeps)."""
+_SCHEMA_V10 = """
+CREATE TABLE fleet_shares (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    opened INTEGER NOT NULL,
+    closes INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    base TEXT NOT NULL,
+    counted INTEGER NOT NULL,
+    uncounted INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    sent INTEGER NOT NULL,
+    took_part INTEGER NOT NULL,
+    claim_at REAL,
+    PRIMARY KEY (rule, key, opened)
+) WITHOUT ROWID;
+"""
+"""Version 10: fleet mode's shares: this host's part in each fleet window of a storm key (its counts, the
+line its digest would show, when to claim the digest), so that a restart neither loses nor repeats it."""
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6, 7: _SCHEMA_V7,
-    8: _SCHEMA_V8, 9: _SCHEMA_V9,
+    8: _SCHEMA_V8, 9: _SCHEMA_V9, 10: _SCHEMA_V10,
 }  # fmt: skip
 """``version → SQL`` that takes a database from ``version - 1`` to ``version``."""
 
@@ -653,6 +673,7 @@ class _Commit:
     silences: Sequence[SilenceChange] = ()
     absences: Sequence[AbsenceChange] = ()
     escalations: Sequence[EscalationChange] = ()
+    fleet: Sequence[ShareChange] = ()
 
 
 @dataclass(slots=True)
@@ -731,6 +752,7 @@ class Spool:
         silences: Sequence[SilenceChange] = (),
         absences: Sequence[AbsenceChange] = (),
         escalations: Sequence[EscalationChange] = (),
+        fleet: Sequence[ShareChange] = (),
     ) -> None:
         """Store *deliveries*, *checkpoints* and *storm* windows in one transaction (shared with concurrent commits).
 
@@ -738,12 +760,13 @@ class Spool:
         announcement of drops, which would otherwise make room for itself by dropping more.
         *silences*: what occurrences of silences held (``Silences.changes()``), and *absences*, the
         state of absence rules (``Absences.changes()``) and the clocks of escalation routes
-        (``Escalations.changes()``), stored in the same transaction.
+        (``Escalations.changes()``), and fleet mode's shares (``FleetStorm.changes()``), stored in the
+        same transaction.
         Raises ``SpoolFull`` when the disk is full; nothing of it was stored.
         """
         loop = asyncio.get_running_loop()
         request = _Commit(
-            deliveries, checkpoints, storm, room, loop.create_future(), loop, silences, absences, escalations
+            deliveries, checkpoints, storm, room, loop.create_future(), loop, silences, absences, escalations, fleet
         )
         with self._group.lock:
             self._group.waiting.append(request)
@@ -867,6 +890,10 @@ class Spool:
     async def escalations(self) -> list[FiringState]:
         """The clocks of escalation routes, as last stored."""
         return await self._run(self._escalations)
+
+    async def fleet_shares(self) -> list[ShareState]:
+        """Fleet mode's shares (this host's part in fleet windows), as last stored."""
+        return await self._run(self._shares)
 
     async def absences(self) -> list[AbsenceState]:
         """When each absence rule last matched, and whether it alerted, as last stored."""
@@ -1038,6 +1065,7 @@ class Spool:
                     self._save_silences(request.silences)
                     self._save_absences(request.absences)
                     self._save_escalations(request.escalations)
+                    self._save_shares(request.fleet)
                 self._trim(self.max_bytes + max(request.room for request in group))
         except BaseException:
             self._bytes = start_bytes
@@ -1140,10 +1168,33 @@ class Spool:
             for _, state in changes
             if state is not None
         ]  # fmt: skip
-        if gone:
-            self.db.executemany("DELETE FROM escalations WHERE rule = ? AND key = ?", gone)
-        _insert_rows(self.db, "INSERT OR REPLACE INTO escalations "
-                     "(rule, key, first, since, last, window, events, pending)", kept)  # fmt: skip
+        _store_changes(self.db, "DELETE FROM escalations WHERE rule = ? AND key = ?", gone, "INSERT OR REPLACE INTO "
+                       "escalations (rule, key, first, since, last, window, events, pending)", kept)  # fmt: skip
+
+    def _save_shares(self, changes: Sequence[ShareChange]) -> None:
+        if not changes:
+            return
+        gone = [ident for ident, state in changes if state is None]
+        kept = [
+            (s.rule, s.key, s.opened, s.closes, s.title, encode_notification(s.base), s.counted, s.uncounted,
+             s.refused, int(s.sent), int(s.took_part), s.claim_at)
+            for _, s in changes
+            if s is not None
+        ]  # fmt: skip
+        _store_changes(self.db, "DELETE FROM fleet_shares WHERE rule = ? AND key = ? AND opened = ?", gone,
+                       "INSERT OR REPLACE INTO fleet_shares (rule, key, opened, closes, title, base, counted, "
+                       "uncounted, refused, sent, took_part, claim_at)", kept)  # fmt: skip
+
+    def _shares(self) -> list[ShareState]:
+        rows = self.db.execute(
+            "SELECT rule, key, opened, closes, title, base, counted, uncounted, refused, sent, took_part, claim_at "
+            "FROM fleet_shares"
+        )
+        shares = []
+        for rule, key, opened, closes, title, base, counted, uncounted, refused, sent, took_part, claim_at in rows:
+            shares.append(ShareState(rule, key, opened, closes, title, decode_notification(base), counted, uncounted,
+                                     refused, bool(sent), bool(took_part), claim_at))  # fmt: skip
+        return shares
 
     def _escalations(self) -> list[FiringState]:
         rows = self.db.execute("SELECT rule, key, first, since, last, window, events, pending FROM escalations")
@@ -1674,6 +1725,16 @@ def _encoded_or_none(notification: Notification | None) -> str | None:
 
 def _notification_or_none(body: str | None) -> Notification | None:
     return None if body is None else decode_notification(body)
+
+
+def _store_changes(
+    db: sqlite3.Connection, delete: str, gone: Sequence[tuple[Any, ...]], insert: str, kept: Sequence[tuple[Any, ...]]
+) -> None:
+    """A component's changes: the rows of *gone* deleted (*delete*, one row's key), those of *kept* written
+    (*insert*: ``INSERT OR REPLACE INTO table (columns)``)."""
+    if gone:
+        db.executemany(delete, gone)
+    _insert_rows(db, insert, kept)
 
 
 def _insert_rows(db: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]], *, then: str = "") -> None:

@@ -564,10 +564,13 @@ class StormControl:
                 state.window.length = _length(config, 0)
             self._push(state, key)
 
-    def config_of(self, key: StormKey) -> StormConfig | None:
-        """The settings *key* follows (``None``: it is not tracked)."""
+    def window_of(self, key: StormKey) -> tuple[float, StormConfig] | None:
+        """How long *key*'s open window is (its settings' ``window``, or longer once escalated), and the
+        settings it follows; ``None``: it has no window open."""
         state = self._keys.get(key)
-        return None if state is None else state.config
+        if state is None or state.window is None:
+            return None
+        return state.window.length, state.config
 
     def align(self, key: StormKey, opened: float, length: float) -> None:
         """*key*'s open window is the fleet's, which opened at *opened* for *length* seconds
