@@ -129,7 +129,8 @@ class Daemon:
         assert text in self.stderr, f"{exited}:\n{self.stderr}"
 
     def started(self) -> Daemon:
-        self.wait_for_log("started on")  # logged once every source has opened its files
+        # logged once every source has opened its files; generous: other tests may load the machine
+        self.wait_for_log("started on", timeout=30)
         return self
 
     def append(self, *lines: str) -> None:

@@ -89,6 +89,16 @@ class RedisServer:
         finally:
             client.close()
 
+    def calls(self, command: str) -> int:
+        """How many times *command* (``evalsha``) ran since this server started (``INFO commandstats``)."""
+        tls = {"ssl_ca_certs": str(self.certificate)} if self.certificate else {}
+        client = redis.Redis.from_url(self.url, password=self.password, **tls)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

@@ -119,6 +119,7 @@ async def test_a_spool_of_version_8_keeps_its_incidents(tmp_path: Path) -> None:
 
         def downgrade() -> None:  # what version 8 had: an index of waiting updates only, no threads
             spool.db.executescript(
+                "DROP TABLE fleet_shares; "  # (version 10's)
                 "DROP TABLE threads; DROP INDEX messages_by_thread; ALTER TABLE messages DROP COLUMN files; "
                 "DROP INDEX notifications_by_key; "
                 "CREATE INDEX notifications_updates "
