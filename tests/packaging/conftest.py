@@ -16,6 +16,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+RELEASE_FIXTURES = frozenset({"dist", "wheel", "wheelhouse", "installed"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the release runs in one pytest-xdist worker (``--dist=loadgroup``): the
+    build is once per worker, and two builds at once in one source tree collide."""
+    for item in items:
+        if RELEASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("release"))
+
+
 def _run(*args: str, timeout: float) -> None:
     result = subprocess.run(
         list(args), capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL

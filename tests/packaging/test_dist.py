@@ -15,9 +15,6 @@ from tests.packaging.conftest import Installed
 
 from tailhook import __version__
 
-# One worker builds the wheel for both (two builds at once in one source tree collide).
-pytestmark = pytest.mark.xdist_group("wheel")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -33,9 +33,6 @@ from tests.redis_server import redis_server
 
 from tailhook import __version__
 
-# One worker builds the wheel for both (two builds at once in one source tree collide).
-pytestmark = pytest.mark.xdist_group("wheel")
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "packaging" / "Dockerfile"
 CONTAINERS_CONF = ROOT / "packaging" / "containers.conf"
