@@ -4,27 +4,19 @@ wheelhouse of tailhook's wheel with the wheels of its dependencies, so that inst
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-RELEASE_FIXTURES = frozenset({"dist", "wheel", "wheelhouse", "installed"})
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that needs the release runs in one pytest-xdist worker (``--dist=loadgroup``): the
-    build is once per worker, and two builds at once in one source tree collide."""
-    for item in items:
-        if RELEASE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("release"))
 
 
 def _run(*args: str, timeout: float) -> None:
@@ -36,15 +28,32 @@ def _run(*args: str, timeout: float) -> None:
     )
 
 
+def _once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder *make* fills once per test session, whatever the number of pytest-xdist workers: the
+    first to need it makes it under a lock in the folder all workers share; the others wait and use it.
+    (A build in the source tree, twice at once, collides.)"""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.done").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half way
+            folder.mkdir()
+            started = time.monotonic()
+            make(folder)
+            print(f"{name}: {time.monotonic() - started:.0f} s")
+            (shared / f"{name}.done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder holding tailhook's wheel and sdist, built from this checkout once per session."""
     pytest.importorskip("build", reason="the dev extra installs build")
-    folder = tmp_path_factory.mktemp("dist")
-    started = time.monotonic()
-    _run(sys.executable, "-m", "build", "--outdir", str(folder), str(ROOT), timeout=240)
-    print(f"python -m build: {time.monotonic() - started:.0f} s")
-    return folder
+    return _once(tmp_path_factory, "dist", lambda folder: _run(
+        sys.executable, "-m", "build", "--outdir", str(folder), str(ROOT), timeout=240
+    ))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +66,9 @@ def wheel(dist: Path) -> Path:
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     """A folder of wheels: tailhook's (the one in ``dist``) and those of the dependencies its metadata
     names (no extras), resolved by pip from that metadata; ``pip install --no-index --find-links`` it."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    started = time.monotonic()
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), str(wheel), timeout=300)
-    print(f"pip wheel: {time.monotonic() - started:.0f} s")
-    return folder
+    return _once(tmp_path_factory, "wheelhouse", lambda folder: _run(
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), str(wheel), timeout=300
+    ))  # fmt: skip
 
 
 @dataclass(frozen=True)
