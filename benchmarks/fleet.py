@@ -91,12 +91,13 @@ class Cost:
     """Events the storm's digests count."""
 
 
-def config(folder: Path, url: str, fleet: str) -> Path:
+def config(folder: Path, url: str, fleet: str, host: str) -> Path:
     (folder / "rules.yaml").write_text(RULES.lstrip(), encoding="utf-8")
     (folder / "app.log").touch()
     path = folder / "tailhook.yaml"
     path.write_text(
         textwrap.dedent(f"""
+            host: {host}
             state_dir: state
             shutdown_timeout: 2s
             probe: {{mode: off}}
@@ -135,7 +136,7 @@ def run(folder: Path, name: str, reset_after_s: float, redis_url: str | None) ->
         for n in range(DAEMONS):
             home = folder / f"pod-{n}"
             home.mkdir()
-            daemon = Daemon(config(home, discord.url(), fleet), env=DAEMON_ENV)
+            daemon = Daemon(config(home, discord.url(), fleet, f"pod-{n}"), env=DAEMON_ENV)
             stack.callback(daemon.kill)
             daemons.append(daemon.started())
         started = time.monotonic()

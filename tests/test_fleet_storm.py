@@ -16,7 +16,7 @@ import redis
 from tailhook.config import FleetConfig, StormConfig
 from tailhook.events import Delivery, Event, Kind, Line, Notification, Severity
 from tailhook.fleet import Fleet
-from tailhook.fleet_storm import GRACE_S, PATIENCE_S, FleetStorm, ShareId, ShareState, hosts_in_words
+from tailhook.fleet_storm import GRACE_S, PATIENCE_S, FleetStorm, ShareId, ShareState, hosts_in_words, instance_id
 from tailhook.storm import KeyState, StormControl, StormKey
 from tests.conftest import FakeClock
 from tests.metrics import reported
@@ -44,8 +44,9 @@ class Host:
     """One daemon's storm control and its fleet stage, committing as the daemon does, into a "spool" of
     its own (the storm's keys and the fleet's shares), from which ``restart()`` starts afresh."""
 
-    def __init__(self, name: str, server: RedisServer, clock: FakeClock) -> None:
+    def __init__(self, name: str, server: RedisServer, clock: FakeClock, *, instance: str = "") -> None:
         self.name, self.server, self.clock = name, server, clock
+        self.instance = instance or f"{name}-state"
         self.keys: dict[StormKey, KeyState] = {}
         self.shares: dict[ShareId, ShareState] = {}
         self.sent: list[Notification] = []
@@ -55,7 +56,7 @@ class Host:
         self.storm = StormControl(WINDOW, host=self.name, clock=self.clock)
         self.storm.restore(self.keys.values(), lambda _: None)
         self.fleet = Fleet(FleetConfig(self.server.url, "shop", timeout=0.3), clock=self.clock)
-        self.fleet_storm = FleetStorm(self.fleet, host=self.name, clock=self.clock)
+        self.fleet_storm = FleetStorm(self.fleet, host=self.name, instance=self.instance, clock=self.clock)
         self.fleet_storm.restore(self.shares.values())
 
     async def restart(self) -> None:
@@ -193,7 +194,7 @@ async def test_a_digest_whose_answer_was_lost_is_claimed_again(
     await settle(hosts, clock, 10)
     (window,) = [key for key, _ in server.stored() if re.fullmatch(rb"tailhook:shop:storm:\{\w+\}:\d+", key)]
     with redis.Redis.from_url(server.url) as client:
-        client.hset(window, "digest", "pod-0")  # pod-0's claim went through; its answer never came
+        client.hset(window, "digest", hosts[0].instance)  # pod-0's claim went through; its answer never came
     await settle(hosts, clock, 3 * GRACE_S)
     assert [(n.host, n.count) for host in hosts for n in host.kinds(Kind.DIGEST)] == [("pod-0", 5)]  # 8, 3 sent
 
@@ -221,6 +222,30 @@ async def test_an_escalated_window_opens_the_fleets_window_as_long(hosts: list[H
     await hosts[1].see(event("joins", storm=escalating))
     other = hosts[1].storm.window_of(("e500", "upstream"))
     assert other is not None and other[0] == 20.0  # a host joining it follows its length
+
+
+async def test_two_daemons_that_share_a_host_name_by_mistake_send_one_digest(
+    server: RedisServer, clock: FakeClock
+) -> None:
+    twins = [Host("web", server, clock, instance=f"state-{i}") for i in range(2)]
+    try:
+        for i in range(4):
+            for host in twins:
+                await host.see(event(f"web line {i}"))
+        await settle(twins, clock, 10 + 3 * GRACE_S)
+        assert [(n.host, n.count) for host in twins for n in host.kinds(Kind.DIGEST)] == [("web", 5)]  # 8, 3 sent
+    finally:
+        for host in twins:
+            await host.fleet.close()
+
+
+def test_a_daemons_instance_is_kept_in_its_state(tmp_path: Path) -> None:
+    first = instance_id(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and instance_id(tmp_path) == first
+    assert (tmp_path / "fleet-instance").stat().st_mode & 0o777 == 0o600
+    assert instance_id(tmp_path / "elsewhere") != first  # another state: another daemon
+    (tmp_path / "fleet-instance").write_text("garbage")
+    assert instance_id(tmp_path) not in (first, "garbage")
 
 
 async def test_a_rule_with_fleet_false_storms_on_each_host_alone(

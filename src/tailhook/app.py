@@ -44,7 +44,7 @@ from tailhook.dispatch import ANNOUNCEMENT_ROOM, Dispatcher
 from tailhook.engines import ENGINES, best_available
 from tailhook.events import Delivery, Line
 from tailhook.fleet import Fleet, FleetUnavailable
-from tailhook.fleet_storm import FleetStorm, ShareChange
+from tailhook.fleet_storm import FleetStorm, ShareChange, instance_id
 from tailhook.heartbeat import Heartbeat
 from tailhook.http import HttpServer
 from tailhook.metrics import Metric, Registry, counter, gauge
@@ -134,7 +134,7 @@ class App:
                 except FleetUnavailable as exc:
                     log.error("%s", exc)
                     return EX_CONFIG
-                self.fleet_storm = FleetStorm(self.fleet, host=self.config.host)
+                self.fleet_storm = FleetStorm(self.fleet, host=self.config.host, instance=instance_id(state_dir))
                 self.metrics.register(self.fleet, self.fleet_storm)
                 log.info("fleet %s: pacing shared through Redis at %s", self.config.fleet.name,
                          self.config.fleet.redacted())  # fmt: skip

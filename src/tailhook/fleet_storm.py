@@ -64,16 +64,20 @@ It reports its own metrics (``collect``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import heapq
 import math
 import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from tailhook._files import private_file
 from tailhook._records import record
 from tailhook._units import seconds_in_words
 from tailhook.events import Delivery, Kind, Notification
@@ -81,7 +85,9 @@ from tailhook.fleet import Fleet
 from tailhook.metrics import Metric, counter, gauge
 from tailhook.storm import OVERFLOW_KEY, KeyChange, KeyState, StormControl, StormKey
 
-__all__ = ["GRACE_S", "KEEP_S", "PATIENCE_S", "FleetStorm", "ShareChange", "ShareState", "hosts_in_words"]
+__all__ = [
+    "GRACE_S", "KEEP_S", "PATIENCE_S", "FleetStorm", "ShareChange", "ShareState", "hosts_in_words", "instance_id",
+]  # fmt: skip
 
 GRACE_S = 1.0
 """After a fleet window closes, the hosts' last counts have this long to arrive before its digest is
@@ -96,7 +102,8 @@ COORDINATED_KEYS = 100_000
 """The most keys remembered for their resolved note (whether this host sent one of their alerts)."""
 
 # KEYS[1]: the key's pointer to its open window (the window's hash is KEYS[1]..':'..opened).
-# ARGV: now (ms), window (ms), keep (ms), max_per_window, severity, host, events held here to count.
+# ARGV: now (ms), window (ms), keep (ms), max_per_window, severity, host, events held here to count,
+# this daemon's instance (``FleetStorm.instance``).
 # Answers {1 sent / 0 held, opened, closes}.
 _CLAIM = """
 local now, window, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -109,7 +116,7 @@ if now >= closes then
   opened, closes = now, now + window
   win = KEYS[1] .. ':' .. opened
   redis.call('SET', KEYS[1], opened, 'PX', window + keep)
-  redis.call('HSET', win, 'closes', closes, 'sent', 1, 'top', severity, 'first', host)
+  redis.call('HSET', win, 'closes', closes, 'sent', 1, 'top', severity, 'first', ARGV[8])
   redis.call('PEXPIRE', win, window + keep)
 else
   opened = tonumber(opened)
@@ -133,9 +140,9 @@ redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[1], tonumber(ARGV[2]))
 return 1
 """
 
-# KEYS[1]: a window's hash. ARGV: host, now (ms), grace (ms).
-# Answers {-1} (the window is gone), {0} (another host took the digest), {2, ms} (ask again in ms),
-# or {1, host, count, host, count, ...}: the digest is this host's (again, if it took it already).
+# KEYS[1]: a window's hash. ARGV: this daemon's instance, now (ms), grace (ms).
+# Answers {-1} (the window is gone), {0} (another daemon took the digest), {2, ms} (ask again in ms),
+# or {1, host, count, host, count, ...}: the digest is this daemon's (again, if it took it already).
 _DIGEST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local taker = redis.call('HGET', KEYS[1], 'digest')
@@ -260,9 +267,13 @@ class _Plan:
 class FleetStorm:
     """Makes the storm decisions of one host its fleet's (see the module doc)."""
 
-    def __init__(self, fleet: Fleet, *, host: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, fleet: Fleet, *, host: str, instance: str, clock: Callable[[], float] = time.time) -> None:
         self.fleet = fleet
         self.host = host
+        """Whose counts this daemon's are, and the name its digests show."""
+        self.instance = instance
+        """Which daemon this is, across its restarts (its state's): the one that sent a window's first
+        alert and the one that takes its digest, even when two daemons share a host name by mistake."""
         self.clock = clock
         self.lock = asyncio.Lock()
         """Held while a commit takes the pipeline's changes and this stage decides on them (and while
@@ -381,7 +392,7 @@ class FleetStorm:
         pointer = self._pointer(key)
         window_ms = max(1, math.ceil(length * 1000))
         args = [round(now * 1000), window_ms, round(KEEP_S * 1000), config.max_per_window, int(note.severity),
-                self.host, held]  # fmt: skip
+                self.host, held, self.instance]  # fmt: skip
 
         def then(answer: Any) -> None:
             sent, opened, closes = (int(part) for part in answer)
@@ -489,7 +500,7 @@ class FleetStorm:
         plan = _Plan(now)
         out: list[Notification] = []
         for share in shares:
-            args = [self.host, round(now * 1000), round(GRACE_S * 1000)]
+            args = [self.instance, round(now * 1000), round(GRACE_S * 1000)]
             plan.add(_DIGEST, [share.window], args, self._answer(share, now, out))
         if not await self._run(plan):
             for share in shares:
@@ -583,6 +594,26 @@ class FleetStorm:
                       "the fleet's Redis did not count.", {name: self.alone}, "fleet")  # fmt: skip
         yield gauge("tailhook_fleet_storm_windows", "Fleet windows this tailhook takes part in now.",
                     {name: float(len(self._live))}, "fleet")  # fmt: skip
+
+
+INSTANCE_FILE = "fleet-instance"
+"""In the state folder: the id of this daemon in its fleet (made at its first start in fleet mode)."""
+
+
+def instance_id(state_dir: Path) -> str:
+    """This daemon's id in its fleet, kept in *state_dir* across restarts (a new one if it is missing
+    or unreadable: a daemon with a state of its own is a daemon of its own)."""
+    path = state_dir / INSTANCE_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        found = path.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{32}", found):
+            return found
+    made = uuid.uuid4().hex
+    with contextlib.suppress(OSError):  # a read-only state folder: an id for this run
+        path.unlink(missing_ok=True)
+        private_file(path)
+        path.write_text(made + "\n", encoding="ascii")
+    return made
 
 
 def _digest(share: _Share, held: int, where: str, shown: str) -> Notification:
