@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class Host:
     def _start(self) -> None:
         self.storm = StormControl(WINDOW, host=self.name, clock=self.clock)
         self.storm.restore(self.keys.values(), lambda _: None)
+        self.storm.closures = []
         self.fleet = Fleet(FleetConfig(self.server.url, "shop", timeout=0.3), clock=self.clock)
         self.fleet_storm = FleetStorm(self.fleet, host=self.name, instance=self.instance, clock=self.clock)
         self.fleet_storm.restore(self.shares.values())
@@ -71,11 +72,13 @@ class Host:
     async def tick(self, *more: Notification) -> None:
         """What time brings: the storm's due notes, *more* (an escalation's, an absence's), the fleet's
         digests due."""
-        await self._commit([*self.storm.due(), *more], ticked=True)
+        await self._commit(lambda: [*self.storm.due(), *more], ticked=True)
 
-    async def _commit(self, notifications: Sequence[Notification], *, ticked: bool = False) -> None:
-        deliveries = [Delivery("alerts", n) for n in notifications]
-        async with self.fleet_storm.lock:
+    async def _commit(
+        self, made: Sequence[Notification] | Callable[[], Sequence[Notification]], *, ticked: bool = False
+    ) -> None:
+        async with self.fleet_storm.lock:  # what time brings is made under it, as the daemon does
+            deliveries = [Delivery("alerts", n) for n in (made() if callable(made) else made)]
             decided = await self.fleet_storm.due() if ticked else []
             changes = self.storm.changes()
             kept = await self.fleet_storm.filter(deliveries, changes, self.storm, admitted=not ticked)
@@ -246,6 +249,45 @@ def test_a_daemons_instance_is_kept_in_its_state(tmp_path: Path) -> None:
     assert instance_id(tmp_path / "elsewhere") != first  # another state: another daemon
     (tmp_path / "fleet-instance").write_text("garbage")
     assert instance_id(tmp_path) not in (first, "garbage")
+
+
+async def test_a_windows_digest_made_before_the_next_windows_alert_but_committed_after(
+    hosts: list[Host], clock: FakeClock
+) -> None:
+    host = hosts[0]
+    await host.see(*(event(f"w1 {i}") for i in range(10)))  # 3 alerts, 7 held
+    clock.advance(10.05)
+    closing = host.storm.due()  # time closes window 1 (its digest made) ...
+    await host.see(event("w2 0"))  # ... and a line of window 2 is committed first
+    await host._commit(closing, ticked=True)
+    await host.see(*(event(f"w2 {i}") for i in range(1, 5)))  # window 2: 3 alerts, 2 held
+    await settle(hosts, clock, 10 + 3 * GRACE_S)
+    assert [n.count for n in host.kinds(Kind.DIGEST)] == [7, 2]  # each window its own count
+
+
+async def test_a_window_without_a_share_is_not_taken_for_the_one_before(
+    hosts: list[Host], clock: FakeClock, server: RedisServer
+) -> None:
+    short = StormConfig(window=4, max_per_window=1)
+    host = hosts[0]
+    await host.see(*(event(f"w1 {i}", storm=short) for i in range(3)))  # 1 alert, 2 held
+    clock.advance(4.05)
+    await host.tick()  # window 1 closes: its digest waits for the fleet's
+    server.kill()
+    await host.see(event("w2 0", storm=short), event("w2 1", storm=short))  # no claim: alone, 1 held
+    await settle(hosts, clock, 4 + PATIENCE_S)
+    alerts, digests = len(host.kinds(Kind.ALERT)), [n.count for n in host.kinds(Kind.DIGEST)]
+    assert alerts + sum(digests) == 5 and sorted(digests) == [1, 2]  # every event sent or counted once
+
+
+async def test_digest_false_sends_no_fleet_digest(hosts: list[Host], clock: FakeClock) -> None:
+    quiet = StormConfig(window=10, max_per_window=1, digest=False)
+    for host in hosts[:2]:
+        await host.see(*(event(f"{host.name} {i}", storm=quiet) for i in range(3)))
+    await settle(hosts, clock, 10 + 3 * GRACE_S)
+    assert [len(host.kinds(Kind.ALERT)) for host in hosts[:2]] == [1, 0]
+    assert not [n for host in hosts for n in host.kinds(Kind.DIGEST)]
+    assert all(not host.shares for host in hosts)  # nothing left waiting
 
 
 async def test_a_rule_with_fleet_false_storms_on_each_host_alone(

@@ -135,6 +135,7 @@ class App:
                     log.error("%s", exc)
                     return EX_CONFIG
                 self.fleet_storm = FleetStorm(self.fleet, host=self.config.host, instance=instance_id(state_dir))
+                self.pipeline.storm.closures = []  # the windows that close, for the fleet to take
                 self.metrics.register(self.fleet, self.fleet_storm)
                 log.info("fleet %s: pacing shared through Redis at %s", self.config.fleet.name,
                          self.config.fleet.redacted())  # fmt: skip
@@ -224,7 +225,7 @@ class App:
                 #    Bounded too: on a disk that stays full the commit would wait for ever.
                 try:
                     async with asyncio.timeout(self.drain_timeout_s):
-                        await self._commit(self.pipeline.flush() if self.dry_run else self.pipeline.tick(), ticked=True)
+                        await self._commit(self.pipeline.flush if self.dry_run else self.pipeline.tick, ticked=True)
                 except TimeoutError:
                     log.error("stopping without storing the storm windows: the disk of the spool is still full")
                 # 3. deliver what is due, bounded
@@ -250,11 +251,17 @@ class App:
         return self.pipeline.prescan(data, source)
 
     async def _commit(
-        self, deliveries: Sequence[Delivery], checkpoints: Sequence[Checkpoint] = (), *, ticked: bool = False
+        self,
+        made: Sequence[Delivery] | Callable[[], Sequence[Delivery]],
+        checkpoints: Sequence[Checkpoint] = (),
+        *,
+        ticked: bool = False,
     ) -> None:
         """Store in the spool with the storm windows that changed; while the disk is full, wait for space.
-        In fleet mode, the fleet decides on *deliveries* first (*ticked*: they are what time brought,
-        not lines; the fleet's digests due come with them).
+        *made*: the deliveries, or what makes them (``Pipeline.tick``: in fleet mode it runs under the
+        fleet's lock, so that the windows it closes are the fleet's to take in this commit). In fleet
+        mode, the fleet decides on them first (*ticked*: they are what time brought, not lines; the
+        fleet's digests due come with them).
 
         The sources wait with us: they read on only after their commit.
         """
@@ -262,9 +269,11 @@ class App:
         fleet = self.fleet_storm
         shares: list[ShareChange] = []
         if fleet is None:
+            deliveries = made() if callable(made) else made
             changes = self.pipeline.changes()
         else:
             async with fleet.lock:  # the storm's changes as the fleet's last decision left them
+                deliveries = made() if callable(made) else made
                 decided = self.pipeline.route(await fleet.due()) if ticked else []
                 changes = self.pipeline.changes()
                 deliveries = [
@@ -318,7 +327,7 @@ class App:
                 await self.fleet.rejoin()
             # Shielded: a stop cancels the ticker, and a fleet digest this host won must be stored
             # with the share it decides (the stop's own commit waits for this one).
-            await asyncio.shield(self._commit(self.pipeline.tick(), ticked=True))
+            await asyncio.shield(self._commit(self.pipeline.tick, ticked=True))
 
     async def _inform_systemd(self, sources: Sequence[Source]) -> None:
         """Under systemd: ``WATCHDOG=1`` at the pace its watchdog asks for, and a status line

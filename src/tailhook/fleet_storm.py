@@ -83,7 +83,7 @@ from tailhook._units import seconds_in_words
 from tailhook.events import Delivery, Kind, Notification
 from tailhook.fleet import Fleet
 from tailhook.metrics import Metric, counter, gauge
-from tailhook.storm import OVERFLOW_KEY, KeyChange, KeyState, StormControl, StormKey
+from tailhook.storm import OVERFLOW_KEY, Closure, KeyChange, KeyState, StormControl, StormKey
 
 __all__ = [
     "GRACE_S", "KEEP_S", "PATIENCE_S", "FleetStorm", "ShareChange", "ShareState", "hosts_in_words", "instance_id",
@@ -98,6 +98,8 @@ KEEP_S = 300.0
 """Redis keeps a window this long past its close (its digest is claimed within seconds)."""
 RETRY_S = 1.0
 """A digest claim that Redis did not answer is asked again this much later."""
+DROPS_KEPT = 10_000
+"""The most local digests remembered to leave out of a commit still to come."""
 COORDINATED_KEYS = 100_000
 """The most keys remembered for their resolved note (whether this host sent one of their alerts)."""
 
@@ -219,6 +221,8 @@ class _Share:
     took_part: bool = False
     """Redis counted an event held here (or an alert it refused)."""
     claim_at: float | None = None
+    digest_on: bool = True
+    """The key's settings send a digest (``digest: false``: the fleet's window ends without one)."""
 
     @property
     def ident(self) -> ShareId:
@@ -241,6 +245,8 @@ class _Plan:
 
     now: float
     storm: StormControl | None = None
+    claims: bool = False
+    """Alerts of this commit are storm control's, to claim."""
     dropped: set[int] = field(default_factory=set)
     """The ids of the notifications the fleet decided against."""
     calls: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
@@ -280,9 +286,9 @@ class FleetStorm:
         it claims digests): each commit sees the storm's windows as the one before left them."""
         self._current: dict[StormKey, _Share] = {}
         """Per key, the share its open local window follows."""
-        self._closing: dict[StormKey, _Share] = {}
-        """Per key, the share of its last local window that closed, until its digest is claimed: a
-        local digest may come in the commit after the one that saw its window close."""
+        self._drop: dict[int, Notification] = {}
+        """Local digests of windows the fleet sums up, by id (the object kept, so that the id is not
+        another's): a closure taken by one commit may have its digest in another's deliveries."""
         self._live: dict[ShareId, _Share] = {}
         self._deadlines: list[tuple[float, int, _Share]] = []
         """Shares whose local window closed, by when their digest is to be claimed."""
@@ -315,45 +321,62 @@ class FleetStorm:
         *admitted*: the alerts are storm control's, made of lines just read (``False``: what time
         brings, where an alert is an escalation's or an absence's and is not claimed)."""
         assert self.lock.locked()
-        if not deliveries and not self._current:
+        closures = storm.closures
+        if not deliveries and not self._current and not closures:
             return list(deliveries)
+        storm.closures = []
         notes: dict[int, Notification] = {}
         for delivery in deliveries:
             notes.setdefault(id(delivery.notification), delivery.notification)
-        plan = _Plan(self.clock(), storm if admitted else None)
+        plan = _Plan(self.clock(), storm, admitted)
         states = {key: state for key, state in changes if key in self._current or state is not None}
-        self._closed(plan, notes.values(), states)
+        self._closed(plan, closures or (), states)
         self._decide(plan, notes.values(), states)
         if plan.calls:
-            await self._run(plan)  # without Redis, alerts go out as this host decided them
+            try:
+                await self._run(plan)  # without Redis, alerts go out as this host decided them
+            except asyncio.CancelledError:  # a stop: the next commit takes these closures again
+                storm.closures[:0] = closures or ()
+                raise
         for share in plan.closed:
             self._await_digest(share)
-        return [d for d in deliveries if id(d.notification) not in plan.dropped]
-
-    def _closed(self, plan: _Plan, notes: Iterable[Notification], states: dict[StormKey, KeyState | None]) -> None:
-        """Local windows that closed: their final count, their digest's line kept for the fleet's;
-        and what open ones held since the last commit."""
-        for note in notes:
-            key = (note.rule, note.key)
-            if note.kind is not Kind.DIGEST:
+        drop = self._drop
+        kept = []
+        for delivery in deliveries:
+            note = delivery.notification
+            if id(note) in plan.dropped or drop.get(id(note)) is note:
                 continue
-            share = self._current.pop(key, None)
-            if share is not None:
-                plan.closed.append(share)
-            else:
-                share = self._closing.get(key)  # its window closed in a commit before this one
-                if share is None:
-                    continue  # a window the fleet had no part in: its digest goes as it is
-            share.base, share.excerpt = note, note.excerpt
-            self._count(plan, share, note.count - share.counted - share.uncounted)
+            kept.append(delivery)
+        for note in notes.values():
+            if drop.get(id(note)) is note:
+                del drop[id(note)]
+        if len(drop) > DROPS_KEPT:  # digests of commits that never came (a stop): forget the oldest
+            for stale in list(drop)[: len(drop) - DROPS_KEPT]:
+                del drop[stale]
+        return kept
+
+    def _closed(self, plan: _Plan, closures: Iterable[Closure], states: dict[StormKey, KeyState | None]) -> None:
+        """Local windows that closed: their final count, their digest's line kept for the fleet's (and
+        the digest itself left out, whichever commit carries it); what open ones held since the last commit."""
+        for closure in closures:
+            share = self._live.get((closure.key[0], closure.key[1], round(closure.opened * 1000)))
+            if share is None:
+                continue  # a window the fleet had no part in: its digest goes as it is
+            if self._current.get(closure.key) is share:
+                del self._current[closure.key]
+            if closure.digest is not None:
+                share.base, share.excerpt = closure.digest, closure.digest.excerpt
+                self._drop[id(closure.digest)] = closure.digest
+            share.digest_on = closure.digest_on
+            self._count(plan, share, closure.held - share.counted - share.uncounted)
             self._touch(share)
-            plan.dropped.add(id(note))
+            plan.closed.append(share)
         for key, state in states.items():
             following = self._current.get(key)
             if following is None:
                 continue
             if state is None or state.opened is None or round(state.opened * 1000) != following.opened:
-                del self._current[key]  # closed (its digest, if any, may come in the next commit)
+                del self._current[key]  # a window whose closure this host did not see (restored without it)
                 plan.closed.append(following)
             else:
                 self._count(plan, following, state.held - following.counted - following.uncounted)
@@ -364,7 +387,7 @@ class FleetStorm:
         for note in notes:
             key = (note.rule, note.key)
             if note.kind is Kind.ALERT:
-                window = None if plan.storm is None else plan.storm.window_of(key)
+                window = plan.storm.window_of(key) if plan.storm is not None and plan.claims else None
                 if window is not None and window[1].fleet and note.key != OVERFLOW_KEY:
                     last_claim[key] = note
             elif note.kind is Kind.UPDATE and key in self._current:
@@ -403,8 +426,11 @@ class FleetStorm:
                     del self._current[key]  # (what the local window held so far is counted in the old)
                     offset = share.counted + share.uncounted
                     self._await_digest(share)
-                share = self._current[key] = _Share(key, pointer, opened, closes, note.title, note, counted=offset)
-                self._live[share.ident] = share
+                share = self._live.get((key[0], key[1], opened))  # a restored one of the same window
+                if share is None:
+                    share = _Share(key, pointer, opened, closes, note.title, note, counted=offset)
+                    self._live[share.ident] = share
+                self._current[key] = share
             share.title = note.title
             if held:
                 share.counted += held
@@ -447,8 +473,7 @@ class FleetStorm:
 
     def _await_digest(self, share: _Share) -> None:
         """*share*'s local window closed: its digest is claimed once the fleet's window is over."""
-        if share.took_part or share.sent or share.uncounted:
-            self._closing[share.key] = share
+        if share.digest_on and (share.took_part or share.sent or share.uncounted):
             self._at(share.closes / 1000 + GRACE_S, share)
         else:
             self._done(share)
@@ -551,8 +576,6 @@ class FleetStorm:
         """*share*'s digest is decided (or it had nothing to decide): forget it, here and in the spool."""
         if self._live.pop(share.ident, None) is not None:
             self._changed[share.ident] = None
-        if self._closing.get(share.key) is share:
-            del self._closing[share.key]
         if self._current.get(share.key) is share:
             del self._current[share.key]
 
@@ -579,7 +602,6 @@ class FleetStorm:
             if stored.claim_at is None:
                 self._current[key] = share
             else:
-                self._closing[key] = share
                 self._order += 1
                 share.claim_at = stored.claim_at
                 heapq.heappush(self._deadlines, (stored.claim_at, self._order, share))

@@ -85,6 +85,7 @@ __all__ = [
     "HELD_LINE_CHARS",
     "HELD_STORED_EVERY_S",
     "OVERFLOW_KEY",
+    "Closure",
     "KeyState",
     "StormControl",
     "StormKey",
@@ -227,6 +228,18 @@ class KeyState:
     pending: tuple[float, ...] = ()
 
 
+@record
+class Closure:
+    """A window that closed: what it held, and its digest (``None``: none, as it held nothing or its
+    settings have ``digest: false``)."""
+
+    key: StormKey
+    opened: float
+    held: int
+    digest_on: bool
+    digest: Notification | None
+
+
 KeyChange = tuple[StormKey, KeyState | None]
 """A key's state to store, or ``None`` when it is forgotten."""
 
@@ -265,6 +278,9 @@ class StormControl:
         """Characters of held lines the open windows keep for their digests (``HELD_CHARS_TOTAL``)."""
         self.upgrades_total = 0
         self.recoveries_total = 0
+        self.closures: list[Closure] | None = None
+        """Fleet mode (``tailhook.fleet_storm``) sets a list here: every window that closes is added to
+        it, with what it held and its digest, for the fleet to take (``None``: nobody takes them)."""
 
     def admit(self, event: Event) -> list[Notification]:
         """The notifications *event* causes now (none while it is held back or below its threshold).
@@ -468,13 +484,10 @@ class StormControl:
                 state.level = min(state.level + 1, _levels(config))
         elif state.level:
             state.level -= 1
-        if not window.held or not config.digest:
-            return []
-        last = window.last_notification(self.host)
-        if last is None:
-            return []
-        return [
-            replace(
+        last = window.last_notification(self.host) if window.held and config.digest else None
+        digest = None
+        if last is not None:
+            digest = replace(
                 last,
                 kind=Kind.DIGEST,
                 key=key[1],  # the overflow key's digest stands for many keys
@@ -483,7 +496,9 @@ class StormControl:
                 description=_digest_text(key, window, config.max_keys_per_window, self.max_keys),
                 excerpt=excerpt if config.attach_held else "",
             )
-        ]
+        if self.closures is not None:
+            self.closures.append(Closure(key, window.opened, window.held, config.digest, digest))
+        return [] if digest is None else [digest]
 
     def _update(self, key: StormKey, window: _Window, when: float) -> Notification | None:
         """How the storm of *key*'s open window stands: its latest event held, and how many so far."""
