@@ -225,6 +225,9 @@ async def test_an_escalated_window_opens_the_fleets_window_as_long(hosts: list[H
     await hosts[1].see(event("joins", storm=escalating))
     other = hosts[1].storm.window_of(("e500", "upstream"))
     assert other is not None and other[0] == 20.0  # a host joining it follows its length
+    await hosts[1].restart()
+    restored = hosts[1].storm.window_of(("e500", "upstream"))
+    assert restored is not None and restored[0] == 20.0  # and keeps it across a restart
 
 
 async def test_two_daemons_that_share_a_host_name_by_mistake_send_one_digest(

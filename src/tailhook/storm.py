@@ -688,6 +688,8 @@ class StormControl:
             window = None
             if stored.opened is not None:
                 length = config.window if stored.length is None else _length(config, stored.level)
+                if stored.length is not None and not stored.level:
+                    length = stored.length  # not escalated: a window moved onto its fleet's (``align``)
                 window = _Window(stored.opened, length, stored.sent, stored.held, stored.last_held)
                 window.before_restart, window.line_stored = stored.held, stored.last_held is not None
                 if stored.key != OVERFLOW_KEY:
