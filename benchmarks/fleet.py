@@ -171,7 +171,11 @@ def storm(discord: ThreadedStandIn, daemons: Sequence[Daemon], name: str) -> tup
         edited = [e.get("title", "") for r in discord.edits for e in r.payload.get("embeds", [])]
         return posted.count(STORM_TITLE), [int(m[1]) for t in posted + edited if (m := DIGEST.search(t))]
 
-    wait_until(lambda: sum(seen()[1]) + seen()[0] >= total, 60, f"{name}: the storm's digests")
+    def accounted() -> int:
+        alerts, digests = seen()
+        return alerts + sum(digests)
+
+    wait_until(lambda: accounted() >= total, 60, f"{name}: the storm's digests")
     alerts, digests = seen()
     if alerts + sum(digests) != total:
         raise AssertionError(f"{name}: {alerts} alerts and digests of {sum(digests)} for {total} events")

@@ -80,10 +80,14 @@ class RedisServer:
             return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         return False
 
+    def client(self) -> redis.Redis:
+        """A client of this server (its certificate trusted, its password given); close it after use."""
+        tls = {"ssl_ca_certs": str(self.certificate)} if self.certificate else {}
+        return redis.Redis.from_url(self.url, password=self.password, **tls)
+
     def stored(self) -> list[tuple[bytes, bytes]]:
         """Every key and its value as Redis serialises it (``DUMP``), to look for what must not be there."""
-        tls = {"ssl_ca_certs": str(self.certificate)} if self.certificate else {}
-        client = redis.Redis.from_url(self.url, password=self.password, **tls)
+        client = self.client()
         try:
             return [(key, client.dump(key) or b"") for key in client.scan_iter("*")]
         finally:
@@ -91,8 +95,7 @@ class RedisServer:
 
     def calls(self, command: str) -> int:
         """How many times *command* (``evalsha``) ran since this server started (``INFO commandstats``)."""
-        tls = {"ssl_ca_certs": str(self.certificate)} if self.certificate else {}
-        client = redis.Redis.from_url(self.url, password=self.password, **tls)
+        client = self.client()
         try:
             stats = client.info("commandstats")
         finally:

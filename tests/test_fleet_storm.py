@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import redis
 
 from tailhook.config import FleetConfig, StormConfig
 from tailhook.events import Delivery, Event, Kind, Line, Notification, Severity
@@ -196,7 +195,7 @@ async def test_a_digest_whose_answer_was_lost_is_claimed_again(
             await host.see(event(f"{host.name} line {i}"))
     await settle(hosts, clock, 10)
     (window,) = [key for key, _ in server.stored() if re.fullmatch(rb"tailhook:shop:storm:\{\w+\}:\d+", key)]
-    with redis.Redis.from_url(server.url) as client:
+    with server.client() as client:
         client.hset(window, "digest", hosts[0].instance)  # pod-0's claim went through; its answer never came
     await settle(hosts, clock, 3 * GRACE_S)
     assert [(n.host, n.count) for host in hosts for n in host.kinds(Kind.DIGEST)] == [("pod-0", 5)]  # 8, 3 sent

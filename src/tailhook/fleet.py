@@ -116,8 +116,8 @@ class Fleet:
             health_check_interval=0,
             **tls,
         )
-        self._take = self.script(_TAKE)
-        self._learn = self.script(_LEARN)
+        self._take: Any = self._client.register_script(_TAKE)
+        self._learn: Any = self._client.register_script(_LEARN)
         self.up = True
         """Whether the last call to Redis worked (``False``: this daemon paces itself alone)."""
         self._retry_at = 0.0
@@ -140,10 +140,6 @@ class Fleet:
             return None
         self._worked()
         return result
-
-    def script(self, source: str) -> Any:
-        """A Lua script registered with the fleet's client (called with ``keys``, ``args``, ``client``)."""
-        return self._client.register_script(source)
 
     async def take(self, webhook_id: str, route: str, limit: int, period_s: float) -> float:
         """Take one request of the fleet's budget for *webhook_id*'s *route* (Discord announced

@@ -80,6 +80,7 @@ from typing import Any
 from tailhook._files import private_file
 from tailhook._records import record
 from tailhook._units import seconds_in_words
+from tailhook.config import StormConfig
 from tailhook.events import Delivery, Kind, Notification
 from tailhook.fleet import Fleet
 from tailhook.metrics import Metric, counter, gauge
@@ -384,12 +385,13 @@ class FleetStorm:
     def _decide(self, plan: _Plan, notes: Iterable[Notification], states: dict[StormKey, KeyState | None]) -> None:
         """Alerts of fleet keys to claim, their updates and resolved notes."""
         last_claim: dict[StormKey, Notification] = {}
+        windows: dict[StormKey, tuple[float, StormConfig]] = {}
         for note in notes:
             key = (note.rule, note.key)
             if note.kind is Kind.ALERT:
                 window = plan.storm.window_of(key) if plan.storm is not None and plan.claims else None
                 if window is not None and window[1].fleet and note.key != OVERFLOW_KEY:
-                    last_claim[key] = note
+                    last_claim[key], windows[key] = note, window
             elif note.kind is Kind.UPDATE and key in self._current:
                 plan.dropped.add(id(note))  # the fleet's count is known at the digest only
             elif note.kind is Kind.RECOVERY and self._coordinated.get(key) is False:
@@ -400,18 +402,17 @@ class FleetStorm:
                 # what the key's new window held in this commit goes with its last claim
                 state = states.get(key)
                 held = state.held if note is last_claim[key] and key not in self._current and state else 0
-                self._claim(plan, note, held)
+                self._claim(plan, note, held, *windows[key])
 
     def _pointer(self, key: StormKey) -> str:
         digest = hashlib.sha256(f"{self.fleet.config.name}\0{key[0]}\0{key[1]}".encode()).hexdigest()[:24]
         return f"{self.fleet.prefix}storm:{{{digest}}}"
 
-    def _claim(self, plan: _Plan, note: Notification, held: int) -> None:
+    def _claim(self, plan: _Plan, note: Notification, held: int, length: float, config: StormConfig) -> None:
+        """Claim *note*, an alert of a window *length* seconds long under *config*; *held*: events the
+        window held, to count with it."""
         key, now, storm = (note.rule, note.key), plan.now, plan.storm
         assert storm is not None
-        window = storm.window_of(key)
-        assert window is not None
-        length, config = window
         pointer = self._pointer(key)
         window_ms = max(1, math.ceil(length * 1000))
         args = [round(now * 1000), window_ms, round(KEEP_S * 1000), config.max_per_window, int(note.severity),
